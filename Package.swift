@@ -1,0 +1,51 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "greetd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "greetd", targets: ["greetd"]),
+        .library(name: "GreetdCore", targets: ["GreetdCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+    ],
+    targets: [
+        // C only: the module map and a shim header over libevent's event2 headers.
+        .systemLibrary(
+            name: "CLibevent",
+            path: "Modules/CLibevent",
+            pkgConfig: "libevent",
+            providers: [.apt(["libevent-dev"]), .brew(["libevent"])]
+        ),
+        // The thin, safe Swift layer over event_base, event, evhttp and connections.
+        .target(name: "Libevent", dependencies: ["CLibevent"]),
+        // Go-style request contexts (cancellation, errors with Go's text).
+        .target(name: "GoContext"),
+        // The greeting server: routing, the greeting's timers, logging, durations.
+        .target(
+            name: "GreetdCore",
+            dependencies: [
+                "Libevent", "GoContext",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "greetd",
+            dependencies: [
+                "GreetdCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "LibeventTests", dependencies: ["Libevent"]),
+        .testTarget(name: "GoContextTests", dependencies: ["GoContext"]),
+        .testTarget(
+            name: "GreetdCoreTests",
+            dependencies: ["GreetdCore", "Libevent", "GoContext", .product(name: "Logging", package: "swift-log")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,139 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Why a ``Context`` is done, with Go's words for it (`ctx.Err().Error()`).
+public enum ContextError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// Go's `context.Canceled`: someone called cancel (here: the client went away).
+    case canceled
+    /// Go's `context.DeadlineExceeded`: the context's deadline passed.
+    case deadlineExceeded
+
+    /// Go's text, verbatim: `context canceled`, `context deadline exceeded`.
+    public var description: String {
+        switch self {
+        case .canceled: return "context canceled"
+        case .deadlineExceeded: return "context deadline exceeded"
+        }
+    }
+}
+
+/// A Go-style context for one unit of work: live until cancelled, then done for good, with an
+/// ``err`` and, optionally, a ``cause``.
+///
+/// - Cancelling runs every registered done-callback exactly once, in registration order, on the
+///   calling thread. Later cancels do nothing. After done, no callback is retained.
+/// - A child made with ``init(parent:)`` is cancelled when its parent is, with the parent's error
+///   and cause; cancelling a child leaves the parent alone.
+///
+/// Threading: confined to the thread that created it (greetd: the event loop's). Every entry
+/// point checks that with a precondition; Go's contexts are goroutine-safe, but greetd's work
+/// for a request never leaves its loop, so a lock would buy nothing.
+public final class Context {
+    /// A handle for ``removeOnDone(_:)``.
+    public struct Registration: Hashable, Sendable {
+        let id: Int
+    }
+
+    /// `nil` while live; set once, when done.
+    private var outcome: (err: ContextError, cause: (any Error)?)?
+    /// Done-callbacks in registration order; emptied when done.
+    private var callbacks: [(id: Int, run: (ContextError) -> Void)] = []
+    private var nextID = 0
+    private let thread = pthread_self()
+    /// The parent and our registration on it, while both are live.
+    private var parentLink: (parent: Context, registration: Registration)?
+
+    /// A new live context with no parent (Go's `context.Background()` made cancellable).
+    public init() {}
+
+    /// A new context that is done as soon as `parent` is (Go's `context.WithCancel(parent)`).
+    /// If the parent is already done, so is the child.
+    public init(parent: Context) {
+        if let err = parent.err {
+            outcome = (err, parent.cause)
+            return
+        }
+        let registration = parent.onDone { [unowned self] err in
+            self.parentLink = nil
+            self.cancel(err, cause: parent.cause)
+        }
+        parentLink = (parent, registration)
+    }
+
+    deinit {
+        // A child that dies live must not leave its callback on a longer-lived parent.
+        if let (parent, registration) = parentLink { parent.removeOnDone(registration) }
+    }
+
+    @inline(__always)
+    private func checkThread() {
+        precondition(pthread_equal(thread, pthread_self()) != 0, "Context used off the thread that created it")
+    }
+
+    /// `nil` while live; why it is done afterwards (Go's `ctx.Err()`).
+    public var err: ContextError? {
+        checkThread()
+        return outcome?.err
+    }
+
+    /// Whether the context is done.
+    public var isDone: Bool { err != nil }
+
+    /// Go's `context.Cause(ctx)`: the cause given to cancel, else ``err``; `nil` while live.
+    public var cause: (any Error)? {
+        checkThread()
+        guard let outcome else { return nil }
+        return outcome.cause ?? outcome.err
+    }
+
+    /// Marks the context done with `err` (and `cause`) and runs the done-callbacks once.
+    /// - Returns: `true` if this call did it, `false` if the context was already done.
+    @discardableResult
+    public func cancel(_ err: ContextError = .canceled, cause: (any Error)? = nil) -> Bool {
+        checkThread()
+        guard outcome == nil else { return false }
+        outcome = (err, cause)
+        let callbacks = self.callbacks
+        self.callbacks = []
+        if let (parent, registration) = parentLink {
+            parentLink = nil
+            parent.removeOnDone(registration)
+        }
+        for callback in callbacks { callback.run(err) }
+        return true
+    }
+
+    /// Registers `callback` to run once when the context is done. If it is done already, the
+    /// callback runs now (as with Go's `context.AfterFunc`).
+    @discardableResult
+    public func onDone(_ callback: @escaping (ContextError) -> Void) -> Registration {
+        checkThread()
+        nextID += 1
+        let registration = Registration(id: nextID)
+        if let outcome {
+            callback(outcome.err)
+        } else {
+            callbacks.append((registration.id, callback))
+        }
+        return registration
+    }
+
+    /// Unregisters a callback that has not run yet.
+    /// - Returns: `true` if it was registered and will no longer run.
+    @discardableResult
+    public func removeOnDone(_ registration: Registration) -> Bool {
+        checkThread()
+        guard let index = callbacks.firstIndex(where: { $0.id == registration.id }) else { return false }
+        callbacks.remove(at: index)
+        return true
+    }
+
+    /// Number of callbacks waiting (for leak checks in tests).
+    public var pendingCallbackCount: Int {
+        checkThread()
+        return callbacks.count
+    }
+}

@@ -1,0 +1,188 @@
+/// Why a duration string did not parse. The descriptions are Go's `time.ParseDuration` errors,
+/// except ``outOfRange``, which Go folds into "invalid duration" and we name.
+public enum DurationParseError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// Not a duration at all: `abc`, `1.s`, `--1s`, empty.
+    case invalid(String)
+    /// A number without a unit: `5` (only `0` may go without one).
+    case missingUnit(String)
+    /// A unit Go does not know: `5x`, `5sec`.
+    case unknownUnit(unit: String, input: String)
+    /// More than about 292 years (2^63 - 1 nanoseconds).
+    case outOfRange(String)
+
+    public var description: String {
+        switch self {
+        case .invalid(let input): return "time: invalid duration \(goQuote(input))"
+        case .missingUnit(let input): return "time: missing unit in duration \(goQuote(input))"
+        case .unknownUnit(let unit, let input): return "time: unknown unit \(goQuote(unit)) in duration \(goQuote(input))"
+        case .outOfRange(let input): return "time: duration \(goQuote(input)) is out of range (max 2562047h47m16.854775807s)"
+        }
+    }
+}
+
+/// A span of time in Go's syntax: `0`, `250ms`, `1.5s`, `2m`, `1h30m`, `-3us`.
+///
+/// Parsing follows Go's `time.ParseDuration` exactly (units `ns`, `us`, `µs`, `μs`, `ms`, `s`, `m`,
+/// `h`; an optional sign; decimal fractions; several units in a row) and ``description`` follows
+/// Go's `Duration.String`, so a value reads back as it would in Go.
+public struct GoDuration: Hashable, Comparable, Sendable, CustomStringConvertible {
+    /// The span in nanoseconds, as Go stores it.
+    public var nanoseconds: Int64
+
+    public init(nanoseconds: Int64) { self.nanoseconds = nanoseconds }
+
+    /// Parses Go's syntax.
+    public init(parsing text: String) throws(DurationParseError) {
+        nanoseconds = try parseGoDuration(text)
+    }
+
+    public static func seconds(_ s: Int64) -> GoDuration { GoDuration(nanoseconds: s * 1_000_000_000) }
+    public static func milliseconds(_ ms: Int64) -> GoDuration { GoDuration(nanoseconds: ms * 1_000_000) }
+    public static let zero = GoDuration(nanoseconds: 0)
+
+    /// The same span as a Swift `Duration`.
+    public var duration: Duration { .nanoseconds(nanoseconds) }
+
+    public static func < (lhs: GoDuration, rhs: GoDuration) -> Bool { lhs.nanoseconds < rhs.nanoseconds }
+
+    /// Go's `Duration.String`: `1h2m3.5s`, `1.5ms`, `0s`.
+    public var description: String {
+        let negative = nanoseconds < 0
+        var u = nanoseconds.magnitude
+        var out = ""
+        if u < 1_000_000_000 {
+            if u == 0 { return "0s" }
+            let (prec, unit): (Int, String) =
+                u < 1_000 ? (0, "ns") : u < 1_000_000 ? (3, "µs") : (6, "ms")
+            let (frac, rest) = formatFraction(u, precision: prec)
+            out = String(rest) + frac + unit
+        } else {
+            let (frac, seconds) = formatFraction(u, precision: 9)
+            u = seconds
+            out = "\(u % 60)" + frac + "s"
+            u /= 60
+            if u > 0 {
+                out = "\(u % 60)m" + out
+                u /= 60
+                if u > 0 { out = "\(u)h" + out }
+            }
+        }
+        return negative ? "-" + out : out
+    }
+}
+
+/// Go's `fmtFrac`: the fraction of `value / 10^precision` as `.123` (no trailing zeros, nothing
+/// at all when zero), and the integer part.
+private func formatFraction(_ value: UInt64, precision: Int) -> (String, UInt64) {
+    var v = value
+    var digits: [Character] = []
+    var printed = false
+    for _ in 0..<precision {
+        let digit = v % 10
+        printed = printed || digit != 0
+        if printed { digits.append(Character(String(digit))) }
+        v /= 10
+    }
+    if !printed { return ("", v) }
+    return ("." + String(digits.reversed()), v)
+}
+
+/// Go's `quote`: double quotes, with `"` and `\` escaped.
+func goQuote(_ s: String) -> String {
+    var out = "\""
+    for scalar in s.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\t": out += "\\t"
+        case _ where scalar.value < 0x20 || scalar.value == 0x7f: out += "\\x" + String(scalar.value, radix: 16)
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out + "\""
+}
+
+private let unitNanoseconds: [String: UInt64] = [
+    "ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,
+    "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000,
+]
+
+/// A port of Go's `time.ParseDuration` (go/src/time/format.go).
+func parseGoDuration(_ original: String) throws(DurationParseError) -> Int64 {
+    var s = Substring(original).utf8[...]
+    var total: UInt64 = 0
+    var negative = false
+    let limit: UInt64 = 1 << 63
+
+    if let first = s.first, first == UInt8(ascii: "-") || first == UInt8(ascii: "+") {
+        negative = first == UInt8(ascii: "-")
+        s = s.dropFirst()
+    }
+    if s.elementsEqual("0".utf8) { return 0 }
+    if s.isEmpty { throw .invalid(original) }
+
+    func isDigit(_ c: UInt8) -> Bool { c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") }
+
+    while !s.isEmpty {
+        var value: UInt64 = 0
+        var fraction: UInt64 = 0
+        var scale: Double = 1
+        guard let c = s.first, c == UInt8(ascii: ".") || isDigit(c) else { throw .invalid(original) }
+
+        // Integer part (Go's leadingInt: overflow is an error).
+        let beforeInt = s.count
+        var overflow = false
+        while let c = s.first, isDigit(c) {
+            if value > (limit - 1) / 10 { overflow = true }
+            value = value &* 10 &+ UInt64(c - UInt8(ascii: "0"))
+            if value > limit { overflow = true }
+            s = s.dropFirst()
+        }
+        if overflow { throw .outOfRange(original) }
+        let hadInt = s.count != beforeInt
+
+        // Fraction (Go's leadingFraction: digits past the precision are dropped, not an error).
+        var hadFraction = false
+        if s.first == UInt8(ascii: ".") {
+            s = s.dropFirst()
+            let beforeFraction = s.count
+            var fractionOverflow = false
+            while let c = s.first, isDigit(c) {
+                if !fractionOverflow {
+                    if fraction > (limit - 1) / 10 {
+                        fractionOverflow = true
+                    } else {
+                        let next = fraction * 10 + UInt64(c - UInt8(ascii: "0"))
+                        if next > limit { fractionOverflow = true } else { fraction = next; scale *= 10 }
+                    }
+                }
+                s = s.dropFirst()
+            }
+            hadFraction = s.count != beforeFraction
+        }
+        if !hadInt && !hadFraction { throw .invalid(original) }
+
+        // Unit: everything up to the next digit or dot.
+        var unitBytes: [UInt8] = []
+        while let c = s.first, c != UInt8(ascii: "."), !isDigit(c) {
+            unitBytes.append(c)
+            s = s.dropFirst()
+        }
+        if unitBytes.isEmpty { throw .missingUnit(original) }
+        let unitText = String(decoding: unitBytes, as: UTF8.self)
+        guard let unit = unitNanoseconds[unitText] else { throw .unknownUnit(unit: unitText, input: original) }
+
+        if value > limit / unit { throw .outOfRange(original) }
+        value *= unit
+        if fraction > 0 {
+            value += UInt64(Double(fraction) * (Double(unit) / scale))
+            if value > limit { throw .outOfRange(original) }
+        }
+        total += value
+        if total > limit { throw .outOfRange(original) }
+    }
+    if negative { return total == limit ? Int64.min : -Int64(total) }
+    if total > limit - 1 { throw .outOfRange(original) }
+    return Int64(total)
+}

@@ -1,0 +1,111 @@
+import CLibevent
+
+/// The conditions an ``Event`` waits for and reports (`EV_*`).
+public struct EventFlags: OptionSet, Sendable, CustomStringConvertible {
+    public let rawValue: Int16
+    public init(rawValue: Int16) { self.rawValue = rawValue }
+
+    /// `EV_TIMEOUT`: the timeout passed to ``Event/add(timeout:)`` elapsed.
+    public static let timeout = EventFlags(rawValue: Int16(EV_TIMEOUT))
+    /// `EV_READ`: the descriptor is readable (data, end of stream, or an error).
+    public static let read = EventFlags(rawValue: Int16(EV_READ))
+    /// `EV_WRITE`: the descriptor is writable.
+    public static let write = EventFlags(rawValue: Int16(EV_WRITE))
+    /// `EV_SIGNAL`: the event watches a signal number instead of a descriptor.
+    public static let signal = EventFlags(rawValue: Int16(EV_SIGNAL))
+    /// `EV_PERSIST`: the event stays pending after it fires; timers repeat.
+    public static let persist = EventFlags(rawValue: Int16(EV_PERSIST))
+    /// `EV_CLOSED`: the peer closed its side. Only on backends with early-close support.
+    public static let closed = EventFlags(rawValue: Int16(EV_CLOSED))
+
+    public var description: String {
+        let names: [(EventFlags, String)] = [(.timeout, "timeout"), (.read, "read"), (.write, "write"),
+                                              (.signal, "signal"), (.persist, "persist"), (.closed, "closed")]
+        return names.filter { contains($0.0) }.map(\.1).joined(separator: "|")
+    }
+}
+
+/// One libevent event: a timer, a descriptor watch, or a signal watch.
+///
+/// Ownership: the `Event` object owns its `struct event` and frees it (`event_free`, which also
+/// removes it from the loop) in `deinit`. Because the C event can never outlive the Swift object,
+/// the callback argument is an *unretained* pointer to `self`: there is no retain to balance.
+/// Dropping the last reference is how an event is cancelled for good; ``remove()`` only pauses it.
+/// It is safe to drop an event from inside its own handler.
+///
+/// Threading: loop-confined to its ``EventBase``.
+public final class Event {
+    /// Called on the loop thread with the conditions that fired.
+    public typealias Handler = (EventFlags) -> Void
+
+    private var raw: OpaquePointer?
+    private let handler: Handler
+    unowned let base: EventBase
+
+    /// Creates an event that is not yet pending. Call ``add(timeout:)`` to arm it.
+    /// - Parameters:
+    ///   - fd: the descriptor to watch, or `-1` for a pure timer.
+    ///   - flags: what to wait for; `[]` or `.persist` alone make a timer.
+    public init(base: EventBase, fd: Int32 = -1, flags: EventFlags = [], handler: @escaping Handler) throws(LibeventError) {
+        base.thread.preconditionOnThread()
+        self.base = base
+        self.handler = handler
+        // event_new needs the callback argument up front, and `self` is not usable until every
+        // stored property is set; so create, then re-assign with the real argument. event_assign
+        // on a fresh, never-added event is what event_new itself does.
+        let event = try nonNull(event_new(base.raw, fd, flags.rawValue, eventTrampoline, nil), "event_new")
+        raw = event
+        let arg = Unmanaged.passUnretained(self).toOpaque()
+        let assigned = event_assign(event, base.raw, fd, flags.rawValue, eventTrampoline, arg)
+        precondition(assigned == 0, "event_assign failed on a fresh event")
+        base.counters.liveEvents.bump()
+    }
+
+    deinit {
+        base.thread.preconditionOnThread()
+        if let raw { event_free(raw) }
+        base.counters.liveEvents.bump(-1)
+    }
+
+    /// Arms the event. With a timeout, it fires after that long; a persistent timer repeats.
+    public func add(timeout: Duration? = nil) throws(LibeventError) {
+        base.thread.preconditionOnThread()
+        guard let raw else { return }
+        if var tv = timeout.map(timeval.init(duration:)) {
+            try check(event_add(raw, &tv), "event_add")
+        } else {
+            try check(event_add(raw, nil), "event_add")
+        }
+    }
+
+    /// Disarms the event; it can be armed again. Safe to call when it is not pending.
+    public func remove() {
+        base.thread.preconditionOnThread()
+        if let raw { event_del(raw) }
+    }
+
+    /// Whether the event is armed for any of its conditions or a timeout.
+    public var isPending: Bool {
+        guard let raw else { return false }
+        return event_pending(raw, Int16(EV_TIMEOUT | EV_READ | EV_WRITE | EV_SIGNAL | EV_CLOSED), nil) != 0
+    }
+
+    fileprivate func fire(_ flags: EventFlags) { handler(flags) }
+}
+
+/// The C callback for every ``Event``: captures nothing, finds the object through `arg`.
+private func eventTrampoline(_ fd: Int32, _ what: Int16, _ arg: UnsafeMutableRawPointer?) {
+    // takeUnretainedValue gives a strong reference for the length of the call, so the handler
+    // may drop the last other reference to the event (and free it) without pulling it from under us.
+    let event = Unmanaged<Event>.fromOpaque(arg!).takeUnretainedValue()
+    event.fire(EventFlags(rawValue: what))
+}
+
+extension timeval {
+    /// The `timeval` for a non-negative duration, rounded down to the microsecond.
+    init(duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        let clamped = max(seconds, 0)
+        self.init(tv_sec: Int(clamped), tv_usec: seconds < 0 ? 0 : Int(attoseconds / 1_000_000_000_000))
+    }
+}

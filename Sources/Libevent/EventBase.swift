@@ -1,0 +1,68 @@
+import CLibevent
+
+/// An event loop: the owner of one `struct event_base`.
+///
+/// Ownership: the `EventBase` object owns its `event_base` and frees it in `deinit`, after every
+/// ``Event`` and ``HTTPServer`` created on it is gone (they hold it `unowned`, and in debug builds
+/// a base freed with live events is an assertion failure).
+///
+/// Threading: loop-confined. Create it on the thread that will run ``run()``, and use it and
+/// everything created from it only there. The one way in from another thread is ``LoopWakeup``.
+///
+/// The backend is picked by libevent. `EVENT_NOEPOLL=1 EVENT_NOPOLL=1` in the environment is
+/// honoured (we never set `EVENT_BASE_FLAG_IGNORE_ENV`), and ``init(avoiding:)`` does the same
+/// for one base without touching the environment.
+public final class EventBase {
+    let raw: OpaquePointer
+    /// The thread this base belongs to.
+    public let thread: LoopThread
+    /// Live-handle counts for leak checks, shareable with other threads.
+    public let counters: LibeventCounters
+
+    /// Creates a base on the calling thread.
+    /// - Parameter methods: backends to skip, e.g. `["epoll", "poll"]` to get `select`.
+    public init(avoiding methods: [String] = [], counters: LibeventCounters = LibeventCounters()) throws(LibeventError) {
+        let config = try nonNull(event_config_new(), "event_config_new")
+        defer { event_config_free(config) }
+        for method in methods {
+            try check(event_config_avoid_method(config, method), "event_config_avoid_method")
+        }
+        raw = try nonNull(event_base_new_with_config(config), "event_base_new_with_config")
+        thread = .current
+        self.counters = counters
+    }
+
+    deinit {
+        thread.preconditionOnThread()
+        assert(counters.liveEvents.load(ordering: .relaxed) == 0, "EventBase freed while events are alive")
+        event_base_free(raw)
+    }
+
+    /// The backend libevent chose: `epoll`, `poll`, `select`, `kqueue`, ...
+    public var method: String { String(cString: event_base_get_method(raw)) }
+
+    /// Whether the backend reports a peer's close as `EV_CLOSED` (`EV_FEATURE_EARLY_CLOSE`):
+    /// epoll, and poll on Linux.
+    public var supportsEarlyClose: Bool {
+        event_base_get_features(raw) & Int32(EV_FEATURE_EARLY_CLOSE.rawValue) != 0
+    }
+
+    /// Runs the loop until ``exit()`` or until no event is left.
+    public func run() throws(LibeventError) {
+        thread.preconditionOnThread()
+        try check(event_base_dispatch(raw), "event_base_dispatch")
+    }
+
+    /// Makes ``run()`` return after the callbacks now running finish (`event_base_loopexit`).
+    public func exit() {
+        thread.preconditionOnThread()
+        event_base_loopexit(raw, nil)
+    }
+
+    /// The loop's cached time (`event_base_gettimeofday_cached`), as seconds since 1970.
+    public var now: timeval {
+        var tv = timeval()
+        event_base_gettimeofday_cached(raw, &tv)
+        return tv
+    }
+}

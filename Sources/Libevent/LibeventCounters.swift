@@ -1,0 +1,23 @@
+import Synchronization
+
+/// Live counts of the C handles one ``EventBase`` has handed out, readable from any thread.
+///
+/// These are how tests (and `/metrics` later) know that nothing leaked: after every request has
+/// ended, `liveEvents` is back to the handful the server itself owns, and `liveRequests` and
+/// `closeWatches` are zero. Writes happen on the loop thread only; reads may come from anywhere,
+/// so the fields are relaxed atomics.
+public final class LibeventCounters: Sendable {
+    /// ``Event`` objects alive (each owns one `struct event`).
+    public let liveEvents = Atomic<Int>(0)
+    /// ``HTTPRequest`` objects alive (each wraps one `struct evhttp_request`).
+    public let liveRequests = Atomic<Int>(0)
+    /// Connections with our close callback installed, each holding one retain of its request.
+    public let closeWatches = Atomic<Int>(0)
+
+    public init() {}
+}
+
+extension Atomic where Value == Int {
+    /// Adds `delta` with relaxed ordering: counters, not synchronisation.
+    @inline(__always) func bump(_ delta: Int = 1) { add(delta, ordering: .relaxed) }
+}

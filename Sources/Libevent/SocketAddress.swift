@@ -1,0 +1,125 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An IPv4 or IPv6 socket address, as resolved or as bound.
+public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
+    var storage: sockaddr_storage
+    let length: socklen_t
+
+    init(storage: sockaddr_storage, length: socklen_t) {
+        self.storage = storage
+        self.length = length
+    }
+
+    /// Whether this is an IPv6 address.
+    public var isIPv6: Bool { Int32(storage.ss_family) == AF_INET6 }
+
+    /// The numeric host: `127.0.0.1`, `::1`.
+    public var host: String {
+        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        var copy = storage
+        withUnsafePointer(to: &copy) { pointer in
+            pointer.withMemoryRebound(to: UInt8.self, capacity: MemoryLayout<sockaddr_storage>.size) { bytes in
+                if isIPv6 {
+                    bytes.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
+                        var addr = sin6.pointee.sin6_addr
+                        _ = inet_ntop(AF_INET6, &addr, &buffer, socklen_t(buffer.count))
+                    }
+                } else {
+                    bytes.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
+                        var addr = sin.pointee.sin_addr
+                        _ = inet_ntop(AF_INET, &addr, &buffer, socklen_t(buffer.count))
+                    }
+                }
+            }
+        }
+        let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The port, in host byte order.
+    public var port: UInt16 {
+        get {
+            withUnsafeBytes(of: storage) { bytes in
+                let offset = isIPv6 ? MemoryLayout<sockaddr_in6>.offset(of: \.sin6_port)! : MemoryLayout<sockaddr_in>.offset(of: \.sin_port)!
+                return UInt16(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+            }
+        }
+        set {
+            let offset = isIPv6 ? MemoryLayout<sockaddr_in6>.offset(of: \.sin6_port)! : MemoryLayout<sockaddr_in>.offset(of: \.sin_port)!
+            withUnsafeMutableBytes(of: &storage) { bytes in
+                bytes.storeBytes(of: newValue.bigEndian, toByteOffset: offset, as: UInt16.self)
+            }
+        }
+    }
+
+    /// `127.0.0.1:8080` or `[::1]:8080`.
+    public var description: String { isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// Calls `body` with the address as a `sockaddr` pointer and its length.
+    func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+        withUnsafeBytes(of: storage) { bytes in
+            body(bytes.baseAddress!.assumingMemoryBound(to: sockaddr.self), length)
+        }
+    }
+
+    /// The local address of a bound socket (`getsockname`).
+    static func local(of fd: Int32) throws(LibeventError) -> SocketAddress {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let result = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        try check(result, "getsockname")
+        return SocketAddress(storage: storage, length: length)
+    }
+
+    /// Every TCP address `host` resolves to, without duplicates, in resolver order.
+    /// `localhost` gives both `127.0.0.1` and `::1` where the resolver lists both.
+    public static func resolve(host: String, port: UInt16) throws(LibeventError) -> [SocketAddress] {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        #if canImport(Glibc)
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        #else
+        hints.ai_socktype = SOCK_STREAM
+        #endif
+        hints.ai_flags = AI_PASSIVE
+        var list: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(host.isEmpty ? nil : host, String(port), &hints, &list)
+        guard status == 0 else {
+            throw .addressResolution(host: host, message: String(cString: gai_strerror(status)))
+        }
+        defer { freeaddrinfo(list) }
+        var addresses: [SocketAddress] = []
+        var cursor = list
+        while let entry = cursor {
+            if let sa = entry.pointee.ai_addr, entry.pointee.ai_family == AF_INET || entry.pointee.ai_family == AF_INET6 {
+                var storage = sockaddr_storage()
+                withUnsafeMutableBytes(of: &storage) { dst in
+                    dst.copyMemory(from: UnsafeRawBufferPointer(start: sa, count: Int(entry.pointee.ai_addrlen)))
+                }
+                let address = SocketAddress(storage: storage, length: entry.pointee.ai_addrlen)
+                if !addresses.contains(address) { addresses.append(address) }
+            }
+            cursor = entry.pointee.ai_next
+        }
+        guard !addresses.isEmpty else {
+            throw .addressResolution(host: host, message: "no IPv4 or IPv6 address")
+        }
+        return addresses
+    }
+
+    public static func == (lhs: SocketAddress, rhs: SocketAddress) -> Bool {
+        lhs.length == rhs.length && withUnsafeBytes(of: lhs.storage) { a in
+            withUnsafeBytes(of: rhs.storage) { b in a.prefix(Int(lhs.length)).elementsEqual(b.prefix(Int(rhs.length))) }
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        withUnsafeBytes(of: storage) { hasher.combine(bytes: UnsafeRawBufferPointer(rebasing: $0.prefix(Int(length)))) }
+    }
+}
