@@ -45,8 +45,13 @@ public final class GreetingServer {
         let http = try HTTPServer(base: base, options: configuration.http) { [unowned self] request in
             self.route(request)
         }
+        do {
+            try http.bind(host: configuration.host, port: configuration.port)
+        } catch {
+            http.close()
+            throw error
+        }
         self.http = http
-        try http.bind(host: configuration.host, port: configuration.port)
     }
 
     deinit {

@@ -201,9 +201,17 @@ public final class HTTPRequest {
             // evhttp_add_header refuses values with CR/LF (-1): header injection is dropped.
             _ = evhttp_add_header(output, name, value)
         }
-        var body = body
-        body.withUTF8 { bytes in
-            _ = evbuffer_add(evhttp_request_get_output_buffer(request), bytes.baseAddress, bytes.count)
+        if evhttp_find_header(output, "Content-Type") == nil {
+            _ = evhttp_add_header(output, "Content-Type", "text/plain; charset=utf-8")
+        }
+        if method == .head {
+            // evhttp neither drops the body of a HEAD reply nor sets its length: do both here.
+            _ = evhttp_add_header(output, "Content-Length", String(body.utf8.count))
+        } else {
+            var body = body
+            body.withUTF8 { bytes in
+                _ = evbuffer_add(evhttp_request_get_output_buffer(request), bytes.baseAddress, bytes.count)
+            }
         }
         // evhttp takes the request from here; it frees it once the reply is written or fails.
         evhttp_send_reply(request, Int32(status), reason, nil)

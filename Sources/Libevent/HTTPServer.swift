@@ -61,7 +61,8 @@ public final class HTTPServer {
             | EVHTTP_REQ_PUT.rawValue | EVHTTP_REQ_DELETE.rawValue | EVHTTP_REQ_OPTIONS.rawValue
             | EVHTTP_REQ_TRACE.rawValue | EVHTTP_REQ_CONNECT.rawValue | EVHTTP_REQ_PATCH.rawValue
         evhttp_set_allowed_methods(http, UInt16(all))
-        evhttp_set_default_content_type(http, "text/plain; charset=utf-8")
+        // No default: evhttp keeps the pointer it is given, not a copy. respond() sets the type.
+        evhttp_set_default_content_type(http, nil)
         // Unretained: evhttp is freed in close()/deinit, so the callback cannot outlive self.
         evhttp_set_gencb(http, requestTrampoline, Unmanaged.passUnretained(self).toOpaque())
     }
@@ -72,6 +73,10 @@ public final class HTTPServer {
 
     /// Listens on every address `host` resolves to, all on one port.
     ///
+    /// `localhost` always means both loopback addresses, `127.0.0.1` and `::1`, even where the
+    /// resolver (an `/etc/hosts` without `::1 localhost`) lists only one; the one it does not list
+    /// is skipped if the machine lacks it (no IPv6).
+    ///
     /// `port` 0 picks a free port on the first address and reuses it for the others. Sockets get
     /// `SO_REUSEADDR`, IPv6 ones `IPV6_V6ONLY` (so `::` and `0.0.0.0` can both be bound).
     /// - Returns: the bound addresses, with real ports.
@@ -80,14 +85,24 @@ public final class HTTPServer {
     @discardableResult
     public func bind(host: String, port: UInt16) throws(LibeventError) -> [SocketAddress] {
         base.thread.preconditionOnThread()
-        let resolved = try SocketAddress.resolve(host: host, port: port)
+        var resolved = try SocketAddress.resolve(host: host, port: port)
+        var optional: [SocketAddress] = []
+        if host.lowercased() == "localhost" {
+            for ipv6 in [false, true] {
+                let loopback = SocketAddress.loopback(ipv6: ipv6, port: port)
+                if !resolved.contains(loopback) {
+                    resolved.append(loopback)
+                    optional.append(loopback)
+                }
+            }
+        }
         // With port 0 the first address picks the port; another process may hold it on the next
         // address. Try a few ports before giving up.
         var attempt = 0
         while true {
             attempt += 1
             do {
-                return try bindAll(resolved, port: port)
+                return try bindAll(resolved, optional: optional, port: port)
             } catch let error {
                 if case .bind(_, let code) = error, code == EADDRINUSE, port == 0, resolved.count > 1, attempt < 8 {
                     continue
@@ -97,7 +112,7 @@ public final class HTTPServer {
         }
     }
 
-    private func bindAll(_ resolved: [SocketAddress], port: UInt16) throws(LibeventError) -> [SocketAddress] {
+    private func bindAll(_ resolved: [SocketAddress], optional: [SocketAddress], port: UInt16) throws(LibeventError) -> [SocketAddress] {
         guard let raw else { throw .callFailed(function: "evhttp_bind_listener (server closed)", errno: nil) }
         var bound: [(OpaquePointer, SocketAddress)] = []
         var chosenPort = port
@@ -110,7 +125,11 @@ public final class HTTPServer {
                     evconnlistener_new_bind(base.raw, nil, nil, flags, options.backlog, sa, Int32(length))
                 }
                 guard let listener else {
-                    throw LibeventError.bind(address: address.description, errno: errno)
+                    let code = errno
+                    var template = address
+                    template.port = port
+                    if optional.contains(template), code == EADDRNOTAVAIL || code == EAFNOSUPPORT { continue }
+                    throw LibeventError.bind(address: address.description, errno: code)
                 }
                 // evhttp takes ownership of the listener here (and frees it in evhttp_free).
                 guard let socket = evhttp_bind_listener(raw, listener) else {

@@ -113,6 +113,28 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         return addresses
     }
 
+    /// `127.0.0.1` or `::1` on `port`.
+    public static func loopback(ipv6: Bool, port: UInt16) -> SocketAddress {
+        var storage = sockaddr_storage()
+        let length: Int
+        if ipv6 {
+            var sin6 = sockaddr_in6()
+            sin6.sin6_family = sa_family_t(AF_INET6)
+            sin6.sin6_addr = in6addr_loopback
+            withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: sin6, as: sockaddr_in6.self) }
+            length = MemoryLayout<sockaddr_in6>.size
+        } else {
+            var sin = sockaddr_in()
+            sin.sin_family = sa_family_t(AF_INET)
+            sin.sin_addr.s_addr = in_addr_t(0x7f00_0001).bigEndian
+            withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: sin, as: sockaddr_in.self) }
+            length = MemoryLayout<sockaddr_in>.size
+        }
+        var address = SocketAddress(storage: storage, length: socklen_t(length))
+        address.port = port
+        return address
+    }
+
     public static func == (lhs: SocketAddress, rhs: SocketAddress) -> Bool {
         lhs.length == rhs.length && withUnsafeBytes(of: lhs.storage) { a in
             withUnsafeBytes(of: rhs.storage) { b in a.prefix(Int(lhs.length)).elementsEqual(b.prefix(Int(rhs.length))) }
