@@ -75,7 +75,7 @@ final class Greeting {
         } catch {
             logger.error("Cannot start greeting: \(error)")
             state = .finished
-            request.respond(status: 500, body: "internal error: \(error)\n")
+            request.respond(status: 500, headers: [requestIDHeader(id)], body: "internal error: \(error)\n")
             server.greetingFinished(self, outcome: .failed)
         }
     }
@@ -96,7 +96,7 @@ final class Greeting {
         guard case .thinking = state else { return }
         while ticksLogged < ticksDue { tick() }
         state = .finished  // frees both timers
-        request.respond(status: 200, body: "Hello Gopher!\n")
+        request.respond(status: 200, headers: [requestIDHeader(id)], body: "Hello Gopher!\n")
         logger.info("Handled greeting request")
         server.greetingFinished(self, outcome: .completed)
     }

@@ -78,18 +78,19 @@ public final class GreetingServer {
 
     private func route(_ request: HTTPRequest) {
         nextRequestID &+= 1
+        let id = nextRequestID
         var logger = self.logger
-        logger[metadataKey: requestIDKey] = "\(nextRequestID)"
+        logger[metadataKey: requestIDKey] = "\(id)"
         switch request.path {
         case "/":
             guard request.method == .get || request.method == .head else {
-                request.respond(status: 405, headers: [("Allow", "GET, HEAD")],
+                request.respond(status: 405, headers: [("Allow", "GET, HEAD"), requestIDHeader(id)],
                                 body: "method \(request.method.rawValue) not allowed on /; use GET\n")
                 return
             }
-            startGreeting(request, id: nextRequestID, logger: logger)
+            startGreeting(request, id: id, logger: logger)
         default:
-            request.respond(status: 404, body: "404 page not found\n")
+            request.respond(status: 404, headers: [requestIDHeader(id)], body: "404 page not found\n")
         }
     }
 
@@ -99,7 +100,7 @@ public final class GreetingServer {
         case .success(let value): delay = value
         case .failure(let problem):
             logger.debug("Bad request", metadata: ["problem": "\(problem)"])
-            request.respond(status: 400, body: "\(problem)\n")
+            request.respond(status: 400, headers: [requestIDHeader(id)], body: "\(problem)\n")
             return
         }
         let greeting = Greeting(id: id, request: request, delay: delay, server: self, logger: logger)
@@ -144,6 +145,9 @@ public final class GreetingServer {
         }
     }
 }
+
+/// `X-Request-Id`, the id every log line about the request carries.
+func requestIDHeader(_ id: UInt64) -> (String, String) { ("X-Request-Id", "\(id)") }
 
 /// What is wrong with a request's query, in words for the `400` body.
 enum QueryProblem: Error, CustomStringConvertible {

@@ -252,7 +252,12 @@ public final class HTTPRequest {
         }
         guard let bufferevent = evhttp_connection_get_bufferevent(connection) else { return }
         let input = bufferevent_get_input(bufferevent)
+        // A socket bufferevent keeps the end of its input buffer frozen and thaws it only around
+        // its own reads (bufferevent_sock.c); do the same, or evbuffer_read refuses with -1.
+        evbuffer_unfreeze(input, 0)
         let count = evbuffer_read(input, bufferevent_getfd(bufferevent), 16 * 1024)
+        let code = errno
+        evbuffer_freeze(input, 0)
         if count > 0 {
             if evbuffer_get_length(input) > server.options.pipelineLimit {
                 abort(connection, .pipelineLimitExceeded)
@@ -263,7 +268,6 @@ public final class HTTPRequest {
             abort(connection, .peerClosed)
             return
         }
-        let code = errno
         if code == EAGAIN || code == EWOULDBLOCK || code == EINTR { return }
         abort(connection, .socketError(errno: code))
     }

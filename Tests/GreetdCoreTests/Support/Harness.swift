@@ -1,0 +1,76 @@
+import GreetdCore
+import Libevent
+import Testing
+
+/// Which libevent backend a test runs under.
+enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
+    /// libevent's choice: epoll here, with EV_CLOSED.
+    case automatic
+    /// select: no early-close support, the fallback path.
+    case select
+
+    var avoid: [String] { self == .select ? ["epoll", "poll"] : [] }
+    var description: String { rawValue }
+}
+
+let contextCanceled = "Context Error: context canceled"
+let thinking = "Greetings are hard. Thinking..."
+
+/// A real greetd server on its own loop thread, on 127.0.0.1 and an ephemeral port, logging
+/// into memory.
+final class Harness {
+    let server: RunningServer
+    let logs = LogRecorder()
+    let baselineEvents: Int
+
+    init(delay: String = "100ms", tick: String = "20ms", backend: Backend = .automatic,
+         configure: (inout GreetdConfiguration) -> Void = { _ in }) throws {
+        var configuration = GreetdConfiguration()
+        configuration.host = "127.0.0.1"
+        configuration.port = 0
+        configuration.delay = try GoDuration(parsing: delay)
+        configuration.tick = try GoDuration(parsing: tick)
+        configuration.avoidBackends = backend.avoid
+        configure(&configuration)
+        server = try RunningServer.start(configuration: configuration, logger: logs.logger())
+        baselineEvents = server.stats.libevent.liveEvents.load(ordering: .relaxed)
+    }
+
+    var stats: GreetdStats { server.stats }
+    var port: UInt16 { server.port }
+
+    func connect() throws -> TestConnection { try TestConnection(port: port) }
+
+    /// Request id of the `n`-th greeting started (1-based), once it has logged.
+    func startedRequestID(_ n: Int = 1) async throws -> String {
+        try await eventually("greeting \(n) started") { logs.requestIDs(logging: "Handling greeting request").count >= n }
+        return logs.requestIDs(logging: "Handling greeting request")[n - 1]
+    }
+
+    /// Everything a request held is gone: no greeting thinking, no request object, no close
+    /// callback, no event beyond the server's own.
+    func expectNothingLeft() async throws {
+        try await eventually("in-flight back to zero and every handle freed") {
+            stats.inFlight.load(ordering: .relaxed) == 0
+                && stats.liveGreetings.load(ordering: .relaxed) == 0
+                && stats.libevent.liveRequests.load(ordering: .relaxed) == 0
+                && stats.libevent.closeWatches.load(ordering: .relaxed) == 0
+                && stats.libevent.liveEvents.load(ordering: .relaxed) == baselineEvents
+        }
+    }
+
+    /// No thinking line for `id` after its context error.
+    func expectNoTickAfterCancel(_ id: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        let messages = logs.messages(request: id)
+        guard let cancelIndex = messages.firstIndex(of: contextCanceled) else {
+            Issue.record("request \(id) logged no context error", sourceLocation: sourceLocation)
+            return
+        }
+        #expect(!messages[cancelIndex...].contains(thinking), "tick after cancel for \(id): \(messages)", sourceLocation: sourceLocation)
+        #expect(messages.filter { $0 == contextCanceled }.count == 1, "one context error for \(id)", sourceLocation: sourceLocation)
+    }
+
+    deinit {
+        try? server.stop()
+    }
+}

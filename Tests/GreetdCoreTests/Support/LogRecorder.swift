@@ -1,0 +1,77 @@
+import GreetdCore
+import Logging
+import Synchronization
+
+/// Collects a server's log lines in memory, in order, with the time each arrived.
+final class LogRecorder: Sendable {
+    struct Entry: Sendable {
+        let time: ContinuousClock.Instant
+        let level: Logger.Level
+        let message: String
+        let requestID: String?
+    }
+
+    private let entries = Mutex<[Entry]>([])
+
+    /// A logger that records here (at trace level, so nothing is filtered).
+    func logger() -> Logger {
+        var logger = Logger(label: "test") { _ in RecordingHandler(recorder: self) }
+        logger.logLevel = .trace
+        return logger
+    }
+
+    func append(_ entry: Entry) { entries.withLock { $0.append(entry) } }
+
+    var all: [Entry] { entries.withLock { $0 } }
+
+    /// Messages about one request, in order.
+    func messages(request id: String) -> [String] { all.filter { $0.requestID == id }.map(\.message) }
+
+    /// Request ids that logged `message`.
+    func requestIDs(logging message: String) -> [String] { all.filter { $0.message == message }.compactMap(\.requestID) }
+
+    func count(_ message: String) -> Int { all.filter { $0.message == message }.count }
+
+    /// Waits until `message` has been logged (for `request`, if given); returns its entry.
+    @discardableResult
+    func waitFor(_ message: String, request id: String? = nil, timeout: Duration = .seconds(5)) async throws -> Entry {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let entry = all.first(where: { $0.message == message && (id == nil || $0.requestID == id) }) {
+                return entry
+            }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        throw TestFailure("timed out waiting for log line \"\(message)\"\(id.map { " for request \($0)" } ?? "")")
+    }
+}
+
+struct RecordingHandler: LogHandler {
+    let recorder: LogRecorder
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let id = (event.metadata?[requestIDKey] ?? metadata[requestIDKey]).map { "\($0)" }
+        recorder.append(.init(time: .now, level: event.level, message: "\(event.message)", requestID: id))
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+func eventually(timeout: Duration = .seconds(5), _ what: String, _ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while !condition() {
+        guard ContinuousClock.now < deadline else { throw TestFailure("timed out waiting for: \(what)") }
+        try await Task.sleep(for: .milliseconds(2))
+    }
+}
