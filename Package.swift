@@ -46,6 +46,8 @@ let package = Package(
             name: "GreetdCoreTests",
             dependencies: ["GreetdCore", "Libevent", "GoContext", .product(name: "Logging", package: "swift-log")]
         ),
+        // Runs the built `greetd` binary as a user would.
+        .testTarget(name: "GreetdCLITests", dependencies: ["greetd"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -39,8 +39,9 @@ public final class Context {
 
     /// `nil` while live; set once, when done.
     private var outcome: (err: ContextError, cause: (any Error)?)?
-    /// Done-callbacks in registration order; emptied when done.
-    private var callbacks: [(id: Int, run: (ContextError) -> Void)] = []
+    /// Done-callbacks by registration id (ids grow, so sorting them gives registration order).
+    /// A dictionary so that the many children of a long-lived parent unregister in O(1).
+    private var callbacks: [Int: (ContextError) -> Void] = [:]
     private var nextID = 0
     private let thread = pthread_self()
     /// The parent and our registration on it, while both are live.
@@ -96,13 +97,16 @@ public final class Context {
         checkThread()
         guard outcome == nil else { return false }
         outcome = (err, cause)
-        let callbacks = self.callbacks
-        self.callbacks = []
         if let (parent, registration) = parentLink {
             parentLink = nil
             parent.removeOnDone(registration)
         }
-        for callback in callbacks { callback.run(err) }
+        // Take each callback out just before running it: one may unregister a later one (a
+        // child freed by an earlier callback removes its own), which then must not run.
+        for id in callbacks.keys.sorted() {
+            if let callback = callbacks.removeValue(forKey: id) { callback(err) }
+        }
+        callbacks = [:]
         return true
     }
 
@@ -116,7 +120,7 @@ public final class Context {
         if let outcome {
             callback(outcome.err)
         } else {
-            callbacks.append((registration.id, callback))
+            callbacks[registration.id] = callback
         }
         return registration
     }
@@ -126,9 +130,7 @@ public final class Context {
     @discardableResult
     public func removeOnDone(_ registration: Registration) -> Bool {
         checkThread()
-        guard let index = callbacks.firstIndex(where: { $0.id == registration.id }) else { return false }
-        callbacks.remove(at: index)
-        return true
+        return callbacks.removeValue(forKey: registration.id) != nil
     }
 
     /// Number of callbacks waiting (for leak checks in tests).

@@ -1,7 +1,7 @@
 /// Why a duration string did not parse. The descriptions are Go's `time.ParseDuration` errors,
 /// except ``outOfRange``, which Go folds into "invalid duration" and we name.
 public enum DurationParseError: Error, Equatable, Sendable, CustomStringConvertible {
-    /// Not a duration at all: `abc`, `1.s`, `--1s`, empty.
+    /// Not a duration at all: `abc`, `.s`, `--1s`, empty.
     case invalid(String)
     /// A number without a unit: `5` (only `0` may go without one).
     case missingUnit(String)
@@ -87,17 +87,19 @@ private func formatFraction(_ value: UInt64, precision: Int) -> (String, UInt64)
     return ("." + String(digits.reversed()), v)
 }
 
-/// Go's `quote`: double quotes, with `"` and `\` escaped.
+/// Go's `time.quote`: double quotes, `"` and `\\` escaped, and every byte of a control or
+/// non-ASCII character written as `\\xNN`.
 func goQuote(_ s: String) -> String {
+    let hex = Array("0123456789abcdef")
     var out = "\""
-    for scalar in s.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\t": out += "\\t"
-        case _ where scalar.value < 0x20 || scalar.value == 0x7f: out += "\\x" + String(scalar.value, radix: 16)
-        default: out.unicodeScalars.append(scalar)
+    for byte in s.utf8 {
+        if byte >= 0x80 || byte < 0x20 {
+            out += "\\x"
+            out.append(hex[Int(byte >> 4)])
+            out.append(hex[Int(byte & 0xf)])
+        } else {
+            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { out += "\\" }
+            out.unicodeScalars.append(Unicode.Scalar(byte))
         }
     }
     return out + "\""
@@ -179,8 +181,8 @@ func parseGoDuration(_ original: String) throws(DurationParseError) -> Int64 {
             value += UInt64(Double(fraction) * (Double(unit) / scale))
             if value > limit { throw .outOfRange(original) }
         }
+        if value > limit - total { throw .outOfRange(original) }
         total += value
-        if total > limit { throw .outOfRange(original) }
     }
     if negative { return total == limit ? Int64.min : -Int64(total) }
     if total > limit - 1 { throw .outOfRange(original) }

@@ -52,6 +52,13 @@ public func runGreetd(
     }
     signalEvents.append(controlEvent)
     if handleSignals {
+        // A supervisor (or a parent spawning from a libdispatch thread) may hand us these
+        // signals blocked; libevent's handler would then never run.
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        sigaddset(&unblock, SIGINT)
+        sigaddset(&unblock, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
         for (number, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")] {
             let event = try Event(base: base, fd: number, flags: [.signal, .persist]) { _ in stop("received \(name)") }
             try event.add()

@@ -48,13 +48,13 @@ struct Greetd: ParsableCommand {
     @Option(help: "TCP port to listen on (0 picks a free one).")
     var port: UInt16 = 8080
 
-    @Option(help: "How long a greeting thinks before it answers.", transform: parseDuration)
+    @Option(help: "How long a greeting thinks before it answers. (default: 5s)", transform: parseDuration)
     var delay: GoDuration = .seconds(5)
 
-    @Option(help: "How often a thinking greeting logs 'Greetings are hard. Thinking...'.", transform: parseDuration)
+    @Option(help: "How often a thinking greeting logs 'Greetings are hard. Thinking...'. (default: 1s)", transform: parseDuration)
     var tick: GoDuration = .seconds(1)
 
-    @Option(help: "The largest ?delay= a client may ask for; larger values are capped to it.", transform: parseDuration)
+    @Option(help: "The largest ?delay= a client may ask for; larger values are capped to it. (default: 1m0s)", transform: parseDuration)
     var maxDelay: GoDuration = .seconds(60)
 
     @Option(help: "Largest request line plus headers, in bytes; larger requests get 413.")
@@ -63,7 +63,7 @@ struct Greetd: ParsableCommand {
     @Option(help: "Bytes a client may pipeline behind a pending request before it is dropped.")
     var pipelineLimit: Int = 64 * 1024
 
-    @Option(help: "Least severe level to log: \(LogLevelOption.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "Least severe level to log. 'notice' hides the per-request lines but keeps context errors; 'warning' keeps problems only.")
     var logLevel: LogLevelOption = .info
 
     func validate() throws {

@@ -1,0 +1,150 @@
+import Foundation
+import Synchronization
+import Testing
+
+/// The `greetd` binary built next to this test bundle, run as a child process with its
+/// standard error collected line by line as it arrives.
+final class GreetdProcess: Sendable {
+    struct Line: Sendable {
+        let arrival: Date
+        let text: String
+    }
+
+    static var binary: URL {
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var directory = bundle.deletingLastPathComponent()
+        // Linux: .build/debug/greetdPackageTests.xctest is the test executable itself.
+        if !FileManager.default.fileExists(atPath: directory.appendingPathComponent("greetd").path) {
+            directory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+        }
+        return directory.appendingPathComponent("greetd")
+    }
+
+    let process: Process
+    private let lines = Mutex<[Line]>([])
+    private let stdout = Mutex<String>("")
+    private let readers = DispatchGroup()
+
+    init(_ arguments: [String], environment: [String: String] = [:]) throws {
+        process = Process()
+        process.executableURL = Self.binary
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        let errPipe = Pipe()
+        let outPipe = Pipe()
+        process.standardError = errPipe
+        process.standardOutput = outPipe
+        try process.run()
+        let errHandle = errPipe.fileHandleForReading
+        let outHandle = outPipe.fileHandleForReading
+        readers.enter()
+        Thread.detachNewThread { [self] in
+            var pending = Data()
+            while true {
+                let chunk = errHandle.availableData
+                if chunk.isEmpty { break }
+                let now = Date()
+                pending.append(chunk)
+                while let newline = pending.firstIndex(of: 10) {
+                    let text = String(decoding: pending[pending.startIndex..<newline], as: UTF8.self)
+                    pending.removeSubrange(pending.startIndex...newline)
+                    lines.withLock { $0.append(Line(arrival: now, text: text)) }
+                }
+            }
+            if !pending.isEmpty {
+                lines.withLock { $0.append(Line(arrival: Date(), text: String(decoding: pending, as: UTF8.self))) }
+            }
+            readers.leave()
+        }
+        readers.enter()
+        Thread.detachNewThread { [self] in
+            let data = outHandle.readDataToEndOfFile()
+            stdout.withLock { $0 = String(decoding: data, as: UTF8.self) }
+            readers.leave()
+        }
+    }
+
+    var stderrLines: [Line] { lines.withLock { $0 } }
+    var stderrText: String { stderrLines.map(\.text).joined(separator: "\n") }
+    var stdoutText: String { stdout.withLock { $0 } }
+
+    /// Waits for a stderr line containing `fragment`.
+    @discardableResult
+    func waitForLine(containing fragment: String, timeout: TimeInterval = 10) throws -> Line {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let line = stderrLines.first(where: { $0.text.contains(fragment) }) { return line }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        throw CLIFailure("no stderr line containing \"\(fragment)\" within \(timeout)s; got:\n\(stderrText)")
+    }
+
+    /// The port from `Server listening on http://127.0.0.1:PORT`.
+    func listeningPort() throws -> UInt16 {
+        let line = try waitForLine(containing: "Server listening on http://")
+        guard let port = line.text.split(separator: ":").last.flatMap({ UInt16($0) }) else {
+            throw CLIFailure("cannot read a port from: \(line.text)")
+        }
+        return port
+    }
+
+    /// Waits for the process to exit and for its output to be read; returns the exit status.
+    func waitForExit(timeout: TimeInterval = 10) throws -> Int32 {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning {
+            guard Date() < deadline else {
+                process.terminate()
+                throw CLIFailure("greetd did not exit within \(timeout)s")
+            }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        readers.wait()
+        return process.terminationStatus
+    }
+
+    func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+
+    deinit {
+        if process.isRunning { process.terminate() }
+    }
+}
+
+struct CLIFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// One blocking request over loopback: send `request`, read until the server closes.
+func rawExchange(port: UInt16, host: String = "127.0.0.1", _ request: String) throws -> String {
+    let family = host.contains(":") ? AF_INET6 : AF_INET
+    let fd = socket(family, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var tv = timeval(tv_sec: 10, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    let connected: Int32
+    if family == AF_INET6 {
+        var address = sockaddr_in6()
+        address.sin6_family = sa_family_t(AF_INET6)
+        address.sin6_port = port.bigEndian
+        inet_pton(AF_INET6, host, &address.sin6_addr)
+        connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+    } else {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        inet_pton(AF_INET, host, &address.sin_addr)
+        connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    }
+    guard connected == 0 else { throw CLIFailure("connect \(host):\(port): \(String(cString: strerror(errno)))") }
+    _ = request.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+    var received = [UInt8]()
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = recv(fd, &buffer, buffer.count, 0)
+        if n <= 0 { break }
+        received += buffer[0..<n]
+    }
+    return String(decoding: received, as: UTF8.self)
+}
