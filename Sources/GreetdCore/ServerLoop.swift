@@ -23,14 +23,19 @@ public final class ServerControl: Sendable {
     var isStopRequested: Bool { stopRequested.load(ordering: .acquiring) }
 }
 
-/// Runs greetd on the calling thread: creates the base and the server, arms the control (and,
-/// for the daemon, `SIGINT`/`SIGTERM`), reports the bound addresses, runs the loop, and tears
-/// everything down in reverse order of creation before it returns.
+/// Runs greetd on the calling thread: creates the base and the server, arms the control, reports
+/// the bound addresses, runs the loop, and tears everything down in reverse order of creation
+/// before it returns.
+///
+/// With `ownsProcess` (the daemon), it also handles `SIGINT`/`SIGTERM` and, on the `select`
+/// backend, lowers the open-file soft limit to `FD_SETSIZE`: Debian's libevent is built with
+/// `_FORTIFY_SOURCE`, whose `FD_SET` aborts the process for a descriptor of 1024 or more, so
+/// `accept` must fail with `EMFILE` before such a descriptor exists.
 public func runGreetd(
     configuration: GreetdConfiguration,
     logger: Logger,
     control: ServerControl,
-    handleSignals: Bool,
+    ownsProcess: Bool,
     onReady: ([SocketAddress], GreetdStats) -> Void
 ) throws {
     let base = try EventBase(avoiding: configuration.avoidBackends)
@@ -51,7 +56,17 @@ public func runGreetd(
         if control.isStopRequested { stop("stop requested") }
     }
     signalEvents.append(controlEvent)
-    if handleSignals {
+    if ownsProcess, base.method == "select" {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        let cap = rlim_t(FD_SETSIZE)
+        if limit.rlim_cur > cap {
+            limit.rlim_cur = cap
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+            logger.warning("select backend: open files limited to \(cap) (FD_SETSIZE); use epoll or poll for more connections")
+        }
+    }
+    if ownsProcess {
         // A supervisor (or a parent spawning from a libdispatch thread) may hand us these
         // signals blocked; libevent's handler would then never run.
         var unblock = sigset_t()
@@ -106,7 +121,7 @@ public final class RunningServer: Sendable {
         let loopError = ErrorBox()
         let thread = Thread {
             do {
-                try runGreetd(configuration: configuration, logger: logger, control: control, handleSignals: false) { addresses, stats in
+                try runGreetd(configuration: configuration, logger: logger, control: control, ownsProcess: false) { addresses, stats in
                     outcome.withLock { $0 = .success((addresses, stats)) }
                     ready.signal()
                 }

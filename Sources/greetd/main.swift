@@ -90,7 +90,7 @@ struct Greetd: ParsableCommand {
             throw ValidationError("\(error)")
         }
         do {
-            try runGreetd(configuration: configuration, logger: logger, control: ServerControl(), handleSignals: true) { _, _ in }
+            try runGreetd(configuration: configuration, logger: logger, control: ServerControl(), ownsProcess: true) { _, _ in }
         } catch let error as LibeventError {
             printError("greetd: error: \(error)")
             throw ExitCode(1)

@@ -4,109 +4,111 @@ import Testing
 import Glibc
 #endif
 
-/// A client that goes away stops the work at once, however it goes, on every backend.
-@Suite("Client aborts")
-struct AbortTests {
-    @Test("an abort cancels the greeting: context error, no tick after it, nothing left",
-          arguments: AbortStyle.allCases, Backend.allCases)
-    func abort(style: AbortStyle, backend: Backend) async throws {
-        let harness = try Harness(delay: "30s", tick: "10ms", backend: backend)
-        let client = try harness.connect()
-        try client.sendGet("/")
-        let id = try await harness.startedRequestID()
-        try await harness.logs.waitFor(thinking, request: id)
-        client.abort(style)
-        try await harness.logs.waitFor(contextCanceled, request: id)
-        try await harness.expectNothingLeft()
-        try await Task.sleep(for: .milliseconds(50))  // five more ticks' worth
-        harness.expectNoTickAfterCancel(id)
-        #expect(harness.stats.canceled.load(ordering: .relaxed) == 1)
-        #expect(harness.stats.completed.load(ordering: .relaxed) == 0)
-        if style == .half { #expect(client.waitForClose(), "server closes a half-closed connection") }
-    }
-
-    @Test("bytes sent while a request is pending are neither an abort nor a crash; a later abort is",
-          arguments: AbortStyle.allCases, Backend.allCases)
-    func bytesWhilePending(style: AbortStyle, backend: Backend) async throws {
-        let harness = try Harness(delay: "30s", tick: "10ms", backend: backend)
-        let client = try harness.connect()
-        try client.sendGet("/")
-        let id = try await harness.startedRequestID()
-        try client.send("GET /?delay=0s HTTP/1.1\r\nHost: t\r\nX-Partial: yes")  // a pipelined, unfinished request
-        try await Task.sleep(for: .milliseconds(60))
-        #expect(harness.stats.inFlight.load(ordering: .relaxed) == 1)
-        #expect(harness.logs.count(contextCanceled) == 0)
-        client.abort(style)
-        try await harness.logs.waitFor(contextCanceled, request: id)
-        try await harness.expectNothingLeft()
-        harness.expectNoTickAfterCancel(id)
-    }
-
-    @Test("a pipelined request behind a pending one waits its turn and is then served",
-          arguments: Backend.allCases)
-    func pipelinedBehindPending(backend: Backend) async throws {
-        let harness = try Harness(delay: "80ms", tick: "10ms", backend: backend)
-        let client = try harness.connect()
-        try client.sendGet("/")
-        _ = try await harness.startedRequestID()
-        try await Task.sleep(for: .milliseconds(20))
-        try client.sendGet("/?delay=0s")
-        let first = try client.readResponse()
-        let second = try client.readResponse()
-        #expect(first.status == 200 && second.status == 200)
-        #expect(first.headers["x-request-id"] == "1" && second.headers["x-request-id"] == "2")
-        #expect(harness.logs.count(contextCanceled) == 0)
-        try await harness.expectNothingLeft()
-    }
-
-    @Test("a client that floods bytes behind a pending request is dropped at the pipeline limit")
-    func pipelineLimit() async throws {
-        let harness = try Harness(delay: "30s", tick: "10ms") { $0.http.pipelineLimit = 4096 }
-        let client = try harness.connect()
-        try client.sendGet("/")
-        let id = try await harness.startedRequestID()
-        try? client.send([UInt8](repeating: UInt8(ascii: "x"), count: 64 * 1024))
-        try await harness.logs.waitFor(contextCanceled, request: id)
-        try await harness.expectNothingLeft()
-    }
-
-    @Test("500 concurrent greetings aborted at random times: one cancellation each, nothing left, still serving")
-    func concurrentAborts() async throws {
-        raiseOpenFileLimit()
-        let count = 500
-        let harness = try Harness(delay: "60s", tick: "50ms")
-        var clients: [TestConnection] = []
-        for _ in 0..<count {
+extension LiveServer {
+    /// A client that goes away stops the work at once, however it goes, on every backend.
+    @Suite("Client aborts")
+    struct AbortTests {
+        @Test("an abort cancels the greeting: context error, no tick after it, nothing left",
+              arguments: AbortStyle.allCases, Backend.allCases)
+        func abort(style: AbortStyle, backend: Backend) async throws {
+            let harness = try Harness(delay: "30s", tick: "10ms", backend: backend)
             let client = try harness.connect()
             try client.sendGet("/")
-            clients.append(client)
+            let id = try await harness.startedRequestID()
+            try await harness.logs.waitFor(thinking, request: id)
+            client.abort(style)
+            try await harness.logs.waitFor(contextCanceled, request: id)
+            try await harness.expectNothingLeft()
+            try await Task.sleep(for: .milliseconds(50))  // five more ticks' worth
+            harness.expectNoTickAfterCancel(id)
+            #expect(harness.stats.canceled.load(ordering: .relaxed) == 1)
+            #expect(harness.stats.completed.load(ordering: .relaxed) == 0)
+            if style == .half { #expect(client.waitForClose(), "server closes a half-closed connection") }
         }
-        try await eventually(timeout: .seconds(20), "all \(count) greetings thinking") {
-            harness.stats.inFlight.load(ordering: .relaxed) == count
-        }
-        // Abort in a random order at random moments over ~300 ms, mixing FIN, RST and half-close.
-        var generator = SystemRandomNumberGenerator()
-        let schedule = clients.shuffled(using: &generator)
-        for client in schedule {
-            client.abort(AbortStyle.allCases.randomElement(using: &generator)!)
-            if Int.random(in: 0..<10, using: &generator) == 0 {
-                try await Task.sleep(for: .milliseconds(Int.random(in: 1...6, using: &generator)))
-            }
-        }
-        try await eventually(timeout: .seconds(20), "all \(count) cancelled") {
-            harness.stats.canceled.load(ordering: .relaxed) == count
-        }
-        try await harness.expectNothingLeft()
-        try await Task.sleep(for: .milliseconds(120))  // two more ticks
-        let started = harness.logs.requestIDs(logging: "Handling greeting request")
-        #expect(started.count == count)
-        #expect(harness.logs.count(contextCanceled) == count)
-        for id in started { harness.expectNoTickAfterCancel(id) }
-        #expect(harness.stats.completed.load(ordering: .relaxed) == 0)
-        clients.removeAll()
 
-        let probe = try harness.connect()
-        try probe.sendGet("/?delay=0s")
-        #expect(try probe.readResponse().status == 200)
+        @Test("bytes sent while a request is pending are neither an abort nor a crash; a later abort is",
+              arguments: AbortStyle.allCases, Backend.allCases)
+        func bytesWhilePending(style: AbortStyle, backend: Backend) async throws {
+            let harness = try Harness(delay: "30s", tick: "10ms", backend: backend)
+            let client = try harness.connect()
+            try client.sendGet("/")
+            let id = try await harness.startedRequestID()
+            try client.send("GET /?delay=0s HTTP/1.1\r\nHost: t\r\nX-Partial: yes")  // a pipelined, unfinished request
+            try await Task.sleep(for: .milliseconds(60))
+            #expect(harness.stats.inFlight.load(ordering: .relaxed) == 1)
+            #expect(harness.logs.count(contextCanceled) == 0)
+            client.abort(style)
+            try await harness.logs.waitFor(contextCanceled, request: id)
+            try await harness.expectNothingLeft()
+            harness.expectNoTickAfterCancel(id)
+        }
+
+        @Test("a pipelined request behind a pending one waits its turn and is then served",
+              arguments: Backend.allCases)
+        func pipelinedBehindPending(backend: Backend) async throws {
+            let harness = try Harness(delay: "80ms", tick: "10ms", backend: backend)
+            let client = try harness.connect()
+            try client.sendGet("/")
+            _ = try await harness.startedRequestID()
+            try await Task.sleep(for: .milliseconds(20))
+            try client.sendGet("/?delay=0s")
+            let first = try client.readResponse()
+            let second = try client.readResponse()
+            #expect(first.status == 200 && second.status == 200)
+            #expect(first.headers["x-request-id"] == "1" && second.headers["x-request-id"] == "2")
+            #expect(harness.logs.count(contextCanceled) == 0)
+            try await harness.expectNothingLeft()
+        }
+
+        @Test("a client that floods bytes behind a pending request is dropped at the pipeline limit")
+        func pipelineLimit() async throws {
+            let harness = try Harness(delay: "30s", tick: "10ms") { $0.http.pipelineLimit = 4096 }
+            let client = try harness.connect()
+            try client.sendGet("/")
+            let id = try await harness.startedRequestID()
+            try? client.send([UInt8](repeating: UInt8(ascii: "x"), count: 64 * 1024))
+            try await harness.logs.waitFor(contextCanceled, request: id)
+            try await harness.expectNothingLeft()
+        }
+
+        @Test("500 concurrent greetings aborted at random times: one cancellation each, nothing left, still serving")
+        func concurrentAborts() async throws {
+            raiseOpenFileLimit()
+            let count = 500
+            let harness = try Harness(delay: "60s", tick: "50ms")
+            var clients: [TestConnection] = []
+            for _ in 0..<count {
+                let client = try harness.connect()
+                try client.sendGet("/")
+                clients.append(client)
+            }
+            try await eventually(timeout: .seconds(20), "all \(count) greetings thinking") {
+                harness.stats.inFlight.load(ordering: .relaxed) == count
+            }
+            // Abort in a random order at random moments over ~300 ms, mixing FIN, RST and half-close.
+            var generator = SystemRandomNumberGenerator()
+            let schedule = clients.shuffled(using: &generator)
+            for client in schedule {
+                client.abort(AbortStyle.allCases.randomElement(using: &generator)!)
+                if Int.random(in: 0..<10, using: &generator) == 0 {
+                    try await Task.sleep(for: .milliseconds(Int.random(in: 1...6, using: &generator)))
+                }
+            }
+            try await eventually(timeout: .seconds(20), "all \(count) cancelled") {
+                harness.stats.canceled.load(ordering: .relaxed) == count
+            }
+            try await harness.expectNothingLeft()
+            try await Task.sleep(for: .milliseconds(120))  // two more ticks
+            let started = harness.logs.requestIDs(logging: "Handling greeting request")
+            #expect(started.count == count)
+            #expect(harness.logs.count(contextCanceled) == count)
+            for id in started { harness.expectNoTickAfterCancel(id) }
+            #expect(harness.stats.completed.load(ordering: .relaxed) == 0)
+            clients.removeAll()
+
+            let probe = try harness.connect()
+            try probe.sendGet("/?delay=0s")
+            #expect(try probe.readResponse().status == 200)
+        }
     }
 }

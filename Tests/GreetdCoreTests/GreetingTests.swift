@@ -1,100 +1,102 @@
 import GreetdCore
 import Testing
 
-/// The seed's greeting, end to end over loopback, with short delays and ticks.
-@Suite("Greeting")
-struct GreetingTests {
-    @Test("a full greeting answers Hello Gopher! after logging every tick")
-    func fullGreeting() async throws {
-        let harness = try Harness(delay: "100ms", tick: "20ms")
-        let client = try harness.connect()
-        try client.sendGet("/")
-        let response = try client.readResponse()
-        #expect(response.status == 200)
-        #expect(response.body == "Hello Gopher!\n")
-        #expect(response.headers["content-type"] == "text/plain; charset=utf-8")
-        let id = try #require(response.headers["x-request-id"])
-        #expect(harness.logs.messages(request: id) == [
-            "Handling greeting request",
-            thinking, thinking, thinking, thinking, thinking,
-            "Handled greeting request",
-        ])
-        #expect(harness.stats.completed.load(ordering: .relaxed) == 1)
-        try await harness.expectNothingLeft()
-    }
-
-    @Test("?delay=0s answers at once, without a tick")
-    func zeroDelay() async throws {
-        let harness = try Harness(delay: "10s", tick: "1ms")
-        let client = try harness.connect()
-        let start = ContinuousClock.now
-        try client.sendGet("/?delay=0s")
-        let response = try client.readResponse()
-        #expect(response.status == 200)
-        #expect(ContinuousClock.now - start < .seconds(2))
-        let id = try #require(response.headers["x-request-id"])
-        #expect(harness.logs.messages(request: id) == ["Handling greeting request", "Handled greeting request"])
-        try await harness.expectNothingLeft()
-    }
-
-    @Test("?delay= above the server's maximum is capped to it")
-    func delayCapped() async throws {
-        let harness = try Harness(delay: "0s", tick: "10ms") { $0.maxDelay = .milliseconds(50) }
-        let client = try harness.connect()
-        let start = ContinuousClock.now
-        try client.sendGet("/?delay=1h")
-        let response = try client.readResponse(timeout: .seconds(5))
-        #expect(response.status == 200)
-        #expect(ContinuousClock.now - start < .seconds(3))
-        try await harness.expectNothingLeft()
-    }
-
-    @Test("HEAD / greets with headers only")
-    func headRequest() async throws {
-        let harness = try Harness(delay: "0s")
-        let client = try harness.connect()
-        try client.send("HEAD / HTTP/1.1\r\nHost: test\r\n\r\n")
-        let response = try client.readResponse(headRequest: true)
-        #expect(response.status == 200)
-        #expect(response.headers["content-length"] == "14")
-        // Nothing follows the headers: the next response on this connection parses cleanly.
-        try client.sendGet("/nope")
-        #expect(try client.readResponse().status == 404)
-    }
-
-    @Test("keep-alive: two greetings on one connection, then a close, log no context error")
-    func keepAlive() async throws {
-        let harness = try Harness(delay: "40ms", tick: "10ms")
-        let client = try harness.connect()
-        for _ in 0..<2 {
+extension LiveServer {
+    /// The seed's greeting, end to end over loopback, with short delays and ticks.
+    @Suite("Greeting")
+    struct GreetingTests {
+        @Test("a full greeting answers Hello Gopher! after logging every tick")
+        func fullGreeting() async throws {
+            let harness = try Harness(delay: "100ms", tick: "20ms")
+            let client = try harness.connect()
             try client.sendGet("/")
             let response = try client.readResponse()
             #expect(response.status == 200)
             #expect(response.body == "Hello Gopher!\n")
+            #expect(response.headers["content-type"] == "text/plain; charset=utf-8")
+            let id = try #require(response.headers["x-request-id"])
+            #expect(harness.logs.messages(request: id) == [
+                "Handling greeting request",
+                thinking, thinking, thinking, thinking, thinking,
+                "Handled greeting request",
+            ])
+            #expect(harness.stats.completed.load(ordering: .relaxed) == 1)
+            try await harness.expectNothingLeft()
         }
-        client.close()
-        try await harness.expectNothingLeft()
-        try await Task.sleep(for: .milliseconds(50))
-        #expect(harness.logs.count(contextCanceled) == 0)
-        #expect(harness.stats.canceled.load(ordering: .relaxed) == 0)
-        #expect(harness.stats.completed.load(ordering: .relaxed) == 2)
-    }
 
-    @Test("pipelined requests are answered in order", arguments: Backend.allCases)
-    func pipelined(backend: Backend) async throws {
-        let harness = try Harness(delay: "0s", tick: "10ms", backend: backend)
-        let client = try harness.connect()
-        try client.send(
-            "GET /?delay=60ms HTTP/1.1\r\nHost: t\r\n\r\n"
-                + "GET /?delay=0s HTTP/1.1\r\nHost: t\r\n\r\n"
-                + "GET /missing HTTP/1.1\r\nHost: t\r\n\r\n")
-        let first = try client.readResponse()
-        let second = try client.readResponse()
-        let third = try client.readResponse()
-        #expect([first.status, second.status, third.status] == [200, 200, 404])
-        let ids = [first, second, third].compactMap { $0.headers["x-request-id"].flatMap { Int($0) } }
-        #expect(ids == ids.sorted() && ids.count == 3, "responses in request order: \(ids)")
-        #expect(harness.logs.count(contextCanceled) == 0)
-        try await harness.expectNothingLeft()
+        @Test("?delay=0s answers at once, without a tick")
+        func zeroDelay() async throws {
+            let harness = try Harness(delay: "10s", tick: "1ms")
+            let client = try harness.connect()
+            let start = ContinuousClock.now
+            try client.sendGet("/?delay=0s")
+            let response = try client.readResponse()
+            #expect(response.status == 200)
+            #expect(ContinuousClock.now - start < .seconds(2))
+            let id = try #require(response.headers["x-request-id"])
+            #expect(harness.logs.messages(request: id) == ["Handling greeting request", "Handled greeting request"])
+            try await harness.expectNothingLeft()
+        }
+
+        @Test("?delay= above the server's maximum is capped to it")
+        func delayCapped() async throws {
+            let harness = try Harness(delay: "0s", tick: "10ms") { $0.maxDelay = .milliseconds(50) }
+            let client = try harness.connect()
+            let start = ContinuousClock.now
+            try client.sendGet("/?delay=1h")
+            let response = try client.readResponse(timeout: .seconds(5))
+            #expect(response.status == 200)
+            #expect(ContinuousClock.now - start < .seconds(3))
+            try await harness.expectNothingLeft()
+        }
+
+        @Test("HEAD / greets with headers only")
+        func headRequest() async throws {
+            let harness = try Harness(delay: "0s")
+            let client = try harness.connect()
+            try client.send("HEAD / HTTP/1.1\r\nHost: test\r\n\r\n")
+            let response = try client.readResponse(headRequest: true)
+            #expect(response.status == 200)
+            #expect(response.headers["content-length"] == "14")
+            // Nothing follows the headers: the next response on this connection parses cleanly.
+            try client.sendGet("/nope")
+            #expect(try client.readResponse().status == 404)
+        }
+
+        @Test("keep-alive: two greetings on one connection, then a close, log no context error")
+        func keepAlive() async throws {
+            let harness = try Harness(delay: "40ms", tick: "10ms")
+            let client = try harness.connect()
+            for _ in 0..<2 {
+                try client.sendGet("/")
+                let response = try client.readResponse()
+                #expect(response.status == 200)
+                #expect(response.body == "Hello Gopher!\n")
+            }
+            client.close()
+            try await harness.expectNothingLeft()
+            try await Task.sleep(for: .milliseconds(50))
+            #expect(harness.logs.count(contextCanceled) == 0)
+            #expect(harness.stats.canceled.load(ordering: .relaxed) == 0)
+            #expect(harness.stats.completed.load(ordering: .relaxed) == 2)
+        }
+
+        @Test("pipelined requests are answered in order", arguments: Backend.allCases)
+        func pipelined(backend: Backend) async throws {
+            let harness = try Harness(delay: "0s", tick: "10ms", backend: backend)
+            let client = try harness.connect()
+            try client.send(
+                "GET /?delay=60ms HTTP/1.1\r\nHost: t\r\n\r\n"
+                    + "GET /?delay=0s HTTP/1.1\r\nHost: t\r\n\r\n"
+                    + "GET /missing HTTP/1.1\r\nHost: t\r\n\r\n")
+            let first = try client.readResponse()
+            let second = try client.readResponse()
+            let third = try client.readResponse()
+            #expect([first.status, second.status, third.status] == [200, 200, 404])
+            let ids = [first, second, third].compactMap { $0.headers["x-request-id"].flatMap { Int($0) } }
+            #expect(ids == ids.sorted() && ids.count == 3, "responses in request order: \(ids)")
+            #expect(harness.logs.count(contextCanceled) == 0)
+            try await harness.expectNothingLeft()
+        }
     }
 }

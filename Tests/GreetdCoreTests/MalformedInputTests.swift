@@ -1,95 +1,97 @@
 import GreetdCore
 import Testing
 
-/// Bad requests get a 4xx (or a close), never a crash, and the server keeps serving.
-@Suite("Malformed input")
-struct MalformedInputTests {
-    static let badDelays: [(query: String, fragment: String)] = [
-        ("delay=abc", #"invalid delay "abc": time: invalid duration "abc""#),
-        ("delay=5", #"time: missing unit in duration "5""#),
-        ("delay=5x", #"time: unknown unit "x" in duration "5x""#),
-        ("delay=-1s", #"invalid delay "-1s": must not be negative"#),
-        ("delay=99999999999h", "out of range"),
-        ("delay=", #"invalid delay "": time: invalid duration """#),
-    ]
+extension LiveServer {
+    /// Bad requests get a 4xx (or a close), never a crash, and the server keeps serving.
+    @Suite("Malformed input")
+    struct MalformedInputTests {
+        static let badDelays: [(query: String, fragment: String)] = [
+            ("delay=abc", #"invalid delay "abc": time: invalid duration "abc""#),
+            ("delay=5", #"time: missing unit in duration "5""#),
+            ("delay=5x", #"time: unknown unit "x" in duration "5x""#),
+            ("delay=-1s", #"invalid delay "-1s": must not be negative"#),
+            ("delay=99999999999h", "out of range"),
+            ("delay=", #"invalid delay "": time: invalid duration """#),
+        ]
 
-    @Test("a bad ?delay= gets 400 saying what is wrong with delay", arguments: badDelays)
-    func badDelay(query: String, fragment: String) async throws {
-        let harness = try Harness(delay: "0s")
-        let client = try harness.connect()
-        try client.sendGet("/?\(query)")
-        let response = try client.readResponse()
-        #expect(response.status == 400)
-        #expect(response.body.contains(fragment), "body: \(response.body)")
-        #expect(harness.stats.started.load(ordering: .relaxed) == 0)
-        try await harness.expectNothingLeft()
-    }
-
-    @Test("unknown paths get 404, other methods on / get 405 with Allow")
-    func routing() async throws {
-        let harness = try Harness(delay: "0s")
-        let client = try harness.connect()
-        try client.sendGet("/nope")
-        #expect(try client.readResponse().status == 404)
-        for method in ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"] {
-            try client.send("\(method) / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")
+        @Test("a bad ?delay= gets 400 saying what is wrong with delay", arguments: badDelays)
+        func badDelay(query: String, fragment: String) async throws {
+            let harness = try Harness(delay: "0s")
+            let client = try harness.connect()
+            try client.sendGet("/?\(query)")
             let response = try client.readResponse()
-            #expect(response.status == 405, "\(method)")
-            #expect(response.headers["allow"] == "GET, HEAD")
+            #expect(response.status == 400)
+            #expect(response.body.contains(fragment), "body: \(response.body)")
+            #expect(harness.stats.started.load(ordering: .relaxed) == 0)
+            try await harness.expectNothingLeft()
         }
-    }
 
-    static let garbage: [String] = [
-        "GARBAGE\r\n\r\n",
-        "GET\r\n\r\n",
-        "GET / HTTP/9.9\r\n\r\n",
-        "FOO / HTTP/1.1\r\nHost: t\r\n\r\n",
-        "GET /\0 HTTP/1.1\r\nHost: t\r\n\r\n",
-        "GET / HTTP/1.1\r\nNo colon here\r\n\r\n",
-        "GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-        "\u{1}\u{2}\u{3}\u{ff}\r\n\r\n",
-    ]
-
-    @Test("garbage gets a 4xx or a close, and the server keeps serving", arguments: garbage)
-    func garbageRequest(_ text: String) async throws {
-        let harness = try Harness(delay: "0s")
-        let client = try harness.connect()
-        try client.send(text)
-        if let response = try? client.readResponse(timeout: .seconds(2)) {
-            #expect((400..<500).contains(response.status) || response.status == 501, "status \(response.status) for \(text.debugDescription)")
+        @Test("unknown paths get 404, other methods on / get 405 with Allow")
+        func routing() async throws {
+            let harness = try Harness(delay: "0s")
+            let client = try harness.connect()
+            try client.sendGet("/nope")
+            #expect(try client.readResponse().status == 404)
+            for method in ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"] {
+                try client.send("\(method) / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")
+                let response = try client.readResponse()
+                #expect(response.status == 405, "\(method)")
+                #expect(response.headers["allow"] == "GET, HEAD")
+            }
         }
-        let probe = try harness.connect()
-        try probe.sendGet("/?delay=0s")
-        #expect(try probe.readResponse().status == 200)
-        try await harness.expectNothingLeft()
-    }
 
-    @Test("request headers over the limit are refused with a 4xx")
-    func oversizedHeaders() async throws {
-        let harness = try Harness(delay: "0s") { $0.http.maxHeaderBytes = 8 * 1024 }
-        let client = try harness.connect()
-        let big = String(repeating: "a", count: 16 * 1024)
-        try client.send("GET / HTTP/1.1\r\nHost: t\r\nX-Big: \(big)\r\n\r\n")
-        let response = try client.readResponse()
-        #expect((400..<500).contains(response.status))
-        #expect(harness.stats.started.load(ordering: .relaxed) == 0)
-        let probe = try harness.connect()
-        try probe.sendGet("/?delay=0s")
-        #expect(try probe.readResponse().status == 200)
-    }
+        static let garbage: [String] = [
+            "GARBAGE\r\n\r\n",
+            "GET\r\n\r\n",
+            "GET / HTTP/9.9\r\n\r\n",
+            "FOO / HTTP/1.1\r\nHost: t\r\n\r\n",
+            "GET /\0 HTTP/1.1\r\nHost: t\r\n\r\n",
+            "GET / HTTP/1.1\r\nNo colon here\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            "\u{1}\u{2}\u{3}\u{ff}\r\n\r\n",
+        ]
 
-    @Test("a client that disconnects mid-request starts nothing", arguments: AbortStyle.allCases)
-    func midRequestDisconnect(style: AbortStyle) async throws {
-        let harness = try Harness(delay: "0s")
-        let client = try harness.connect()
-        try client.send("GET /?delay=10s HTTP/1.1\r\nHost: t\r\nX-Half: ")
-        try await Task.sleep(for: .milliseconds(20))
-        client.abort(style)
-        try await Task.sleep(for: .milliseconds(30))
-        #expect(harness.stats.started.load(ordering: .relaxed) == 0)
-        let probe = try harness.connect()
-        try probe.sendGet("/?delay=0s")
-        #expect(try probe.readResponse().status == 200)
-        try await harness.expectNothingLeft()
+        @Test("garbage gets a 4xx or a close, and the server keeps serving", arguments: garbage)
+        func garbageRequest(_ text: String) async throws {
+            let harness = try Harness(delay: "0s")
+            let client = try harness.connect()
+            try client.send(text)
+            if let response = try? client.readResponse(timeout: .seconds(2)) {
+                #expect((400..<500).contains(response.status) || response.status == 501, "status \(response.status) for \(text.debugDescription)")
+            }
+            let probe = try harness.connect()
+            try probe.sendGet("/?delay=0s")
+            #expect(try probe.readResponse().status == 200)
+            try await harness.expectNothingLeft()
+        }
+
+        @Test("request headers over the limit are refused with a 4xx")
+        func oversizedHeaders() async throws {
+            let harness = try Harness(delay: "0s") { $0.http.maxHeaderBytes = 8 * 1024 }
+            let client = try harness.connect()
+            let big = String(repeating: "a", count: 16 * 1024)
+            try client.send("GET / HTTP/1.1\r\nHost: t\r\nX-Big: \(big)\r\n\r\n")
+            let response = try client.readResponse()
+            #expect((400..<500).contains(response.status))
+            #expect(harness.stats.started.load(ordering: .relaxed) == 0)
+            let probe = try harness.connect()
+            try probe.sendGet("/?delay=0s")
+            #expect(try probe.readResponse().status == 200)
+        }
+
+        @Test("a client that disconnects mid-request starts nothing", arguments: AbortStyle.allCases)
+        func midRequestDisconnect(style: AbortStyle) async throws {
+            let harness = try Harness(delay: "0s")
+            let client = try harness.connect()
+            try client.send("GET /?delay=10s HTTP/1.1\r\nHost: t\r\nX-Half: ")
+            try await Task.sleep(for: .milliseconds(20))
+            client.abort(style)
+            try await Task.sleep(for: .milliseconds(30))
+            #expect(harness.stats.started.load(ordering: .relaxed) == 0)
+            let probe = try harness.connect()
+            try probe.sendGet("/?delay=0s")
+            #expect(try probe.readResponse().status == 200)
+            try await harness.expectNothingLeft()
+        }
     }
 }
