@@ -104,8 +104,13 @@ private func eventTrampoline(_ fd: Int32, _ what: Int16, _ arg: UnsafeMutableRaw
 extension timeval {
     /// The `timeval` for a non-negative duration, rounded down to the microsecond.
     init(duration: Duration) {
+        // Negative means "now". Check the whole duration: -5ms is (seconds: 0, attoseconds: <0),
+        // and a negative tv_usec makes libevent abort on a persistent event.
+        guard duration > .zero else {
+            self.init(tv_sec: 0, tv_usec: 0)
+            return
+        }
         let (seconds, attoseconds) = duration.components
-        let clamped = max(seconds, 0)
-        self.init(tv_sec: Int(clamped), tv_usec: seconds < 0 ? 0 : Int(attoseconds / 1_000_000_000_000))
+        self.init(tv_sec: .init(seconds), tv_usec: .init(attoseconds / 1_000_000_000_000))
     }
 }

@@ -20,7 +20,10 @@ public final class EventBase {
     public let counters: LibeventCounters
 
     /// Creates a base on the calling thread.
-    /// - Parameter methods: backends to skip, e.g. `["epoll", "poll"]` to get `select`.
+    /// - Parameters:
+    ///   - methods: backends to skip, e.g. `["epoll", "poll"]` to get `select`.
+    ///   - counters: where to count live handles. One set per base: `deinit` checks that this
+    ///     base's events are all gone by reading it.
     public init(avoiding methods: [String] = [], counters: LibeventCounters = LibeventCounters()) throws(LibeventError) {
         let config = try nonNull(event_config_new(), "event_config_new")
         defer { event_config_free(config) }

@@ -39,7 +39,8 @@ public final class HTTPServer {
     private let handler: (HTTPRequest) -> Void
     private var listeners: [OpaquePointer] = []
 
-    /// The addresses the server listens on, after ``bind(host:port:)``.
+    /// The addresses the server listens on: filled by ``bind(host:port:)``, emptied by
+    /// ``closeListeners()`` and ``close()``.
     public private(set) var addresses: [SocketAddress] = []
 
     /// Creates a server on `base` whose every request, whatever its path, goes to `handler`.
@@ -136,8 +137,9 @@ public final class HTTPServer {
                     evconnlistener_free(listener)
                     throw LibeventError.allocationFailed(function: "evhttp_bind_listener")
                 }
+                bound.append((socket, address))
                 let local = try SocketAddress.local(of: evconnlistener_get_fd(listener))
-                bound.append((socket, local))
+                bound[bound.count - 1].1 = local
                 chosenPort = local.port
             }
         } catch let error as LibeventError {
@@ -157,6 +159,7 @@ public final class HTTPServer {
         guard let raw else { return }
         for socket in listeners { evhttp_del_accept_socket(raw, socket) }
         listeners = []
+        addresses = []
     }
 
     /// Frees the evhttp: listeners close, and every connection is freed at once. Requests being
@@ -167,6 +170,7 @@ public final class HTTPServer {
         guard let raw else { return }
         self.raw = nil
         listeners = []
+        addresses = []
         evhttp_free(raw)
     }
 

@@ -79,6 +79,7 @@ extension LiveServer {
             var clients: [TestConnection] = []
             for _ in 0..<count {
                 let client = try harness.connect()
+                client.moveAboveSelectRange()
                 try client.sendGet("/")
                 clients.append(client)
             }

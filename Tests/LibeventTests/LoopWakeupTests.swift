@@ -1,0 +1,118 @@
+import Foundation
+import Libevent
+import Testing
+
+@Suite("LoopWakeup")
+struct LoopWakeupTests {
+    @Test func wakeFromAnotherThreadRunsHandlerOnLoopThread() throws {
+        let wakeup = try LoopWakeup()
+        let wakerThread = Shared<LoopThread?>(nil)
+        try withBase { base in
+            var handlerCalls = 0
+            var handlerOnLoopThread = false
+            do {
+                let watchdog = try Watchdog(base)
+                let event = try wakeup.makeEvent(on: base) {
+                    handlerCalls += 1
+                    handlerOnLoopThread = base.thread.isCurrent
+                    base.exit()
+                }
+                #expect(event.isPending)  // makeEvent arms it
+                Thread.detachNewThread {
+                    wakerThread.set(LoopThread.current)
+                    usleep(5_000)  // let the loop block in its backend first
+                    wakeup.wake()
+                }
+                try base.run()
+                #expect(!watchdog.expired)
+                withExtendedLifetime(event) {}
+            }
+            #expect(handlerCalls == 1)
+            #expect(handlerOnLoopThread)
+            let waker = try #require(wakerThread.value)
+            #expect(waker != base.thread)
+        }
+    }
+
+    @Test func manyWakesCoalesceIntoOneHandlerCall() throws {
+        let wakeup = try LoopWakeup()
+        // More bytes than a pipe holds (64 KiB on Linux): the extra writes hit EAGAIN, which
+        // wake() ignores because a wakeup is already pending.
+        for _ in 0..<70_000 { wakeup.wake() }
+        try withBase { base in
+            var handlerCalls = 0
+            do {
+                let event = try wakeup.makeEvent(on: base) { handlerCalls += 1 }
+                let stop = try Event(base: base) { _ in base.exit() }
+                try stop.add(timeout: .milliseconds(20))
+                try base.run()
+                withExtendedLifetime(event) {}
+            }
+            // One drain empties the pipe, so a level-triggered backend does not call again.
+            #expect(handlerCalls == 1)
+        }
+    }
+
+    @Test func wakesFromManyThreadsAreAllHarmless() throws {
+        let wakeup = try LoopWakeup()
+        let finished = Shared(0)
+        let threads = 4
+        try withBase { base in
+            var handlerCalls = 0
+            do {
+                let watchdog = try Watchdog(base)
+                let event = try wakeup.makeEvent(on: base) {
+                    handlerCalls += 1
+                    if finished.value == threads { base.exit() }
+                }
+                for _ in 0..<threads {
+                    Thread.detachNewThread {
+                        for _ in 0..<1_000 { wakeup.wake() }
+                        finished.update { $0 += 1 }
+                        wakeup.wake()  // after the count, so the loop sees it
+                    }
+                }
+                try base.run()
+                #expect(!watchdog.expired)
+                withExtendedLifetime(event) {}
+            }
+            #expect(handlerCalls >= 1)
+        }
+    }
+
+    @Test func wakeupEventCanWakeAgainAfterDraining() throws {
+        let wakeup = try LoopWakeup()
+        try withBase { base in
+            var handlerCalls = 0
+            do {
+                let watchdog = try Watchdog(base)
+                let event = try wakeup.makeEvent(on: base) {
+                    handlerCalls += 1
+                    if handlerCalls == 1 {
+                        wakeup.wake()  // from the loop thread itself, after the drain
+                    } else {
+                        base.exit()
+                    }
+                }
+                wakeup.wake()
+                try base.run()
+                #expect(!watchdog.expired)
+                withExtendedLifetime(event) {}
+            }
+            #expect(handlerCalls == 2)
+        }
+    }
+
+    @Test func droppingTheWakeupEventCountsItFreed() throws {
+        let wakeup = try LoopWakeup()
+        try withBase { base in
+            var event: Event? = try wakeup.makeEvent(on: base) {}
+            #expect(base.counters.liveEvents.load(ordering: .relaxed) == 1)
+            event = nil
+            #expect(base.counters.liveEvents.load(ordering: .relaxed) == 0)
+            wakeup.wake()  // nothing listens: the byte just sits in the pipe
+            try base.run()  // no events: returns at once
+            withExtendedLifetime(event) {}
+        }
+    }
+}
