@@ -84,6 +84,13 @@ public final class Event {
         if let raw { event_del(raw) }
     }
 
+    /// Makes the event fire on the next turn of the loop, as if `flags` had happened
+    /// (`event_active`). Works whether or not the event is armed.
+    public func activate(_ flags: EventFlags = .timeout) {
+        base.thread.preconditionOnThread()
+        if let raw { event_active(raw, Int32(flags.rawValue), 0) }
+    }
+
     /// Whether the event is armed for any of its conditions or a timeout.
     public var isPending: Bool {
         guard let raw else { return false }

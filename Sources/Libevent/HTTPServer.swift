@@ -17,6 +17,17 @@ public struct HTTPServerOptions: Sendable {
     public var pipelineLimit: Int = 64 * 1024
     /// `listen(2)` backlog for each listener.
     public var backlog: Int32 = 4096
+    /// Most client connections open at once. Past it, a new connection gets a canned `503` and
+    /// is closed before evhttp reads from it.
+    public var maxConnections: Int = 10_000
+    /// Time a new connection has to send its first whole request (request line, headers, body):
+    /// slowloris clients are dropped after it. `nil`: no limit.
+    public var headerTimeout: Duration? = .seconds(10)
+    /// Time a keep-alive connection may sit idle and then send its next whole request; also the
+    /// limit on any single stalled read or write (`evhttp_set_timeout_tv`). `nil`: no limit.
+    public var idleTimeout: Duration? = .seconds(60)
+    /// Let several sockets (one per worker loop) share a port (`SO_REUSEPORT`).
+    public var reusePort = false
 
     public init() {}
 }
@@ -38,6 +49,20 @@ public final class HTTPServer {
     let earlyClose: Bool
     private let handler: (HTTPRequest) -> Void
     private var listeners: [OpaquePointer] = []
+    /// Every open connection, by its evhttp handle.
+    private var connections: [OpaquePointer: HTTPConnection] = [:]
+    /// Bufferevents of connections evhttp accepted in the current callback, to adopt next.
+    private var newBufferevents: [OpaquePointer] = []
+    /// Fires right after evhttp's accept callback to adopt `newBufferevents`.
+    private var adoptEvent: Event?
+
+    /// Called on the loop thread after a connection opens or closes, with the open count.
+    public var onConnectionCountChange: ((Int) -> Void)?
+    /// Called on the loop thread after a connection was refused at ``HTTPServerOptions/maxConnections``.
+    public var onConnectionRejected: (() -> Void)?
+
+    /// Open client connections.
+    public var connectionCount: Int { connections.count }
 
     /// The addresses the server listens on: filled by ``bind(host:port:)``, emptied by
     /// ``closeListeners()`` and ``close()``.
@@ -57,6 +82,10 @@ public final class HTTPServer {
         raw = http
         evhttp_set_max_headers_size(http, options.maxHeaderBytes)
         evhttp_set_max_body_size(http, options.maxBodyBytes)
+        if let idle = options.idleTimeout {
+            var tv = timeval(duration: idle)
+            evhttp_set_timeout_tv(http, &tv)
+        }
         // Every method reaches our handler, so that it, not libevent (501), answers 405.
         let all: UInt32 = EVHTTP_REQ_GET.rawValue | EVHTTP_REQ_POST.rawValue | EVHTTP_REQ_HEAD.rawValue
             | EVHTTP_REQ_PUT.rawValue | EVHTTP_REQ_DELETE.rawValue | EVHTTP_REQ_OPTIONS.rawValue
@@ -66,6 +95,8 @@ public final class HTTPServer {
         evhttp_set_default_content_type(http, nil)
         // Unretained: evhttp is freed in close()/deinit, so the callback cannot outlive self.
         evhttp_set_gencb(http, requestTrampoline, Unmanaged.passUnretained(self).toOpaque())
+        evhttp_set_bevcb(http, bufferEventTrampoline, Unmanaged.passUnretained(self).toOpaque())
+        adoptEvent = try Event(base: base) { [unowned self] _ in self.adoptNewConnections() }
     }
 
     deinit {
@@ -122,6 +153,7 @@ public final class HTTPServer {
                 address.port = chosenPort
                 var flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE
                 if address.isIPv6 { flags |= LEV_OPT_BIND_IPV6ONLY }
+                if options.reusePort { flags |= LEV_OPT_REUSEABLE_PORT }
                 let listener = address.withSockAddr { sa, length in
                     evconnlistener_new_bind(base.raw, nil, nil, flags, options.backlog, sa, Int32(length))
                 }
@@ -162,6 +194,15 @@ public final class HTTPServer {
         addresses = []
     }
 
+    /// Closes every connection that waits for a request and has not started sending one (draining:
+    /// keep-alive clients reconnect elsewhere). Connections with a request in progress stay.
+    public func closeIdleConnections() {
+        base.thread.preconditionOnThread()
+        for connection in connections.values where connection.isIdle {
+            connection.end(.serverClosed)
+        }
+    }
+
     /// Frees the evhttp: listeners close, and every connection is freed at once. Requests being
     /// watched see their abort handler run with ``HTTPRequest/AbortReason/serverClosed``.
     /// Safe to call twice.
@@ -172,11 +213,87 @@ public final class HTTPServer {
         listeners = []
         addresses = []
         evhttp_free(raw)
+        adoptEvent = nil
+        newBufferevents = []
+    }
+
+    /// evhttp accepted a connection and asks for its bufferevent (`evhttp_set_bevcb`). libevent
+    /// 2.1 has no new-connection hook, so we make the bufferevent evhttp would have made, note it,
+    /// and adopt the connection once evhttp's accept callback returns, before any byte is read.
+    fileprivate func makeBufferevent() -> OpaquePointer? {
+        let bufferevent = bufferevent_socket_new(base.raw, -1, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue))
+        if let bufferevent {
+            newBufferevents.append(bufferevent)
+            adoptEvent?.activate()
+        }
+        return bufferevent
+    }
+
+    /// Takes charge of connections accepted since the last call: refuses those over
+    /// ``HTTPServerOptions/maxConnections``, tracks the others (close callback, read deadline).
+    private func adoptNewConnections() {
+        let pending = newBufferevents
+        newBufferevents = []
+        for bufferevent in pending {
+            // evhttp_start_read_ made the connection the bufferevent's callback argument.
+            var arg: UnsafeMutableRawPointer?
+            bufferevent_getcb(bufferevent, nil, nil, nil, &arg)
+            guard let arg else { continue }
+            let raw = OpaquePointer(arg)
+            let fd = bufferevent_getfd(bufferevent)
+            if connections.count >= options.maxConnections {
+                refuse(fd)
+                base.counters.rejectedConnections.bump()
+                evhttp_connection_free(raw)
+                onConnectionRejected?()
+                continue
+            }
+            let connection = HTTPConnection(raw: raw, fd: fd, server: self)
+            connections[raw] = connection
+            connection.awaitRequest()
+            onConnectionCountChange?(connections.count)
+        }
+    }
+
+    /// Answers a connection we will not serve with a canned `503`, straight on the socket (evhttp
+    /// has not read from it), and reads what the client already sent so that the close that
+    /// follows is a FIN, not a reset that could destroy the answer.
+    private func refuse(_ fd: Int32) {
+        let answer = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            + "Content-Length: 27\r\nConnection: close\r\nRetry-After: 1\r\n\r\nserver at connection limit\n"
+        var sink = [UInt8](repeating: 0, count: 4096)
+        for _ in 0..<4 where recv(fd, &sink, sink.count, Int32(MSG_DONTWAIT)) > 0 {}
+        _ = answer.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
     }
 
     fileprivate func handle(_ request: OpaquePointer) {
-        handler(HTTPRequest(raw: request, server: self))
+        guard let raw = evhttp_request_get_connection(request), let connection = connections[raw] else {
+            // Not seen by newRequest (cannot happen with evhttp 2.1): answer without tracking.
+            evhttp_send_error(request, 500, nil)
+            return
+        }
+        // Unretained: the connection lives until its close callback, after the request is gone.
+        evhttp_request_set_on_complete_cb(request, requestCompleteTrampoline, Unmanaged.passUnretained(connection).toOpaque())
+        handler(HTTPRequest(raw: request, connection: connection, server: self))
     }
+
+    func connectionClosed(_ connection: HTTPConnection) {
+        connections[connection.raw] = nil
+        onConnectionCountChange?(connections.count)
+    }
+}
+
+/// The C bufferevent callback: captures nothing, finds the server through `arg`.
+private func bufferEventTrampoline(_ base: OpaquePointer?, _ arg: UnsafeMutableRawPointer?) -> OpaquePointer? {
+    guard let arg else { return nil }
+    return Unmanaged<HTTPServer>.fromOpaque(arg).takeUnretainedValue().makeBufferevent()
+}
+
+/// The C request-complete callback: the reply was written; a keep-alive connection now waits
+/// for its next request.
+private func requestCompleteTrampoline(_ request: OpaquePointer?, _ arg: UnsafeMutableRawPointer?) {
+    guard let arg else { return }
+    Unmanaged<HTTPConnection>.fromOpaque(arg).takeUnretainedValue().replyWritten()
 }
 
 /// The C request callback: captures nothing, finds the server through `arg`.

@@ -11,8 +11,12 @@ public final class LibeventCounters: Sendable {
     public let liveEvents = Atomic<Int>(0)
     /// ``HTTPRequest`` objects alive (each wraps one `struct evhttp_request`).
     public let liveRequests = Atomic<Int>(0)
-    /// Connections with our close callback installed, each holding one retain of its request.
-    public let closeWatches = Atomic<Int>(0)
+    /// Open client connections (each an `HTTPConnection` holding the close callback's retain).
+    public let liveConnections = Atomic<Int>(0)
+    /// Connections refused at `maxConnections` (answered `503` and closed).
+    public let rejectedConnections = Atomic<Int>(0)
+    /// Connections dropped for sending their request too slowly (header or idle timeout).
+    public let timedOutConnections = Atomic<Int>(0)
 
     public init() {}
 }

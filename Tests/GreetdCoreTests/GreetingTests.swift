@@ -74,7 +74,7 @@ extension LiveServer {
                 #expect(response.body == "Hello Gopher!\n")
             }
             client.close()
-            try await harness.expectNothingLeft()
+            try await harness.expectNothingLeft(connectionsClosed: true)
             try await Task.sleep(for: .milliseconds(50))
             #expect(harness.logs.count(contextCanceled) == 0)
             #expect(harness.stats.canceled.load(ordering: .relaxed) == 0)

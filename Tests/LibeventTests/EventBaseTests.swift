@@ -68,7 +68,7 @@ struct EventBaseTests {
         }
         #expect(counters.liveEvents.load(ordering: .relaxed) == 0)
         #expect(counters.liveRequests.load(ordering: .relaxed) == 0)
-        #expect(counters.closeWatches.load(ordering: .relaxed) == 0)
+        #expect(counters.liveConnections.load(ordering: .relaxed) == 0)
         withExtendedLifetime(base) {}
     }
 

@@ -47,15 +47,17 @@ final class Harness {
         return logs.requestIDs(logging: "Handling greeting request")[n - 1]
     }
 
-    /// Everything a request held is gone: no greeting thinking, no request object, no close
-    /// callback, no event beyond the server's own.
-    func expectNothingLeft() async throws {
+    /// Everything a request held is gone: no greeting thinking, no request object, no event
+    /// beyond the server's own and one read deadline per connection still open (idle).
+    /// With `connectionsClosed`, every connection must be gone too.
+    func expectNothingLeft(connectionsClosed: Bool = false) async throws {
         try await eventually("in-flight back to zero and every handle freed") {
-            stats.inFlight.load(ordering: .relaxed) == 0
+            let connections = stats.libevent.liveConnections.load(ordering: .relaxed)
+            return stats.inFlight.load(ordering: .relaxed) == 0
                 && stats.liveGreetings.load(ordering: .relaxed) == 0
                 && stats.libevent.liveRequests.load(ordering: .relaxed) == 0
-                && stats.libevent.closeWatches.load(ordering: .relaxed) == 0
-                && stats.libevent.liveEvents.load(ordering: .relaxed) == baselineEvents
+                && stats.libevent.liveEvents.load(ordering: .relaxed) == baselineEvents + connections
+                && (!connectionsClosed || connections == 0)
         }
     }
 
