@@ -47,12 +47,23 @@ public final class Context {
     /// The parent and our registration on it, while both are live.
     private var parentLink: (parent: Context, registration: Registration)?
 
-    /// A new live context with no parent (Go's `context.Background()` made cancellable).
-    public init() {}
+    /// When the context's work must be done by (Go's `ctx.Deadline()`): the earlier of its own and
+    /// its parent's. Informational: whoever set it arms the timer that calls
+    /// `cancel(.deadlineExceeded)` (greetd: a libevent timer on the request's loop).
+    public let deadline: ContinuousClock.Instant?
 
-    /// A new context that is done as soon as `parent` is (Go's `context.WithCancel(parent)`).
-    /// If the parent is already done, so is the child.
-    public init(parent: Context) {
+    /// A new live context with no parent (Go's `context.Background()` made cancellable).
+    public init() {
+        deadline = nil
+    }
+
+    /// A new context that is done as soon as `parent` is (Go's `context.WithCancel(parent)`, or
+    /// `WithDeadline` with a `deadline`). If the parent is already done, so is the child.
+    public init(parent: Context, deadline: ContinuousClock.Instant? = nil) {
+        switch (parent.deadline, deadline) {
+        case (let a?, let b?): self.deadline = min(a, b)
+        case (let a, let b): self.deadline = a ?? b
+        }
         if let err = parent.err {
             outcome = (err, parent.cause)
             return

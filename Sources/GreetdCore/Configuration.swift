@@ -1,7 +1,12 @@
 import Libevent
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
-/// Everything that shapes one greetd server. The defaults are the seed's: port 8080, a five-second
-/// greeting that thinks once a second.
+/// Everything that shapes a greetd service. The defaults are the seed's (port 8080, a five-second
+/// greeting that thinks once a second) plus production limits.
 public struct GreetdConfiguration: Sendable {
     /// Host to listen on. `localhost` means every loopback address it resolves to (`127.0.0.1`
     /// and `::1`), so `curl localhost:8080` works whichever one curl tries first.
@@ -14,13 +19,27 @@ public struct GreetdConfiguration: Sendable {
     public var tick: GoDuration = .seconds(1)
     /// The most a client may ask for with `?delay=`; larger values are capped to it.
     public var maxDelay: GoDuration = .seconds(60)
-    /// evhttp limits (header size, body size, pipelined bytes, backlog).
+    /// Deadline for every greeting (`context deadline exceeded`, `503`); `nil`: none. A client's
+    /// `?timeout=` may shorten it, never lengthen it.
+    public var timeout: GoDuration?
+    /// On `SIGTERM`, how long greetings in flight may go on before they are cancelled.
+    public var shutdownTimeout: GoDuration = .seconds(10)
+    /// After the shutdown budget, how long the `503`s have to reach their clients before the
+    /// remaining connections are dropped.
+    public var shutdownGrace: GoDuration = .seconds(2)
+    /// Event loops (threads), each with its own `event_base` and `evhttp`, sharing the port
+    /// through `SO_REUSEPORT`.
+    public var workers: Int = GreetdConfiguration.coreCount
+    /// evhttp limits: header and body size, pipelined bytes, backlog, connections, read timeouts.
     public var http = HTTPServerOptions()
     /// libevent backends to skip, e.g. `["epoll", "poll"]` for `select`. The environment
     /// (`EVENT_NOEPOLL=1`, ...) is honoured as well.
     public var avoidBackends: [String] = []
 
     public init() {}
+
+    /// Online processors, at least 1.
+    public static var coreCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
     /// Checks the values against each other.
     public func validate() throws(ConfigurationError) {
@@ -29,7 +48,13 @@ public struct GreetdConfiguration: Sendable {
         guard delay.nanoseconds >= 0 else { throw .invalid("delay must not be negative, got \(delay)") }
         guard maxDelay.nanoseconds >= 0 else { throw .invalid("max-delay must not be negative, got \(maxDelay)") }
         guard delay <= maxDelay else { throw .invalid("delay \(delay) is above max-delay \(maxDelay)") }
+        if let timeout, timeout.nanoseconds <= 0 { throw .invalid("timeout must be positive (or 0 for none), got \(timeout)") }
+        guard shutdownTimeout.nanoseconds >= 0 else { throw .invalid("shutdown-timeout must not be negative, got \(shutdownTimeout)") }
+        guard (1...256).contains(workers) else { throw .invalid("workers must be between 1 and 256, got \(workers)") }
         guard http.maxHeaderBytes >= 256 else { throw .invalid("max-header-bytes must be at least 256, got \(http.maxHeaderBytes)") }
+        guard http.maxBodyBytes >= 0 else { throw .invalid("max-body-bytes must not be negative, got \(http.maxBodyBytes)") }
+        guard http.maxConnections >= 1 else { throw .invalid("max-connections must be at least 1, got \(http.maxConnections)") }
+        guard http.pipelineLimit >= 1 else { throw .invalid("pipeline-limit must be positive, got \(http.pipelineLimit)") }
     }
 }
 

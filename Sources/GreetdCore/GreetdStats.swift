@@ -10,8 +10,12 @@ public final class GreetdStats: Sendable {
     public let started = Atomic<Int>(0)
     /// Greetings answered `200 Hello Gopher!`.
     public let completed = Atomic<Int>(0)
-    /// Greetings whose context was cancelled (the client went away).
+    /// Greetings whose context was cancelled because the client went away.
     public let canceled = Atomic<Int>(0)
+    /// Greetings that hit their deadline (`503`).
+    public let deadlineExceeded = Atomic<Int>(0)
+    /// Greetings cancelled by shutdown (`503`, `Connection: close`).
+    public let shutdown = Atomic<Int>(0)
     /// Greetings thinking right now.
     public let inFlight = Atomic<Int>(0)
     /// `Greetings are hard. Thinking...` lines logged.

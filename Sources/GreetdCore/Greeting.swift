@@ -9,42 +9,48 @@ import Logging
 /// delay with `200 Hello Gopher!`. Every tick due by the delay is logged before the answer, so the
 /// defaults give the seed's five lines.
 ///
-/// If the client goes away first, the connection's close callback cancels the request's
-/// ``Context``; its done-callback stops both timers and logs `Context Error: context canceled`.
-/// No tick can follow: the timers are freed before that line is written. As in the seed (a
-/// `defer`), `Handled greeting request` closes both paths.
+/// Its ``Context`` is a child of the server's root context, with the request's deadline, if any.
+/// Whatever ends it first ends the greeting, and its done-callback stops both timers (no tick can
+/// follow) and logs Go's words:
+/// - the client goes away: the connection's close callback cancels it →
+///   `Context Error: context canceled`; access-log status 499;
+/// - the deadline passes: `Context Error: context deadline exceeded`; `503`;
+/// - the shutdown budget ends: `Context Error: context canceled (cause: server shutting down)`;
+///   `503` with `Connection: close`.
+/// As in the seed (a `defer`), `Handled greeting request` closes every path.
 ///
 /// Ownership: the ``GreetingServer`` holds each greeting in its in-flight table until it ends;
 /// the greeting owns its request, context and timers. Every closure it hands out captures it
 /// `unowned`, so ending it (removing it from the table) frees everything at once.
 final class Greeting {
-    enum Outcome { case completed, canceled, failed }
-
     private enum State {
-        case thinking(ticker: Event?, finisher: Event?)
+        case thinking(ticker: Event?, finisher: Event?, deadline: Event?)
         case finished
     }
 
-    let id: UInt64
-    private let request: HTTPRequest
-    private let context = Context()
+    let exchange: Exchange
+    private let context: Context
     private let delay: GoDuration
-    private let logger: Logger
+    private let timeout: GoDuration?
     private unowned let server: GreetingServer
-    private var state: State = .thinking(ticker: nil, finisher: nil)
+    private var state: State = .thinking(ticker: nil, finisher: nil, deadline: nil)
     private var ticksLogged = 0
 
-    init(id: UInt64, request: HTTPRequest, delay: GoDuration, server: GreetingServer, logger: Logger) {
-        self.id = id
-        self.request = request
+    var id: UInt64 { exchange.id }
+    private var logger: Logger { exchange.logger }
+    private var request: HTTPRequest { exchange.request }
+
+    init(exchange: Exchange, delay: GoDuration, timeout: GoDuration?, server: GreetingServer) {
+        self.exchange = exchange
         self.delay = delay
+        self.timeout = timeout
         self.server = server
-        self.logger = logger
+        self.context = Context(parent: server.root, deadline: timeout.map { exchange.start + $0.duration })
         server.stats.liveGreetings.bump()
     }
 
     deinit {
-        if case .thinking = state { assertionFailure("greeting \(id) freed while thinking") }
+        if case .thinking = state { assertionFailure("greeting \(exchange.id) freed while thinking") }
         server.stats.liveGreetings.bump(-1)
     }
 
@@ -54,8 +60,13 @@ final class Greeting {
     }
 
     func start() {
-        server.greetingStarted()
         logger.info("Handling greeting request")
+        context.onDone { [unowned self] err in self.contextDone(err) }
+        if context.isDone { return }  // the server is already shutting down
+        if let timeout, timeout.nanoseconds == 0 {
+            context.cancel(.deadlineExceeded)
+            return
+        }
         if delay.nanoseconds == 0 {
             complete()
             return
@@ -64,10 +75,14 @@ final class Greeting {
             let base = server.base
             let ticker = try Event(base: base, flags: .persist) { [unowned self] _ in self.tick() }
             let finisher = try Event(base: base) { [unowned self] _ in self.complete() }
-            state = .thinking(ticker: ticker, finisher: finisher)
+            var deadline: Event?
+            if let timeout {
+                deadline = try Event(base: base) { [unowned self] _ in self.context.cancel(.deadlineExceeded) }
+                try deadline?.add(timeout: timeout.duration)
+            }
+            state = .thinking(ticker: ticker, finisher: finisher, deadline: deadline)
             try ticker.add(timeout: server.configuration.tick.duration)
             try finisher.add(timeout: delay.duration)
-            context.onDone { [unowned self] err in self.contextDone(err) }
             try request.watchForAbort { [unowned self] reason in
                 self.logger.debug("Client went away", metadata: ["reason": "\(reason)"])
                 self.context.cancel()
@@ -75,37 +90,51 @@ final class Greeting {
         } catch {
             logger.error("Cannot start greeting: \(error)")
             state = .finished
-            request.respond(status: 500, headers: [requestIDHeader(id)], body: "internal error: \(error)\n")
-            server.greetingFinished(self, outcome: .failed)
+            server.respond(exchange, status: 500, body: "internal error: \(error)\n")
+            server.greetingFinished(self, outcome: .shutdown)
         }
-    }
-
-    /// Cancels the greeting's context (server shutdown).
-    func cancel() {
-        context.cancel()
     }
 
     private func tick() {
         guard case .thinking = state else { return }
         ticksLogged += 1
-        server.stats.ticks.bump()
+        server.tickLogged()
         logger.info("Greetings are hard. Thinking...")
     }
 
     private func complete() {
         guard case .thinking = state else { return }
         while ticksLogged < ticksDue { tick() }
-        state = .finished  // frees both timers
-        request.respond(status: 200, headers: [requestIDHeader(id)], body: "Hello Gopher!\n")
+        state = .finished  // frees the timers
+        let sent = server.send(exchange, status: 200, body: "Hello Gopher!\n")
         logger.info("Handled greeting request")
+        server.logAccess(exchange, status: sent.status, bytes: sent.bytes)
         server.greetingFinished(self, outcome: .completed)
     }
 
     private func contextDone(_ err: ContextError) {
         guard case .thinking = state else { return }
-        state = .finished  // frees both timers: no tick after this point
-        logger.notice("Context Error: \(err)")
+        state = .finished  // frees the timers: no tick after this point
+        if let cause = context.cause, !(cause is ContextError) {
+            logger.notice("Context Error: \(err) (cause: \(cause))")
+        } else {
+            logger.notice("Context Error: \(err)")
+        }
+        let outcome: RequestOutcome
+        let sent: (status: Int, bytes: Int)
+        if !request.isPending {
+            outcome = .canceled
+            sent = (499, 0)
+        } else if err == .deadlineExceeded {
+            outcome = .deadlineExceeded
+            sent = server.send(exchange, status: 503, body: "greeting timed out after \(timeout ?? .zero)\n")
+        } else {
+            outcome = .shutdown
+            // Connection: close is added while the server is stopping.
+            sent = server.send(exchange, status: 503, headers: [("Retry-After", "1")], body: "server shutting down\n")
+        }
         logger.info("Handled greeting request")
-        server.greetingFinished(self, outcome: .canceled)
+        server.logAccess(exchange, status: sent.status, bytes: sent.bytes)
+        server.greetingFinished(self, outcome: outcome)
     }
 }

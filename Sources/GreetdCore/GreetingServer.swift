@@ -1,168 +1,325 @@
 import GoContext
 import Libevent
 import Logging
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
 
-/// The greeting server of the seed, on one libevent loop.
+/// The cause every greeting still running gets when the shutdown budget runs out.
+public struct ShutdownCause: Error, CustomStringConvertible, Sendable {
+    public init() {}
+    public var description: String { "server shutting down" }
+}
+
+/// Request ids, unique across every worker loop of a service.
+public final class RequestIDs: Sendable {
+    private let last = Atomic<UInt64>(0)
+    public init() {}
+    func next() -> UInt64 { last.wrappingAdd(1, ordering: .relaxed).newValue }
+}
+
+/// One worker: the greeting server of the seed, on one libevent loop.
 ///
-/// Routes: `GET /` and `HEAD /` greet (see ``Greeting``); other methods on `/` get `405`; other
-/// paths `404`. Each request gets an id, carried by every log line about it.
+/// Routes:
+/// - `GET /`, `HEAD /`: a ``Greeting``; other methods `405`.
+/// - `GET /healthz`: `200 ok` while serving, `503` once draining.
+/// - `GET /metrics`: Prometheus text, from the registry every worker shares.
+/// - anything else: `404`.
+/// Each request gets an id, carried by every log line about it and by `X-Request-Id`, and one
+/// access-log line when it ends.
 ///
-/// Ownership: the server owns its ``HTTPServer`` (and through it every listener and connection)
-/// and every in-flight ``Greeting``. ``shutdown()`` frees them; it must run before the
-/// ``EventBase`` goes. The base is the caller's.
+/// ## Lifecycle
+/// `serving` → ``beginDrain()`` → `draining` (listeners closed, idle connections closed,
+/// greetings in flight go on, new requests get `503`) → budget spent or ``cancelRemaining()`` →
+/// `canceling` (the root context is cancelled with ``ShutdownCause``; each greeting answers
+/// `503`, `Connection: close`) → `stopped` once no connection is left, or after the grace period.
 ///
-/// Threading: loop-confined. Create it on the loop thread; ``RunningServer`` does all that on a
-/// thread of its own.
+/// Ownership: the server owns its ``HTTPServer`` (and through it every listener and connection),
+/// its root context and every in-flight ``Greeting``. The ``EventBase`` is the caller's; stop
+/// the server (``forceStop()``) before the base goes.
+///
+/// Threading: loop-confined.
 public final class GreetingServer {
+    public enum Phase: Equatable, Sendable {
+        case serving, draining, canceling, stopped
+    }
+
     /// The loop everything runs on.
     public let base: EventBase
-    /// Counters for tests and metrics, readable from any thread.
+    /// Counters of this worker, readable from any thread (tests).
     public let stats: GreetdStats
+    let metrics: GreetdMetrics
     let configuration: GreetdConfiguration
     let logger: Logger
+    private let requestIDs: RequestIDs
     private var http: HTTPServer?
     private var inFlight: [UInt64: Greeting] = [:]
-    private var nextRequestID: UInt64 = 0
+    /// Parent of every request's context; cancelled with ``ShutdownCause`` when the budget ends.
+    let root = Context()
+    public private(set) var phase: Phase = .serving
+    private var shutdownTimer: Event?
+    /// Called once, on the loop thread, when the server has stopped.
+    public var onStopped: (() -> Void)?
 
-    /// Binds every address of `configuration.host` and starts accepting on `base`.
+    /// Binds `configuration.host` on `port` and starts accepting on `base`.
     ///
     /// Ignores `SIGPIPE` for the whole process: libevent writes with `writev`, and a client that
     /// has gone would otherwise kill the process on the next reply.
     /// - Throws: ``ConfigurationError`` for inconsistent values, ``LibeventError`` when an address
     ///   cannot be bound (the message names it and the reason).
-    public init(configuration: GreetdConfiguration, logger: Logger, base: EventBase) throws {
+    /// - Parameter stats: counters to write; they must share `base.counters`' instance (or be new).
+    public init(configuration: GreetdConfiguration, logger: Logger, base: EventBase, metrics: GreetdMetrics,
+                stats: GreetdStats? = nil, requestIDs: RequestIDs = RequestIDs(), port: UInt16? = nil) throws {
         try configuration.validate()
         signal(SIGPIPE, SIG_IGN)
         self.base = base
         self.configuration = configuration
         self.logger = logger
-        self.stats = GreetdStats(libevent: base.counters)
-        let http = try HTTPServer(base: base, options: configuration.http) { [unowned self] request in
+        self.metrics = metrics
+        self.requestIDs = requestIDs
+        self.stats = stats ?? GreetdStats(libevent: base.counters)
+        precondition(self.stats.libevent === base.counters, "stats must count this base's handles")
+        var options = configuration.http
+        options.reusePort = configuration.workers > 1
+        let http = try HTTPServer(base: base, options: options) { [unowned self] request in
             self.route(request)
         }
         do {
-            try http.bind(host: configuration.host, port: configuration.port)
+            try http.bind(host: configuration.host, port: port ?? configuration.port)
         } catch {
             http.close()
             throw error
+        }
+        var open = 0
+        http.onConnectionCountChange = { [unowned self] count in
+            self.metrics.connectionsOpen.increment(by: Double(count - open))
+            open = count
+            self.checkStopped()
+        }
+        http.onConnectionRejected = { [unowned self] in
+            self.metrics.rejected()
+            self.logger.warning("Connection refused: at --max-connections (\(self.configuration.http.maxConnections))")
         }
         self.http = http
     }
 
     deinit {
-        precondition(http == nil, "GreetingServer dropped without shutdown()")
+        precondition(http == nil, "GreetingServer dropped without forceStop()")
     }
 
     /// Where the server listens, with real ports.
     public var addresses: [SocketAddress] { http?.addresses ?? [] }
 
-    /// Frees the HTTP server: listeners close, connections close, and every greeting still
-    /// thinking is cancelled (it logs its context error). Safe to call twice.
-    public func shutdown() {
+    // MARK: - Shutdown
+
+    /// Stops accepting, closes idle connections, and lets greetings in flight finish for up to
+    /// `shutdownTimeout`; then ``cancelRemaining()``. Idempotent.
+    public func beginDrain() {
+        base.thread.preconditionOnThread()
+        guard phase == .serving, let http else { return }
+        phase = .draining
+        http.closeListeners()
+        http.closeIdleConnections()
+        logger.notice("Draining: stopped accepting connections", metadata: [
+            "in_flight": "\(inFlight.count)", "budget": "\(configuration.shutdownTimeout)",
+        ])
+        armShutdownTimer(after: configuration.shutdownTimeout) { [unowned self] in self.cancelRemaining() }
+        checkStopped()
+    }
+
+    /// Cancels every greeting still running with cause `server shutting down`: each answers
+    /// `503` with `Connection: close`. The server stops when their connections have closed, or
+    /// after `shutdownGrace`. Idempotent.
+    public func cancelRemaining() {
+        base.thread.preconditionOnThread()
+        guard phase == .serving || phase == .draining, let http else { return }
+        if phase == .serving {
+            http.closeListeners()
+            http.closeIdleConnections()
+        }
+        phase = .canceling
+        logger.notice("Cancelling greetings in flight", metadata: ["in_flight": "\(inFlight.count)"])
+        root.cancel(.canceled, cause: ShutdownCause())
+        armShutdownTimer(after: configuration.shutdownGrace) { [unowned self] in self.forceStop() }
+        checkStopped()
+    }
+
+    /// Frees everything now: listeners, connections (greetings still thinking are cancelled
+    /// and log their context error), timers. Safe to call twice.
+    public func forceStop() {
         base.thread.preconditionOnThread()
         guard let http else { return }
+        if phase == .serving || phase == .draining { root.cancel(.canceled, cause: ShutdownCause()) }
         self.http = nil
+        phase = .stopped
+        shutdownTimer = nil
         http.close()
-        // Greetings whose connection evhttp freed ended through their close callback; any that
-        // were not watched yet (none in practice) end here.
-        for greeting in inFlight.values { greeting.cancel() }
-        precondition(inFlight.isEmpty, "greetings left after shutdown")
+        precondition(inFlight.isEmpty, "greetings left after stop")
+        onStopped?()
+    }
+
+    private func armShutdownTimer(after budget: GoDuration, _ action: @escaping () -> Void) {
+        shutdownTimer = try? Event(base: base) { _ in action() }
+        try? shutdownTimer?.add(timeout: budget.duration)
+    }
+
+    /// Once draining or cancelling, stops as soon as nothing is left to wait for.
+    private func checkStopped() {
+        guard phase == .draining || phase == .canceling, let http else { return }
+        if inFlight.isEmpty && http.connectionCount == 0 { forceStop() }
     }
 
     // MARK: - Requests
 
     private func route(_ request: HTTPRequest) {
-        nextRequestID &+= 1
-        let id = nextRequestID
+        let start = ContinuousClock.now
+        let id = requestIDs.next()
         var logger = self.logger
         logger[metadataKey: requestIDKey] = "\(id)"
+        let exchange = Exchange(id: id, request: request, start: start, logger: logger)
         switch request.path {
         case "/":
             guard request.method == .get || request.method == .head else {
-                request.respond(status: 405, headers: [("Allow", "GET, HEAD"), requestIDHeader(id)],
-                                body: "method \(request.method.rawValue) not allowed on /; use GET\n")
+                respond(exchange, status: 405, headers: [("Allow", "GET, HEAD")],
+                        body: "method \(request.method.rawValue) not allowed on /; use GET\n")
                 return
             }
-            startGreeting(request, id: id, logger: logger)
+            guard phase == .serving else {
+                respond(exchange, status: 503, headers: [("Retry-After", "1")], body: "server shutting down\n")
+                metrics.finished(.rejected, after: .now - start)
+                return
+            }
+            startGreeting(exchange)
+        case "/healthz":
+            if phase == .serving {
+                respond(exchange, status: 200, body: "ok\n")
+            } else {
+                respond(exchange, status: 503, body: "draining\n")
+            }
+        case "/metrics":
+            respond(exchange, status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+                    body: metrics.render())
         default:
-            request.respond(status: 404, headers: [requestIDHeader(id)], body: "404 page not found\n")
+            respond(exchange, status: 404, body: "404 page not found\n")
         }
     }
 
-    private func startGreeting(_ request: HTTPRequest, id: UInt64, logger: Logger) {
+    private func startGreeting(_ exchange: Exchange) {
         let delay: GoDuration
-        switch greetingDelay(request) {
-        case .success(let value): delay = value
-        case .failure(let problem):
-            logger.debug("Bad request", metadata: ["problem": "\(problem)"])
-            request.respond(status: 400, headers: [requestIDHeader(id)], body: "\(problem)\n")
+        let timeout: GoDuration?
+        do {
+            (delay, timeout) = try greetingParameters(exchange.request)
+        } catch {
+            respond(exchange, status: 400, body: "\(error)\n")
             return
         }
-        let greeting = Greeting(id: id, request: request, delay: delay, server: self, logger: logger)
-        inFlight[id] = greeting
+        let greeting = Greeting(exchange: exchange, delay: delay, timeout: timeout, server: self)
+        inFlight[exchange.id] = greeting
+        stats.started.bump()
+        stats.inFlight.bump()
+        metrics.inFlight.increment()
         greeting.start()
     }
 
-    /// The delay asked for with `?delay=`, capped at the server's maximum; the default without one.
-    private func greetingDelay(_ request: HTTPRequest) -> Result<GoDuration, QueryProblem> {
-        guard let items = request.queryItems() else {
-            return .failure(.malformedQuery(request.query ?? ""))
+    /// `?delay=` (capped at `maxDelay`; default `delay`) and `?timeout=` (capped at `timeout`).
+    private func greetingParameters(_ request: HTTPRequest) throws(QueryProblem) -> (GoDuration, GoDuration?) {
+        guard let items = request.queryItems() else { throw .malformedQuery(request.query ?? "") }
+        var delay = configuration.delay
+        if let text = items.first(where: { $0.name == "delay" })?.value {
+            delay = min(try parseParameter("delay", text, allowZero: true), configuration.maxDelay)
         }
-        guard let text = items.first(where: { $0.name == "delay" })?.value else {
-            return .success(configuration.delay)
+        var timeout = configuration.timeout
+        if let text = items.first(where: { $0.name == "timeout" })?.value {
+            let asked = try parseParameter("timeout", text, allowZero: true)
+            timeout = timeout.map { min($0, asked) } ?? asked
         }
+        return (delay, timeout)
+    }
+
+    private func parseParameter(_ name: String, _ text: String, allowZero: Bool) throws(QueryProblem) -> GoDuration {
         let value: GoDuration
         do {
             value = try GoDuration(parsing: text)
         } catch {
-            return .failure(.badDelay(text, error))
+            throw .badDuration(name, text, error)
         }
-        if value.nanoseconds < 0 { return .failure(.negativeDelay(text)) }
-        return .success(min(value, configuration.maxDelay))
+        if value.nanoseconds < 0 { throw .negative(name, text) }
+        return value
+    }
+
+    /// Answers a request with the headers every answer carries, and writes its access-log line.
+    func respond(_ exchange: Exchange, status: Int, headers: [(String, String)] = [], body: String) {
+        let (status, bytes) = send(exchange, status: status, headers: headers, body: body)
+        logAccess(exchange, status: status, bytes: bytes)
+    }
+
+    /// Answers a request with the headers every answer carries (`X-Request-Id`; `Connection:
+    /// close` once stopping).
+    /// - Returns: the status and body size for the access log: 499 and 0 if the client had gone.
+    func send(_ exchange: Exchange, status: Int, headers: [(String, String)] = [], body: String) -> (status: Int, bytes: Int) {
+        var headers = headers
+        headers.append(("X-Request-Id", "\(exchange.id)"))
+        if phase != .serving { headers.append(("Connection", "close")) }
+        guard exchange.request.respond(status: status, headers: headers, body: body) else { return (499, 0) }
+        return (status, exchange.request.method == .head ? 0 : body.utf8.count)
+    }
+
+    /// One line per finished request: method, target, status (499: the client went away first),
+    /// duration and body bytes.
+    func logAccess(_ exchange: Exchange, status: Int, bytes: Int) {
+        let elapsed = ContinuousClock.now - exchange.start
+        let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
+        exchange.logger.info("access method=\(exchange.request.method.rawValue) target=\(exchange.request.uri) status=\(status) duration=\(GoDuration(nanoseconds: nanoseconds)) bytes=\(bytes)")
     }
 
     // MARK: - Called by greetings
 
-    var greetingLogger: Logger { logger }
-
-    func greetingStarted() {
-        stats.started.bump()
-        stats.inFlight.bump()
+    func tickLogged() {
+        stats.ticks.bump()
+        metrics.ticks.increment()
     }
 
-    func greetingFinished(_ greeting: Greeting, outcome: Greeting.Outcome) {
+    func greetingFinished(_ greeting: Greeting, outcome: RequestOutcome) {
         inFlight[greeting.id] = nil
         stats.inFlight.bump(-1)
+        metrics.inFlight.decrement()
         switch outcome {
         case .completed: stats.completed.bump()
         case .canceled: stats.canceled.bump()
-        case .failed: break
+        case .deadlineExceeded: stats.deadlineExceeded.bump()
+        case .shutdown: stats.shutdown.bump()
+        case .rejected: break
         }
+        metrics.finished(outcome, after: .now - greeting.exchange.start)
+        checkStopped()
     }
 }
 
-/// `X-Request-Id`, the id every log line about the request carries.
-func requestIDHeader(_ id: UInt64) -> (String, String) { ("X-Request-Id", "\(id)") }
+/// One request's identity for its whole life: id, start, and the logger that carries the id.
+struct Exchange {
+    let id: UInt64
+    let request: HTTPRequest
+    let start: ContinuousClock.Instant
+    let logger: Logger
+}
 
 /// What is wrong with a request's query, in words for the `400` body.
 enum QueryProblem: Error, CustomStringConvertible {
     case malformedQuery(String)
-    case badDelay(String, DurationParseError)
-    case negativeDelay(String)
+    case badDuration(String, String, DurationParseError)
+    case negative(String, String)
 
     var description: String {
         switch self {
         case .malformedQuery(let query):
             return "invalid query string \(goQuote(query))"
-        case .badDelay(let text, let error):
-            return "invalid delay \(goQuote(text)): \(error)"
-        case .negativeDelay(let text):
-            return "invalid delay \(goQuote(text)): must not be negative"
+        case .badDuration(let name, let text, let error):
+            return "invalid \(name) \(goQuote(text)): \(error)"
+        case .negative(let name, let text):
+            return "invalid \(name) \(goQuote(text)): must not be negative"
         }
     }
 }

@@ -117,17 +117,7 @@ public final class HTTPServer {
     @discardableResult
     public func bind(host: String, port: UInt16) throws(LibeventError) -> [SocketAddress] {
         base.thread.preconditionOnThread()
-        var resolved = try SocketAddress.resolve(host: host, port: port)
-        var optional: [SocketAddress] = []
-        if host.lowercased() == "localhost" {
-            for ipv6 in [false, true] {
-                let loopback = SocketAddress.loopback(ipv6: ipv6, port: port)
-                if !resolved.contains(loopback) {
-                    resolved.append(loopback)
-                    optional.append(loopback)
-                }
-            }
-        }
+        let (resolved, optional) = try Self.listenAddresses(host: host, port: port)
         // With port 0 the first address picks the port; another process may hold it on the next
         // address. Try a few ports before giving up.
         var attempt = 0
@@ -140,6 +130,45 @@ public final class HTTPServer {
                     continue
                 }
                 throw error
+            }
+        }
+    }
+
+    /// The addresses `host` means, and which of them may be skipped if the machine lacks them
+    /// (the loopback that `localhost` adds beyond what the resolver says).
+    static func listenAddresses(host: String, port: UInt16) throws(LibeventError) -> (all: [SocketAddress], optional: [SocketAddress]) {
+        var resolved = try SocketAddress.resolve(host: host, port: port)
+        var optional: [SocketAddress] = []
+        if host.lowercased() == "localhost" {
+            for ipv6 in [false, true] {
+                let loopback = SocketAddress.loopback(ipv6: ipv6, port: port)
+                if !resolved.contains(loopback) {
+                    resolved.append(loopback)
+                    optional.append(loopback)
+                }
+            }
+        }
+        return (resolved, optional)
+    }
+
+    /// Checks that nothing listens on `host`:`port` yet, by binding (and closing) plain sockets,
+    /// without `SO_REUSEPORT`. Sockets that set it could otherwise share the port with another
+    /// process without a word.
+    /// - Throws: ``LibeventError/bind(address:errno:)`` naming the address in use.
+    public static func checkPortIsFree(host: String, port: UInt16) throws(LibeventError) {
+        let (addresses, optional) = try listenAddresses(host: host, port: port)
+        for address in addresses {
+            let fd = socket(address.isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { throw .callFailed(function: "socket", errno: errno) }
+            defer { Glibc.close(fd) }
+            var one: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            if address.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size)) }
+            let result = address.withSockAddr { Glibc.bind(fd, $0, $1) }
+            if result != 0 {
+                let code = errno
+                if optional.contains(address), code == EADDRNOTAVAIL || code == EAFNOSUPPORT { continue }
+                throw .bind(address: address.description, errno: code)
             }
         }
     }

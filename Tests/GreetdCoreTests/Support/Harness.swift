@@ -19,11 +19,11 @@ let thinking = "Greetings are hard. Thinking..."
 /// A real greetd server on its own loop thread, on 127.0.0.1 and an ephemeral port, logging
 /// into memory.
 final class Harness {
-    let server: RunningServer
+    let server: GreetdService
     let logs = LogRecorder()
     let baselineEvents: Int
 
-    init(delay: String = "100ms", tick: String = "20ms", backend: Backend = .automatic,
+    init(delay: String = "100ms", tick: String = "20ms", backend: Backend = .automatic, workers: Int = 1,
          configure: (inout GreetdConfiguration) -> Void = { _ in }) throws {
         var configuration = GreetdConfiguration()
         configuration.host = "127.0.0.1"
@@ -31,12 +31,14 @@ final class Harness {
         configuration.delay = try GoDuration(parsing: delay)
         configuration.tick = try GoDuration(parsing: tick)
         configuration.avoidBackends = backend.avoid
+        configuration.workers = workers
         configure(&configuration)
-        server = try RunningServer.start(configuration: configuration, logger: logs.logger())
-        baselineEvents = server.stats.libevent.liveEvents.load(ordering: .relaxed)
+        server = try GreetdService.start(configuration: configuration, logger: logs.logger())
+        baselineEvents = server.workers[0].stats.libevent.liveEvents.load(ordering: .relaxed)
     }
 
-    var stats: GreetdStats { server.stats }
+    /// The first worker's counters (tests run one worker unless they say otherwise).
+    var stats: GreetdStats { server.workers[0].stats }
     var port: UInt16 { server.port }
 
     func connect() throws -> TestConnection { try TestConnection(port: port) }
@@ -73,6 +75,6 @@ final class Harness {
     }
 
     deinit {
-        try? server.stop()
+        server.stop()
     }
 }

@@ -24,8 +24,15 @@ final class LogRecorder: Sendable {
 
     var all: [Entry] { entries.withLock { $0 } }
 
-    /// Messages about one request, in order.
-    func messages(request id: String) -> [String] { all.filter { $0.requestID == id }.map(\.message) }
+    /// Messages about one request, in order (without its access-log line).
+    func messages(request id: String) -> [String] {
+        all.filter { $0.requestID == id && !$0.message.hasPrefix("access ") }.map(\.message)
+    }
+
+    /// The access-log line of one request.
+    func accessLine(request id: String) -> String? {
+        all.first { $0.requestID == id && $0.message.hasPrefix("access ") }?.message
+    }
 
     /// Request ids that logged `message`.
     func requestIDs(logging message: String) -> [String] { all.filter { $0.message == message }.compactMap(\.requestID) }

@@ -1,12 +1,8 @@
 import ArgumentParser
+import Foundation
 import GreetdCore
 import Libevent
 import Logging
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Log levels as `--log-level` spells them.
 enum LogLevelOption: String, ExpressibleByArgument, CaseIterable {
@@ -34,8 +30,15 @@ struct Greetd: ParsableCommand {
             If the client goes away first (Ctrl+C on curl: FIN, RST or half-close), the work \
             stops at once and "Context Error: context canceled" is logged.
 
-            GET /?delay=DURATION overrides --delay for one request (capped at --max-delay). \
-            Durations use Go's syntax: 0, 250ms, 1.5s, 2m, 1h30m.
+            GET /?delay=DURATION overrides --delay for one request (capped at --max-delay); \
+            GET /?timeout=DURATION gives it a deadline (capped at --timeout). Durations use Go's \
+            syntax: 0, 250ms, 1.5s, 2m, 1h30m. GET /healthz answers 200 while serving and 503 \
+            while draining; GET /metrics is Prometheus text.
+
+            SIGTERM or SIGINT: stop accepting, let greetings finish for --shutdown-timeout, \
+            then cancel the rest (503, "context canceled (cause: server shutting down)"); a \
+            second signal cancels at once. Under systemd (Type=notify), READY=1 and STOPPING=1 \
+            go to $NOTIFY_SOCKET.
 
             Logs go to standard error, one line per event, unbuffered, each with its request id. \
             The event backend is libevent's choice; EVENT_NOEPOLL=1 EVENT_NOPOLL=1 force select.
@@ -57,19 +60,35 @@ struct Greetd: ParsableCommand {
     @Option(help: "The largest ?delay= a client may ask for; larger values are capped to it. (default: 1m0s)", transform: parseDuration)
     var maxDelay: GoDuration = .seconds(60)
 
+    @Option(help: "Deadline for every greeting: past it, 503 and 'context deadline exceeded'. 0 means none. (default: 0)", transform: parseDuration)
+    var timeout: GoDuration = .zero
+
+    @Option(help: "On SIGTERM/SIGINT, how long greetings in flight may finish before they are cancelled. (default: 10s)", transform: parseDuration)
+    var shutdownTimeout: GoDuration = .seconds(10)
+
+    @Option(help: "Event loops (threads) sharing the port through SO_REUSEPORT. (default: the number of cores)")
+    var workers: Int = GreetdConfiguration.coreCount
+
+    @Option(help: "Most open client connections per worker; past it, new ones get 503 and are closed.")
+    var maxConnections: Int = 10_000
+
+    @Option(help: "Time a new connection has to send a whole request; slower clients (slowloris) are dropped. 0 means none. (default: 10s)", transform: parseDuration)
+    var headerTimeout: GoDuration = .seconds(10)
+
+    @Option(help: "Time a keep-alive connection may idle and then send its next request; also the limit on a stalled read or write. 0 means none. (default: 1m0s)", transform: parseDuration)
+    var idleTimeout: GoDuration = .seconds(60)
+
     @Option(help: "Largest request line plus headers, in bytes; larger requests get 413.")
     var maxHeaderBytes: Int = 64 * 1024
+
+    @Option(help: "Largest request body, in bytes; larger bodies get 413.")
+    var maxBodyBytes: Int = 1024 * 1024
 
     @Option(help: "Bytes a client may pipeline behind a pending request before it is dropped.")
     var pipelineLimit: Int = 64 * 1024
 
     @Option(help: "Least severe level to log. 'notice' hides the per-request lines but keeps context errors; 'warning' keeps problems only.")
     var logLevel: LogLevelOption = .info
-
-    func validate() throws {
-        guard maxHeaderBytes >= 256 else { throw ValidationError("--max-header-bytes must be at least 256") }
-        guard pipelineLimit > 0 else { throw ValidationError("--pipeline-limit must be positive") }
-    }
 
     func run() throws {
         let level = logLevel.level
@@ -82,7 +101,14 @@ struct Greetd: ParsableCommand {
         configuration.delay = delay
         configuration.tick = tick
         configuration.maxDelay = maxDelay
+        configuration.timeout = timeout.nanoseconds == 0 ? nil : timeout
+        configuration.shutdownTimeout = shutdownTimeout
+        configuration.workers = workers
+        configuration.http.maxConnections = maxConnections
+        configuration.http.headerTimeout = headerTimeout.nanoseconds == 0 ? nil : headerTimeout.duration
+        configuration.http.idleTimeout = idleTimeout.nanoseconds == 0 ? nil : idleTimeout.duration
         configuration.http.maxHeaderBytes = maxHeaderBytes
+        configuration.http.maxBodyBytes = maxBodyBytes
         configuration.http.pipelineLimit = pipelineLimit
         do {
             try configuration.validate()
@@ -90,7 +116,7 @@ struct Greetd: ParsableCommand {
             throw ValidationError("\(error)")
         }
         do {
-            try runGreetd(configuration: configuration, logger: logger, control: ServerControl(), ownsProcess: true) { _, _ in }
+            try Supervisor(configuration: configuration, logger: logger).run()
         } catch let error as LibeventError {
             printError("greetd: error: \(error)")
             throw ExitCode(1)
@@ -99,6 +125,5 @@ struct Greetd: ParsableCommand {
 }
 
 func printError(_ message: String) {
-    var line = message + "\n"
-    line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+    FileHandle.standardError.write(Data((message + "\n").utf8))
 }

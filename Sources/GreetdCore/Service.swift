@@ -1,0 +1,197 @@
+import Foundation
+import Libevent
+import Logging
+import Synchronization
+
+/// What another thread asks of a worker loop, delivered through its ``LoopWakeup``.
+///
+/// Sendable: the wakeup is Sendable, and the request is an atomic bit set the loop reads after
+/// each wake.
+final class WorkerControl: Sendable {
+    static let drain = 1
+    static let cancel = 2
+    static let stop = 4
+
+    let wakeup: LoopWakeup
+    private let requests = Atomic<Int>(0)
+
+    init() throws(LibeventError) {
+        wakeup = try LoopWakeup()
+    }
+
+    func request(_ bit: Int) {
+        requests.bitwiseOr(bit, ordering: .releasing)
+        wakeup.wake()
+    }
+
+    /// Takes every pending request (on the loop thread).
+    func take() -> Int { requests.exchange(0, ordering: .acquiring) }
+}
+
+/// One worker loop seen from outside its thread.
+///
+/// Sendable: immutable references to Sendable objects.
+public final class Worker: Sendable {
+    /// The worker's counters.
+    public let stats: GreetdStats
+    let control: WorkerControl
+    private let done: DispatchSemaphore
+    private let stopped = Atomic<Bool>(false)
+
+    init(stats: GreetdStats, control: WorkerControl, done: DispatchSemaphore) {
+        self.stats = stats
+        self.control = control
+        self.done = done
+    }
+
+    /// Whether its loop has ended.
+    public var isStopped: Bool { stopped.load(ordering: .acquiring) }
+
+    func markStopped() {
+        stopped.store(true, ordering: .releasing)
+        done.signal()
+    }
+
+    func wait() { done.wait() }
+}
+
+/// greetd: `workers` event loops, one thread each, serving one port.
+///
+/// Each worker has its own `event_base`, `evhttp` and listeners; with more than one worker the
+/// listeners share the port through `SO_REUSEPORT` and the kernel spreads connections across
+/// them. Workers share only Sendable things: the metrics registry, the request-id counter and the
+/// logger. The only way into a worker is its ``LoopWakeup`` (``drain()``, ``cancelRemaining()``).
+///
+/// Sendable: every stored property is immutable and Sendable.
+public final class GreetdService: Sendable {
+    /// The bound addresses, with real ports (the same for every worker).
+    public let addresses: [SocketAddress]
+    /// The worker loops.
+    public let workers: [Worker]
+    /// The metrics every worker records into.
+    public let metrics: GreetdMetrics
+
+    private init(addresses: [SocketAddress], workers: [Worker], metrics: GreetdMetrics) {
+        self.addresses = addresses
+        self.workers = workers
+        self.metrics = metrics
+    }
+
+    /// The port every address shares.
+    public var port: UInt16 { addresses[0].port }
+
+    /// Starts the workers and returns once all listen, or throws why one cannot (after stopping
+    /// those already started).
+    /// - Parameter onWorkerStopped: called on a worker's thread as its loop ends.
+    public static func start(
+        configuration: GreetdConfiguration,
+        logger: Logger,
+        metrics: GreetdMetrics = GreetdMetrics(),
+        onWorkerStopped: @escaping @Sendable () -> Void = {}
+    ) throws -> GreetdService {
+        try configuration.validate()
+        if configuration.workers > 1 && configuration.port != 0 {
+            // SO_REUSEPORT would let us share the port with another greetd by mistake: check
+            // that it is free first, with plain sockets.
+            try HTTPServer.checkPortIsFree(host: configuration.host, port: configuration.port)
+        }
+        let ids = RequestIDs()
+        var workers: [Worker] = []
+        var addresses: [SocketAddress] = []
+        do {
+            for index in 0..<configuration.workers {
+                let port = index == 0 ? configuration.port : addresses[0].port
+                let (worker, bound) = try startWorker(index: index, configuration: configuration, port: port,
+                                                      logger: logger, metrics: metrics, ids: ids, onStopped: onWorkerStopped)
+                workers.append(worker)
+                if index == 0 { addresses = bound }
+            }
+        } catch {
+            for worker in workers { worker.control.request(WorkerControl.stop) }
+            for worker in workers { worker.wait() }
+            throw error
+        }
+        return GreetdService(addresses: addresses, workers: workers, metrics: metrics)
+    }
+
+    private static func startWorker(
+        index: Int, configuration: GreetdConfiguration, port: UInt16, logger: Logger,
+        metrics: GreetdMetrics, ids: RequestIDs, onStopped: @escaping @Sendable () -> Void
+    ) throws -> (Worker, [SocketAddress]) {
+        let worker = Worker(stats: GreetdStats(), control: try WorkerControl(), done: DispatchSemaphore(value: 0))
+        let ready = DispatchSemaphore(value: 0)
+        let outcome = Mutex<Result<[SocketAddress], any Error>?>(nil)
+        let thread = Thread {
+            do {
+                try runWorker(configuration: configuration, port: port, logger: logger, metrics: metrics,
+                              ids: ids, worker: worker) { addresses in
+                    outcome.withLock { $0 = .success(addresses) }
+                    ready.signal()
+                }
+            } catch {
+                let started = outcome.withLock { state -> Bool in
+                    guard state == nil else { return true }
+                    state = .failure(error)
+                    return false
+                }
+                if started { logger.critical("Worker \(index) stopped: \(error)") } else { ready.signal() }
+            }
+            worker.markStopped()
+            onStopped()
+        }
+        thread.name = "greetd-worker-\(index)"
+        thread.start()
+        ready.wait()
+        let addresses = try outcome.withLock { $0! }.get()
+        return (worker, addresses)
+    }
+
+    /// Graceful shutdown: every worker stops accepting and lets greetings finish for up to
+    /// `shutdownTimeout`, then cancels the rest. Any thread; idempotent.
+    public func drain() {
+        for worker in workers { worker.control.request(WorkerControl.drain) }
+    }
+
+    /// Cancels every greeting still running now (cause `server shutting down`). Any thread.
+    public func cancelRemaining() {
+        for worker in workers { worker.control.request(WorkerControl.cancel) }
+    }
+
+    /// Whether every worker has stopped.
+    public var isStopped: Bool { workers.allSatisfy(\.isStopped) }
+
+    /// Waits until every worker has stopped.
+    public func waitUntilStopped() {
+        for worker in workers { worker.wait() }
+    }
+
+    /// Cancels everything and waits: for tests and embedding.
+    public func stop() {
+        cancelRemaining()
+        waitUntilStopped()
+    }
+}
+
+/// One worker's loop, on the calling thread: base, server, control; runs until the server has
+/// stopped, then frees everything in reverse order of creation.
+private func runWorker(
+    configuration: GreetdConfiguration, port: UInt16, logger: Logger, metrics: GreetdMetrics,
+    ids: RequestIDs, worker: Worker, onReady: ([SocketAddress]) -> Void
+) throws {
+    let control = worker.control
+    let base = try EventBase(avoiding: configuration.avoidBackends, counters: worker.stats.libevent)
+    let server = try GreetingServer(configuration: configuration, logger: logger, base: base, metrics: metrics,
+                                    stats: worker.stats, requestIDs: ids, port: port)
+    server.onStopped = { [unowned base] in base.exit() }
+    let controlEvent = try control.wakeup.makeEvent(on: base) { [unowned server] in
+        let requests = control.take()
+        if requests & WorkerControl.drain != 0 { server.beginDrain() }
+        if requests & WorkerControl.cancel != 0 { server.cancelRemaining() }
+        if requests & WorkerControl.stop != 0 { server.forceStop() }
+    }
+    // Reverse order of creation on the way out: the server (connections, greetings), our event,
+    // then the base when it goes out of scope.
+    defer { withExtendedLifetime(controlEvent) { server.forceStop() } }
+    onReady(server.addresses)
+    try base.run()
+}

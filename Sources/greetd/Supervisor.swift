@@ -1,0 +1,76 @@
+import Foundation
+import GreetdCore
+import Libevent
+import Logging
+
+/// The main thread of the daemon: starts the workers, tells systemd, turns signals into drain and
+/// cancel requests, and returns once every worker has stopped.
+///
+/// The main thread runs a small libevent loop of its own for `SIGINT`/`SIGTERM` and for the
+/// workers' "stopped" wakeups; it never touches a worker's loop.
+struct Supervisor {
+    let configuration: GreetdConfiguration
+    let logger: Logger
+
+    func run() throws {
+        // A supervisor (or a parent spawning from a libdispatch thread) may hand us these
+        // signals blocked; libevent's handler would then never run.
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        sigaddset(&unblock, SIGINT)
+        sigaddset(&unblock, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
+
+        let base = try EventBase(avoiding: configuration.avoidBackends)
+        if base.method == "select" { capOpenFilesForSelect() }
+        let notifier = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
+        let workersStopped = try LoopWakeup()
+        let service = try GreetdService.start(configuration: configuration, logger: logger) {
+            workersStopped.wake()
+        }
+        logger.info("Event backend: \(base.method)", metadata: ["early_close": "\(base.supportsEarlyClose)", "workers": "\(configuration.workers)"])
+        for address in service.addresses {
+            logger.info("Server listening on http://\(address)")
+        }
+        notifier?.send("READY=1\nSTATUS=Listening on \(service.addresses.map(\.description).joined(separator: " "))\nMAINPID=\(getpid())")
+
+        var signalsSeen = 0
+        let onSignal = { (name: String) in
+            signalsSeen += 1
+            if signalsSeen == 1 {
+                logger.notice("Received \(name): draining", metadata: ["budget": "\(configuration.shutdownTimeout)"])
+                notifier?.send("STOPPING=1\nSTATUS=Draining")
+                service.drain()
+            } else {
+                logger.notice("Received \(name) again: cancelling greetings in flight")
+                service.cancelRemaining()
+            }
+        }
+        var events: [Event] = []
+        for (number, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")] {
+            let event = try Event(base: base, fd: number, flags: [.signal, .persist]) { _ in onSignal(name) }
+            try event.add()
+            events.append(event)
+        }
+        events.append(try workersStopped.makeEvent(on: base) { [unowned base] in
+            if service.isStopped { base.exit() }
+        })
+        if !service.isStopped { try base.run() }
+        events.removeAll()
+        service.waitUntilStopped()
+        logger.notice("Stopped")
+    }
+
+    /// Debian's libevent is built with `_FORTIFY_SOURCE`, whose `FD_SET` aborts the process for a
+    /// descriptor of 1024 or more: on `select`, `accept` must fail with `EMFILE` first.
+    private func capOpenFilesForSelect() {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        let cap = rlim_t(FD_SETSIZE)
+        if limit.rlim_cur > cap {
+            limit.rlim_cur = cap
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+            logger.warning("select backend: open files limited to \(cap) (FD_SETSIZE); use epoll or poll for more connections")
+        }
+    }
+}
