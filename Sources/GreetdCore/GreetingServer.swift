@@ -61,6 +61,8 @@ public final class GreetingServer {
     let root = Context()
     public private(set) var phase: Phase = .serving
     private var shutdownTimer: Event?
+    /// Runs ``forceStop()`` on the next turn of the loop (see ``checkStopped()``).
+    private var stopEvent: Event?
     /// Called once, on the loop thread, when the server has stopped.
     public var onStopped: (() -> Void)?
 
@@ -156,6 +158,7 @@ public final class GreetingServer {
         self.http = nil
         phase = .stopped
         shutdownTimer = nil
+        stopEvent = nil
         http.close()
         precondition(inFlight.isEmpty, "greetings left after stop")
         onStopped?()
@@ -166,10 +169,16 @@ public final class GreetingServer {
         try? shutdownTimer?.add(timeout: budget.duration)
     }
 
-    /// Once draining or cancelling, stops as soon as nothing is left to wait for.
+    /// Once draining or cancelling, stops as soon as nothing is left to wait for: on the next turn
+    /// of the loop, never from inside the callback that noticed. That callback may be evhttp's own
+    /// (a connection's close callback, inside `evhttp_connection_free`), and `evhttp_free` there
+    /// would free that connection a second time.
     private func checkStopped() {
         guard phase == .draining || phase == .canceling, let http else { return }
-        if inFlight.isEmpty && http.connectionCount == 0 { forceStop() }
+        if inFlight.isEmpty && http.connectionCount == 0 {
+            if stopEvent == nil { stopEvent = try? Event(base: base) { [unowned self] _ in self.forceStop() } }
+            stopEvent?.activate()
+        }
     }
 
     // MARK: - Requests

@@ -52,7 +52,12 @@ public final class Worker: Sendable {
         done.signal()
     }
 
-    func wait() { done.wait() }
+    /// Waits until the loop has ended. Any number of callers, any number of times: the
+    /// semaphore is put back after each wait, like a latch.
+    func wait() {
+        done.wait()
+        done.signal()
+    }
 }
 
 /// greetd: `workers` event loops, one thread each, serving one port.

@@ -67,6 +67,8 @@ final class HTTPConnection {
     let raw: OpaquePointer
     let fd: Int32
     private unowned let server: HTTPServer
+    /// Kept apart from `server`: the last release may come after the server is gone.
+    private let counters: LibeventCounters
     private var state: State = .awaitingRequest(deadline: nil)
     private var retain: Unmanaged<HTTPConnection>?
     /// The request being handled; weak, so a handler that drops it unanswered gets it answered
@@ -77,27 +79,41 @@ final class HTTPConnection {
     /// Why we freed the connection ourselves, for the close callback.
     private var endReason: ConnectionEnd?
     private(set) var requestCount = 0
+    /// Whether a byte of the next request has arrived since ``awaitRequest()`` (a draining
+    /// server closes only connections that are truly idle, as Go's `Shutdown` does).
+    private var requestStarted = false
+    /// Our callback on the input buffer that sets `requestStarted`; removed in ``closed()``.
+    private var inputCallback: OpaquePointer?
 
     init(raw: OpaquePointer, fd: Int32, server: HTTPServer) {
         self.raw = raw
         self.fd = fd
         self.server = server
+        self.counters = server.base.counters
         let retain = Unmanaged.passRetained(self)
         self.retain = retain
         evhttp_connection_set_closecb(raw, connectionCloseTrampoline, retain.toOpaque())
-        server.base.counters.liveConnections.bump()
+        if let bufferevent = evhttp_connection_get_bufferevent(raw) {
+            // Unretained: removed in closed(), before the close callback's retain is released.
+            inputCallback = evbuffer_add_cb(bufferevent_get_input(bufferevent), inputTrampoline,
+                                            Unmanaged.passUnretained(self).toOpaque())
+        }
+        counters.liveConnections.bump()
     }
 
     deinit {
-        server.base.counters.liveConnections.bump(-1)
+        counters.liveConnections.bump(-1)
     }
 
-    /// Whether the connection waits for a request and has no byte of one buffered: safe to close
+    /// Whether the connection waits for a request and has received no byte of it: safe to close
     /// when draining.
     var isIdle: Bool {
         guard case .awaitingRequest = state else { return false }
-        guard let bufferevent = evhttp_connection_get_bufferevent(raw) else { return true }
-        return evbuffer_get_length(bufferevent_get_input(bufferevent)) == 0
+        return !requestStarted
+    }
+
+    fileprivate func bytesArrived() {
+        requestStarted = true
     }
 
     /// evhttp starts reading a request (the first, or the next on a keep-alive connection).
@@ -111,6 +127,11 @@ final class HTTPConnection {
             try? deadline?.add(timeout: limit)
         }
         state = .awaitingRequest(deadline: deadline)
+        requestStarted = false
+        // Pipelined bytes may already wait in the buffer.
+        if let bufferevent = evhttp_connection_get_bufferevent(raw), evbuffer_get_length(bufferevent_get_input(bufferevent)) > 0 {
+            requestStarted = true
+        }
     }
 
     /// A whole request arrived: the read deadline no longer applies.
@@ -186,6 +207,10 @@ final class HTTPConnection {
     fileprivate func closed() {
         guard let retain else { return }
         stopAbortWatch()
+        if let inputCallback, let bufferevent = evhttp_connection_get_bufferevent(raw) {
+            evbuffer_remove_cb_entry(bufferevent_get_input(bufferevent), inputCallback)
+        }
+        inputCallback = nil
         evhttp_connection_set_closecb(raw, nil, nil)
         state = .closed  // drops a read deadline
         let reason = endReason ?? .serverClosed
@@ -204,4 +229,10 @@ private func connectionCloseTrampoline(_ connection: OpaquePointer?, _ arg: Unsa
     // Unretained: closed() releases the callback's retain itself, exactly once; this local
     // reference keeps the object alive until it returns.
     Unmanaged<HTTPConnection>.fromOpaque(arg).takeUnretainedValue().closed()
+}
+
+/// The C input-buffer callback: bytes were added to (or drained from) the connection's input.
+private func inputTrampoline(_ buffer: OpaquePointer?, _ info: UnsafePointer<evbuffer_cb_info>?, _ arg: UnsafeMutableRawPointer?) {
+    guard let arg, let info, info.pointee.n_added > 0 else { return }
+    Unmanaged<HTTPConnection>.fromOpaque(arg).takeUnretainedValue().bytesArrived()
 }

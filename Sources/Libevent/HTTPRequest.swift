@@ -55,6 +55,8 @@ public final class HTTPRequest {
     private var state: State
     private let connection: HTTPConnection
     private unowned let server: HTTPServer
+    /// Kept apart from `server`: the last release may come after the server is gone.
+    private let counters: LibeventCounters
     private var onAbort: ((ConnectionEnd) -> Void)?
 
     /// The request method.
@@ -72,12 +74,13 @@ public final class HTTPRequest {
         self.state = .pending(request: raw)
         self.connection = connection
         self.server = server
+        self.counters = server.base.counters
         self.method = HTTPMethod(evhttp_request_get_command(raw))
         self.uri = evhttp_request_get_uri(raw).map { String(cString: $0) } ?? ""
         let parsed = evhttp_request_get_evhttp_uri(raw)
         self.path = parsed.flatMap { evhttp_uri_get_path($0) }.map { String(cString: $0) } ?? ""
         self.query = parsed.flatMap { evhttp_uri_get_query($0) }.map { String(cString: $0) }
-        server.base.counters.liveRequests.bump()
+        counters.liveRequests.bump()
         connection.beginHandling(self)
     }
 
@@ -88,7 +91,7 @@ public final class HTTPRequest {
             assertionFailure("HTTPRequest dropped without a reply: \(method.rawValue) \(uri)")
             _ = respond(status: 500, body: "internal error: request dropped\n")
         }
-        server.base.counters.liveRequests.bump(-1)
+        counters.liveRequests.bump(-1)
     }
 
     /// Whether the request still waits for a reply.
