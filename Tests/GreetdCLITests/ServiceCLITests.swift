@@ -1,0 +1,435 @@
+import Foundation
+import Testing
+
+/// greetd as a service manager runs it: graceful drain on SIGTERM/SIGINT, a second signal,
+/// systemd readiness notifications, several workers on one port, health checks.
+///
+/// Every wait below is bounded by a few seconds, so a misbehaving binary fails a test instead of
+/// hanging the suite.
+@Suite("greetd as a service", .serialized)
+struct ServiceCLITests {
+    /// The bound on any single wait (a log line, a reply, an exit).
+    static let wait: TimeInterval = 3
+
+    @Test("SIGTERM: greetings within the budget finish, the rest get 503 with Connection: close, new connections are refused")
+    func sigtermWithGreetingsInFlight() throws {
+        let greetd = try GreetdProcess(["--host", "127.0.0.1", "--port", "0", "--shutdown-timeout", "400ms", "--tick", "20ms"])
+        let port = try greetd.servicePort()
+        let workers = try greetd.workerCount()
+
+        // One after the other, so that the short greeting is request 1 and the long one request 2.
+        let short = try Client(port: port)
+        try short.send("GET /?delay=150ms HTTP/1.1\r\nHost: x\r\n\r\n")
+        try greetd.waitForLines(containing: "Handling greeting request", count: 1)
+        let long = try Client(port: port)
+        try long.send("GET /?delay=10s HTTP/1.1\r\nHost: x\r\n\r\n")
+        try greetd.waitForLines(containing: "Handling greeting request", count: 2)
+
+        let signalled = Date()
+        greetd.signal(SIGTERM)
+        // Every worker closes its listeners, then logs this line.
+        try greetd.waitForLines(containing: "Draining: stopped accepting connections", count: workers)
+        let refusal = connectError(port: port)
+        let refusalCheckedAt = Date()
+        #expect(refusal == ECONNREFUSED,
+                "a new connection during the drain: expected ECONNREFUSED, got \(refusal == 0 ? "connected" : String(cString: strerror(refusal)))")
+
+        // The short greeting finishes within the budget.
+        let shortReply = try short.readResponse()
+        #expect(shortReply.status == 200, "\(shortReply.raw)")
+        #expect(shortReply.body == "Hello Gopher!\n", "\(shortReply.raw)")
+
+        // The long one is cancelled when the budget is spent: 503, Connection: close, then EOF.
+        let (longText, longEnd) = long.readToEnd()
+        let canceledAt = Date()
+        #expect(longEnd == .closed, "the server should close the connection after its 503 (FIN), got \(longEnd)")
+        let longReply = try HTTPReply(parsing: longText)
+        #expect(longReply.status == 503, "\(longText)")
+        #expect(longReply.header("Connection")?.lowercased() == "close", "\(longText)")
+        #expect(longReply.body == "server shutting down\n", "\(longText)")
+        #expect(canceledAt.timeIntervalSince(signalled) > 0.3, "the 503 came before the 400ms budget was spent")
+
+        let longID = try #require(longReply.header("X-Request-Id"), "\(longText)")
+        let shortID = shortReply.header("X-Request-Id") ?? "?"
+        #expect(longID == "2" && shortID == "1", "request ids: short \(shortID), long \(longID)")
+        let cause = try greetd.waitForLine(
+            containing: "[request_id=\(longID)] Context Error: context canceled (cause: server shutting down)", timeout: Self.wait)
+        #expect(refusalCheckedAt < cause.arrival, "the refusal check must run while the long greeting is still thinking")
+        #expect(!greetd.stderrText.contains("[request_id=\(shortID)] Context Error"), "\(greetd.stderrText)")
+        #expect(greetd.stderrLines.contains { $0.text.contains("Draining") })
+
+        #expect(try greetd.waitForExit(timeout: Self.wait) == 0, "\(greetd.stderrText)")
+        #expect(greetd.stderrText.contains("Stopped"))
+    }
+
+    @Test("a second signal cancels greetings in flight at once", arguments: ["SIGTERM", "SIGINT"])
+    func secondSignalCancels(second: String) throws {
+        let greetd = try GreetdProcess(["--host", "127.0.0.1", "--port", "0", "--shutdown-timeout", "30s", "--tick", "20ms"])
+        let port = try greetd.servicePort()
+        let client = try Client(port: port)
+        try client.send("GET /?delay=30s HTTP/1.1\r\nHost: x\r\n\r\n")
+        try greetd.waitForLine(containing: "[request_id=1] Handling greeting request", timeout: Self.wait)
+
+        greetd.signal(SIGTERM)
+        Thread.sleep(forTimeInterval: 0.1)
+        let signalled = Date()
+        greetd.signal(second == "SIGINT" ? SIGINT : SIGTERM)
+
+        let reply = try client.readResponse()
+        let elapsed = Date().timeIntervalSince(signalled)
+        #expect(reply.status == 503, "\(reply.raw)")
+        #expect(elapsed < 1, "503 took \(elapsed)s after the second signal")
+        try greetd.waitForLine(containing: "Received \(second) again: cancelling greetings in flight", timeout: Self.wait)
+        try greetd.waitForLine(containing: "[request_id=1] Context Error: context canceled (cause: server shutting down)", timeout: Self.wait)
+        #expect(try greetd.waitForExit(timeout: Self.wait) == 0, "\(greetd.stderrText)")
+    }
+
+    @Test("SIGINT with nothing in flight: exit 0 at once")
+    func idleDrainExitsPromptly() throws {
+        let greetd = try GreetdProcess(["--host", "127.0.0.1", "--port", "0", "--tick", "20ms"])
+        _ = try greetd.servicePort()
+        let signalled = Date()
+        greetd.signal(SIGINT)
+        #expect(try greetd.waitForExit(timeout: Self.wait) == 0, "\(greetd.stderrText)")
+        let elapsed = Date().timeIntervalSince(signalled)
+        #expect(elapsed < 1, "exit took \(elapsed)s")
+        #expect(greetd.stderrText.contains("Stopped"), "\(greetd.stderrText)")
+    }
+
+    @Test("systemd: READY=1 with the address once listening, STOPPING=1 on SIGTERM ($NOTIFY_SOCKET a path)")
+    func systemdNotifyPath() throws {
+        let notify = try NotifySocket(abstract: false)
+        let greetd = try GreetdProcess(["--host", "127.0.0.1", "--port", "0", "--tick", "20ms"],
+                                       environment: ["NOTIFY_SOCKET": notify.environmentValue])
+        let port = try greetd.servicePort()
+        let ready = try #require(notify.receive(), "no datagram on \(notify.environmentValue); stderr:\n\(greetd.stderrText)")
+        let fields = ready.split(separator: "\n").map(String.init)
+        #expect(fields.contains("READY=1"), "\(ready)")
+        #expect(fields.contains("STATUS=Listening on 127.0.0.1:\(port)"), "\(ready)")
+        #expect(fields.contains("MAINPID=\(greetd.process.processIdentifier)"), "\(ready)")
+
+        greetd.signal(SIGTERM)
+        let stopping = notify.receive(until: { $0.split(separator: "\n").contains("STOPPING=1") })
+        #expect(stopping != nil, "no STOPPING=1 datagram after SIGTERM")
+        #expect(try greetd.waitForExit(timeout: Self.wait) == 0, "\(greetd.stderrText)")
+    }
+
+    @Test("systemd: READY=1 reaches an abstract socket ($NOTIFY_SOCKET=@name)")
+    func systemdNotifyAbstract() throws {
+        let notify = try NotifySocket(abstract: true)
+        let greetd = try GreetdProcess(["--host", "127.0.0.1", "--port", "0", "--tick", "20ms"],
+                                       environment: ["NOTIFY_SOCKET": notify.environmentValue])
+        let port = try greetd.servicePort()
+        let ready = try #require(notify.receive(), "no datagram on \(notify.environmentValue); stderr:\n\(greetd.stderrText)")
+        let fields = ready.split(separator: "\n").map(String.init)
+        #expect(fields.contains("READY=1"), "\(ready)")
+        #expect(fields.contains("STATUS=Listening on 127.0.0.1:\(port)"), "\(ready)")
+
+        greetd.signal(SIGTERM)
+        #expect(notify.receive(until: { $0.split(separator: "\n").contains("STOPPING=1") }) != nil)
+        #expect(try greetd.waitForExit(timeout: Self.wait) == 0, "\(greetd.stderrText)")
+    }
+
+    @Test("--workers 2: every request answered, metrics add up across workers")
+    func twoWorkers() throws {
+        let greetd = try GreetdProcess(["--host", "127.0.0.1", "--port", "0", "--workers", "2", "--delay", "0s"])
+        let port = try greetd.servicePort()
+        #expect(try greetd.workerCount() == 2)
+
+        for index in 1...20 {
+            let reply = try HTTPReply(parsing: rawExchange(port: port, "GET / HTTP/1.0\r\n\r\n"))
+            #expect(reply.status == 200, "request \(index): \(reply.raw)")
+            #expect(reply.body == "Hello Gopher!\n", "request \(index): \(reply.raw)")
+        }
+        // Scrape a few times: the kernel may hand each scrape to either worker, and both must
+        // render the shared registry.
+        for scrape in 1...6 {
+            let reply = try HTTPReply(parsing: rawExchange(port: port, "GET /metrics HTTP/1.0\r\n\r\n"))
+            #expect(reply.status == 200, "scrape \(scrape): \(reply.raw)")
+            let lines = reply.body.split(separator: "\n")
+            #expect(lines.contains(#"greetd_requests_total{outcome="completed"} 20"#),
+                    "scrape \(scrape): \(lines.filter { $0.hasPrefix("greetd_requests_total") })")
+        }
+        greetd.signal(SIGTERM)
+        #expect(try greetd.waitForExit(timeout: Self.wait) == 0, "\(greetd.stderrText)")
+    }
+
+    @Test("--workers 2 on a port another greetd holds: exit 1, no silent SO_REUSEPORT sharing", arguments: [1, 2])
+    func workersOnPortInUse(firstWorkers: Int) throws {
+        let first = try GreetdProcess(["--host", "127.0.0.1", "--port", "0", "--workers", "\(firstWorkers)", "--delay", "0s"])
+        let port = try first.servicePort()
+        let second = try GreetdProcess(["--host", "127.0.0.1", "--port", "\(port)", "--workers", "2"])
+        let status = try second.waitForExit(timeout: Self.wait)
+        #expect(status == 1, "\(second.stderrText)")
+        #expect(second.stderrText.contains("cannot listen on 127.0.0.1:\(port): Address already in use"), "\(second.stderrText)")
+        // The first one still owns the port.
+        #expect(try rawExchange(port: port, "GET / HTTP/1.0\r\n\r\n").hasSuffix("Hello Gopher!\n"))
+        first.signal(SIGTERM)
+        #expect(try first.waitForExit(timeout: Self.wait) == 0, "\(first.stderrText)")
+    }
+
+    @Test("GET /healthz: 200 ok while serving")
+    func healthz() throws {
+        let greetd = try GreetdProcess(["--host", "127.0.0.1", "--port", "0"])
+        let port = try greetd.servicePort()
+        let reply = try HTTPReply(parsing: rawExchange(port: port, "GET /healthz HTTP/1.0\r\n\r\n"))
+        #expect(reply.status == 200, "\(reply.raw)")
+        #expect(reply.body == "ok\n", "\(reply.raw)")
+        greetd.signal(SIGTERM)
+        #expect(try greetd.waitForExit(timeout: Self.wait) == 0, "\(greetd.stderrText)")
+    }
+}
+
+// MARK: - Helpers
+
+extension GreetdProcess {
+    /// The listening port, waiting at most `ServiceCLITests.wait` for it.
+    fileprivate func servicePort() throws -> UInt16 {
+        try waitForLine(containing: "Server listening on http://", timeout: ServiceCLITests.wait)
+        return try listeningPort()
+    }
+
+    /// `workers=N` from the `Event backend` line.
+    fileprivate func workerCount() throws -> Int {
+        let line = try waitForLine(containing: "Event backend:", timeout: ServiceCLITests.wait)
+        guard let field = line.text.split(separator: " ").first(where: { $0.hasPrefix("workers=") }),
+              let count = Int(field.dropFirst("workers=".count)) else {
+            throw CLIFailure("no workers=N in: \(line.text)")
+        }
+        return count
+    }
+
+    /// Waits until at least `count` stderr lines contain `fragment`.
+    @discardableResult
+    fileprivate func waitForLines(containing fragment: String, count: Int,
+                                  timeout: TimeInterval = ServiceCLITests.wait) throws -> [Line] {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let matching = stderrLines.filter { $0.text.contains(fragment) }
+            if matching.count >= count { return matching }
+            guard Date() < deadline else {
+                throw CLIFailure("\(matching.count) of \(count) stderr lines containing \"\(fragment)\" within \(timeout)s; got:\n\(stderrText)")
+            }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+    }
+}
+
+/// An HTTP response split into status, headers and body.
+private struct HTTPReply {
+    let raw: String
+    let status: Int
+    let headers: [(name: String, value: String)]
+    let body: String
+
+    init(parsing raw: String) throws {
+        self.raw = raw
+        guard let end = raw.range(of: "\r\n\r\n") else { throw CLIFailure("no complete header in: \(raw.debugDescription)") }
+        let head = raw[..<end.lowerBound].components(separatedBy: "\r\n")
+        let statusLine = head[0].split(separator: " ")
+        guard statusLine.count >= 2, statusLine[0].hasPrefix("HTTP/1."), let status = Int(statusLine[1]) else {
+            throw CLIFailure("bad status line: \(head[0].debugDescription)")
+        }
+        self.status = status
+        headers = head.dropFirst().compactMap { line in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+        }
+        body = String(raw[end.upperBound...])
+    }
+
+    func header(_ name: String) -> String? {
+        headers.first { $0.name.lowercased() == name.lowercased() }?.value
+    }
+
+    /// The body length the headers announce, if any.
+    var contentLength: Int? { header("Content-Length").flatMap { Int($0) } }
+}
+
+/// How a client saw a connection end.
+private enum StreamEnd: Equatable, CustomStringConvertible {
+    case closed, reset, timedOut, failed(Int32)
+
+    var description: String {
+        switch self {
+        case .closed: return "closed (FIN)"
+        case .reset: return "reset (ECONNRESET)"
+        case .timedOut: return "still open after \(ServiceCLITests.wait)s"
+        case .failed(let code): return "recv failed: \(String(cString: strerror(code)))"
+        }
+    }
+}
+
+private func loopback(port: UInt16) -> sockaddr_in {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+    return address
+}
+
+private func setTimeouts(_ fd: Int32, _ seconds: TimeInterval) {
+    var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1_000_000))
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+}
+
+/// Tries to connect to 127.0.0.1:`port`: 0 if it connected, else the errno.
+private func connectError(port: UInt16) -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return errno }
+    defer { close(fd) }
+    setTimeouts(fd, ServiceCLITests.wait)
+    var address = loopback(port: port)
+    let result = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    return result == 0 ? 0 : errno
+}
+
+/// A TCP client connection to 127.0.0.1 kept open across steps of a test; every read is bounded
+/// by `ServiceCLITests.wait`.
+private final class Client {
+    let fd: Int32
+    private var buffered: [UInt8] = []
+
+    init(port: UInt16) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw CLIFailure("socket: \(String(cString: strerror(errno)))") }
+        setTimeouts(fd, ServiceCLITests.wait)
+        var address = loopback(port: port)
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else {
+            let code = errno
+            close(fd)
+            throw CLIFailure("connect 127.0.0.1:\(port): \(String(cString: strerror(code)))")
+        }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String) throws {
+        let bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { throw CLIFailure("send: \(String(cString: strerror(errno)))") }
+            offset += n
+        }
+    }
+
+    /// Reads once into the buffer; `nil` while data came, else how the stream ended.
+    private func fill() -> StreamEnd? {
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        let n = recv(fd, &chunk, chunk.count, 0)
+        if n > 0 {
+            buffered += chunk[0..<n]
+            return nil
+        }
+        if n == 0 { return .closed }
+        switch errno {
+        case ECONNRESET: return .reset
+        case EAGAIN, EWOULDBLOCK: return .timedOut
+        case let code: return .failed(code)
+        }
+    }
+
+    /// Reads one response (headers and `Content-Length` bytes of body) and takes it from the buffer.
+    func readResponse() throws -> HTTPReply {
+        while true {
+            let text = String(decoding: buffered, as: UTF8.self)
+            if let end = text.range(of: "\r\n\r\n") {
+                let headerBytes = text[..<end.upperBound].utf8.count
+                let partial = try HTTPReply(parsing: text)
+                let length = partial.contentLength ?? 0
+                if buffered.count >= headerBytes + length {
+                    let reply = try HTTPReply(parsing: String(decoding: buffered[0..<(headerBytes + length)], as: UTF8.self))
+                    buffered.removeFirst(headerBytes + length)
+                    return reply
+                }
+            }
+            if let end = fill() {
+                throw CLIFailure("connection \(end) before a whole response; got \(String(decoding: buffered, as: UTF8.self).debugDescription)")
+            }
+        }
+    }
+
+    /// Reads until the server ends the stream; returns everything read and how it ended.
+    func readToEnd() -> (String, StreamEnd) {
+        while true {
+            if let end = fill() {
+                let text = String(decoding: buffered, as: UTF8.self)
+                buffered.removeAll()
+                return (text, end)
+            }
+        }
+    }
+}
+
+/// A `$NOTIFY_SOCKET` listener: an `AF_UNIX` datagram socket on a fresh path, or on a fresh name
+/// in the abstract namespace.
+private final class NotifySocket {
+    let fd: Int32
+    /// What `NOTIFY_SOCKET` must say: the path, or `@name`.
+    let environmentValue: String
+    private let path: String?
+
+    init(abstract: Bool) throws {
+        let name = "greetd-notify-\(getpid())-\(UUID().uuidString.prefix(8))"
+        var bytes: [UInt8]
+        if abstract {
+            bytes = [0] + Array(name.utf8)
+            environmentValue = "@" + name
+            path = nil
+        } else {
+            let file = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent(name + ".sock").path
+            bytes = Array(file.utf8)
+            environmentValue = file
+            path = file
+            unlink(file)
+        }
+        var address = sockaddr_un()
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            throw CLIFailure("socket path too long: \(environmentValue)")
+        }
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw CLIFailure("socket(AF_UNIX): \(String(cString: strerror(errno)))") }
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+        // A path is NUL-terminated; an abstract name is exactly its bytes after the leading NUL.
+        let pathOffset = MemoryLayout<sockaddr_un>.offset(of: \.sun_path) ?? MemoryLayout<sa_family_t>.size
+        let length = socklen_t(pathOffset + bytes.count + (abstract ? 0 : 1))
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        guard result == 0 else {
+            let code = errno
+            close(fd)
+            throw CLIFailure("bind \(environmentValue.debugDescription): \(String(cString: strerror(code)))")
+        }
+        setTimeouts(fd, ServiceCLITests.wait)
+    }
+
+    deinit {
+        close(fd)
+        if let path { unlink(path) }
+    }
+
+    /// The next datagram, or `nil` after `ServiceCLITests.wait` without one.
+    func receive() -> String? {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = recv(fd, &buffer, buffer.count, 0)
+        guard n >= 0 else { return nil }
+        return String(decoding: buffer[0..<n], as: UTF8.self)
+    }
+
+    /// The first datagram that satisfies `accept`, or `nil` once one receive times out.
+    func receive(until accept: (String) -> Bool) -> String? {
+        while let datagram = receive() {
+            if accept(datagram) { return datagram }
+        }
+        return nil
+    }
+}
