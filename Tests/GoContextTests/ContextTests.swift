@@ -327,3 +327,28 @@ import GoContext
         #expect(parent.pendingCallbackCount == 0)
     }
 }
+
+/// Deadlines are informational on the context (a timer on the loop enforces them), and a child's
+/// is the earlier of its own and its parent's.
+@Suite struct ContextDeadlineTests {
+    @Test func noDeadlineByDefault() {
+        #expect(Context().deadline == nil)
+        #expect(Context(parent: Context()).deadline == nil)
+    }
+
+    @Test func childTakesTheEarlierDeadline() {
+        let now = ContinuousClock.now
+        let parent = Context(parent: Context(), deadline: now + .seconds(10))
+        #expect(Context(parent: parent, deadline: now + .seconds(1)).deadline == now + .seconds(1))
+        #expect(Context(parent: parent, deadline: now + .seconds(60)).deadline == now + .seconds(10))
+        #expect(Context(parent: parent).deadline == now + .seconds(10))
+    }
+
+    @Test func deadlineExceededCarriesGoText() {
+        let context = Context(parent: Context(), deadline: .now)
+        context.cancel(.deadlineExceeded)
+        #expect(context.err == .deadlineExceeded)
+        #expect("\(context.err!)" == "context deadline exceeded")
+        #expect(context.cause as? ContextError == .deadlineExceeded)
+    }
+}
