@@ -101,9 +101,19 @@ public final class GreetingServer {
             open = count
             self.checkStopped()
         }
+        var refusedSinceLog = 0
+        var lastLog: ContinuousClock.Instant?
         http.onConnectionRejected = { [unowned self] in
             self.metrics.rejected()
-            self.logger.warning("Connection refused: at --max-connections (\(self.configuration.http.maxConnections))")
+            // At most one line a second, however fast connections are refused.
+            refusedSinceLog += 1
+            if lastLog.map({ ContinuousClock.now - $0 >= .seconds(1) }) ?? true {
+                self.logger.warning("Connections refused at --max-connections", metadata: [
+                    "limit": "\(self.configuration.http.maxConnections)", "refused": "\(refusedSinceLog)",
+                ])
+                refusedSinceLog = 0
+                lastLog = .now
+            }
         }
         self.http = http
     }

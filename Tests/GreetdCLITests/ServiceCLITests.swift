@@ -19,10 +19,10 @@ struct ServiceCLITests {
 
         // One after the other, so that the short greeting is request 1 and the long one request 2.
         let short = try Client(port: port)
-        try short.send("GET /?delay=150ms HTTP/1.1\r\nHost: x\r\n\r\n")
+        try short.write("GET /?delay=150ms HTTP/1.1\r\nHost: x\r\n\r\n")
         try greetd.waitForLines(containing: "Handling greeting request", count: 1)
         let long = try Client(port: port)
-        try long.send("GET /?delay=10s HTTP/1.1\r\nHost: x\r\n\r\n")
+        try long.write("GET /?delay=10s HTTP/1.1\r\nHost: x\r\n\r\n")
         try greetd.waitForLines(containing: "Handling greeting request", count: 2)
 
         let signalled = Date()
@@ -67,7 +67,7 @@ struct ServiceCLITests {
         let greetd = try GreetdProcess(["--host", "127.0.0.1", "--port", "0", "--shutdown-timeout", "30s", "--tick", "20ms"])
         let port = try greetd.servicePort()
         let client = try Client(port: port)
-        try client.send("GET /?delay=30s HTTP/1.1\r\nHost: x\r\n\r\n")
+        try client.write("GET /?delay=30s HTTP/1.1\r\nHost: x\r\n\r\n")
         try greetd.waitForLine(containing: "[request_id=1] Handling greeting request", timeout: Self.wait)
 
         greetd.signal(SIGTERM)
@@ -310,11 +310,11 @@ private final class Client {
 
     deinit { close(fd) }
 
-    func send(_ text: String) throws {
+    func write(_ text: String) throws {
         let bytes = Array(text.utf8)
         var offset = 0
         while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             guard n > 0 else { throw CLIFailure("send: \(String(cString: strerror(errno)))") }
             offset += n
         }
