@@ -37,7 +37,7 @@ final class Greeting {
     private var ticksLogged = 0
 
     var id: UInt64 { exchange.id }
-    private var logger: Logger { exchange.logger }
+    private var log: RequestLog { exchange.log }
     private var request: HTTPRequest { exchange.request }
 
     init(exchange: Exchange, delay: GoDuration, timeout: GoDuration?, server: GreetingServer) {
@@ -60,7 +60,7 @@ final class Greeting {
     }
 
     func start() {
-        logger.info("Handling greeting request")
+        log(.info, "Handling greeting request")
         context.onDone { [unowned self] err in self.contextDone(err) }
         if context.isDone { return }  // the server is already shutting down
         if let timeout, timeout.nanoseconds == 0 {
@@ -84,11 +84,11 @@ final class Greeting {
             try ticker.add(timeout: server.configuration.tick.duration)
             try finisher.add(timeout: delay.duration)
             try request.watchForAbort { [unowned self] reason in
-                self.logger.debug("Client went away", metadata: ["reason": "\(reason)"])
+                self.log(.debug, "Client went away", metadata: ["reason": "\(reason)"])
                 self.context.cancel()
             }
         } catch {
-            logger.error("Cannot start greeting: \(error)")
+            log(.error, "Cannot start greeting: \(error)")
             state = .finished
             server.respond(exchange, status: 500, body: "internal error: \(error)\n")
             server.greetingFinished(self, outcome: .shutdown)
@@ -99,7 +99,7 @@ final class Greeting {
         guard case .thinking = state else { return }
         ticksLogged += 1
         server.tickLogged()
-        logger.info("Greetings are hard. Thinking...")
+        log(.info, "Greetings are hard. Thinking...")
     }
 
     private func complete() {
@@ -107,7 +107,7 @@ final class Greeting {
         while ticksLogged < ticksDue { tick() }
         state = .finished  // frees the timers
         let sent = server.send(exchange, status: 200, body: "Hello Gopher!\n")
-        logger.info("Handled greeting request")
+        log(.info, "Handled greeting request")
         server.logAccess(exchange, status: sent.status, bytes: sent.bytes)
         server.greetingFinished(self, outcome: .completed)
     }
@@ -116,9 +116,9 @@ final class Greeting {
         guard case .thinking = state else { return }
         state = .finished  // frees the timers: no tick after this point
         if let cause = context.cause, !(cause is ContextError) {
-            logger.notice("Context Error: \(err) (cause: \(cause))")
+            log(.notice, "Context Error: \(err) (cause: \(cause))")
         } else {
-            logger.notice("Context Error: \(err)")
+            log(.notice, "Context Error: \(err)")
         }
         let outcome: RequestOutcome
         let sent: (status: Int, bytes: Int)
@@ -133,7 +133,7 @@ final class Greeting {
             // Connection: close is added while the server is stopping.
             sent = server.send(exchange, status: 503, headers: [("Retry-After", "1")], body: "server shutting down\n")
         }
-        logger.info("Handled greeting request")
+        log(.info, "Handled greeting request")
         server.logAccess(exchange, status: sent.status, bytes: sent.bytes)
         server.greetingFinished(self, outcome: outcome)
     }

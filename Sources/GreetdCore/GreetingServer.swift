@@ -196,9 +196,8 @@ public final class GreetingServer {
     private func route(_ request: HTTPRequest) {
         let start = ContinuousClock.now
         let id = requestIDs.next()
-        var logger = self.logger
-        logger[metadataKey: requestIDKey] = "\(id)"
-        let exchange = Exchange(id: id, request: request, start: start, logger: logger)
+        let label = request.header("X-Request-Id").flatMap(acceptableRequestID) ?? "\(id)"
+        let exchange = Exchange(id: id, request: request, start: start, log: RequestLog(logger: logger, label: label))
         switch request.path {
         case "/":
             guard request.method == .get || request.method == .head else {
@@ -280,7 +279,7 @@ public final class GreetingServer {
     /// - Returns: the status and body size for the access log: 499 and 0 if the client had gone.
     func send(_ exchange: Exchange, status: Int, headers: [(String, String)] = [], body: String) -> (status: Int, bytes: Int) {
         var headers = headers
-        headers.append(("X-Request-Id", "\(exchange.id)"))
+        headers.append(("X-Request-Id", exchange.log.label))
         if phase != .serving { headers.append(("Connection", "close")) }
         guard exchange.request.respond(status: status, headers: headers, body: body) else { return (499, 0) }
         return (status, exchange.request.method == .head ? 0 : body.utf8.count)
@@ -291,7 +290,7 @@ public final class GreetingServer {
     func logAccess(_ exchange: Exchange, status: Int, bytes: Int) {
         let elapsed = ContinuousClock.now - exchange.start
         let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
-        exchange.logger.info("access method=\(exchange.request.method.rawValue) target=\(exchange.request.uri) status=\(status) duration=\(GoDuration(nanoseconds: nanoseconds)) bytes=\(bytes)")
+        exchange.log(.info, "access method=\(exchange.request.method.rawValue) target=\(exchange.request.uri) status=\(status) duration=\(GoDuration(nanoseconds: nanoseconds)) bytes=\(bytes)")
     }
 
     // MARK: - Called by greetings
@@ -317,12 +316,40 @@ public final class GreetingServer {
     }
 }
 
-/// One request's identity for its whole life: id, start, and the logger that carries the id.
+/// One request's identity for its whole life.
 struct Exchange {
+    /// Key in the in-flight table; unique in the process.
     let id: UInt64
     let request: HTTPRequest
     let start: ContinuousClock.Instant
+    /// Logs about this request, tagged with its label.
+    let log: RequestLog
+}
+
+/// Logs one request's lines with `request_id` set to its label: the client's `X-Request-Id`
+/// when it sent a sane one (so a client or a proxy can follow its request through the log),
+/// else greetd's own number. The metadata is built per line, only if the level is enabled, so a
+/// pending request holds no dictionary.
+struct RequestLog {
     let logger: Logger
+    let label: String
+
+    func callAsFunction(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message,
+                        metadata: @autoclosure () -> Logger.Metadata = [:]) {
+        guard logger.logLevel <= level else { return }
+        var all = metadata()
+        all[requestIDKey] = .string(label)
+        logger.log(level: level, message(), metadata: all)
+    }
+}
+
+/// A client's `X-Request-Id` if it is 1 to 64 characters of `A-Z a-z 0-9 . _ : -`, else `nil`.
+func acceptableRequestID(_ value: String) -> String? {
+    guard (1...64).contains(value.utf8.count), value.utf8.allSatisfy({ byte in
+        (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a)
+            || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ":") || byte == UInt8(ascii: "-")
+    }) else { return nil }
+    return value
 }
 
 /// What is wrong with a request's query, in words for the `400` body.

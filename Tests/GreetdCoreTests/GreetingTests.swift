@@ -50,6 +50,21 @@ extension LiveServer {
             try await harness.expectNothingLeft()
         }
 
+        @Test("a sane client X-Request-Id labels the request's log lines; others are replaced")
+        func clientRequestID() async throws {
+            let harness = try Harness(delay: "0s")
+            let client = try harness.connect()
+            try client.sendGet("/", extraHeaders: "X-Request-Id: abc-123.Z_9:x\r\n")
+            let accepted = try client.readResponse()
+            #expect(accepted.headers["x-request-id"] == "abc-123.Z_9:x")
+            #expect(harness.logs.messages(request: "abc-123.Z_9:x") == ["Handling greeting request", "Handled greeting request"])
+            try client.sendGet("/", extraHeaders: "X-Request-Id: has space\r\n")
+            let replaced = try client.readResponse()
+            #expect(replaced.headers["x-request-id"] == "2")
+            try client.sendGet("/", extraHeaders: "X-Request-Id: \(String(repeating: "a", count: 65))\r\n")
+            #expect(try client.readResponse().headers["x-request-id"] == "3")
+        }
+
         @Test("HEAD / greets with headers only")
         func headRequest() async throws {
             let harness = try Harness(delay: "0s")
