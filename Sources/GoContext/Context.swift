@@ -39,8 +39,11 @@ public final class Context {
 
     /// `nil` while live; set once, when done.
     private var outcome: (err: ContextError, cause: (any Error)?)?
-    /// Done-callbacks by registration id (ids grow, so sorting them gives registration order).
-    /// A dictionary so that the many children of a long-lived parent unregister in O(1).
+    /// The first done-callback, stored inline: a request's context has one, and a dictionary
+    /// would cost it an allocation.
+    private var firstCallback: (id: Int, run: (ContextError) -> Void)?
+    /// Later done-callbacks by registration id (ids grow, so sorting them gives registration
+    /// order). A dictionary so that the many children of a long-lived parent unregister in O(1).
     private var callbacks: [Int: (ContextError) -> Void] = [:]
     private var nextID = 0
     private let thread = pthread_self()
@@ -114,6 +117,10 @@ public final class Context {
         }
         // Take each callback out just before running it: one may unregister a later one (a
         // child freed by an earlier callback removes its own), which then must not run.
+        if let first = firstCallback {
+            firstCallback = nil
+            first.run(err)
+        }
         for id in callbacks.keys.sorted() {
             if let callback = callbacks.removeValue(forKey: id) { callback(err) }
         }
@@ -131,7 +138,11 @@ public final class Context {
         if let outcome {
             callback(outcome.err)
         } else {
-            callbacks[registration.id] = callback
+            if firstCallback == nil && callbacks.isEmpty {
+                firstCallback = (registration.id, callback)
+            } else {
+                callbacks[registration.id] = callback
+            }
         }
         return registration
     }
@@ -141,12 +152,16 @@ public final class Context {
     @discardableResult
     public func removeOnDone(_ registration: Registration) -> Bool {
         checkThread()
+        if firstCallback?.id == registration.id {
+            firstCallback = nil
+            return true
+        }
         return callbacks.removeValue(forKey: registration.id) != nil
     }
 
     /// Number of callbacks waiting (for leak checks in tests).
     public var pendingCallbackCount: Int {
         checkThread()
-        return callbacks.count
+        return callbacks.count + (firstCallback == nil ? 0 : 1)
     }
 }

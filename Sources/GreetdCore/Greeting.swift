@@ -22,7 +22,7 @@ import Logging
 /// Ownership: the ``GreetingServer`` holds each greeting in its in-flight table until it ends;
 /// the greeting owns its request, context and timers. Every closure it hands out captures it
 /// `unowned`, so ending it (removing it from the table) frees everything at once.
-final class Greeting {
+final class Greeting: EventTarget {
     private enum State {
         case thinking(ticker: Event?, finisher: Event?, deadline: Event?)
         case finished
@@ -73,11 +73,11 @@ final class Greeting {
         }
         do {
             let base = server.base
-            let ticker = try Event(base: base, flags: .persist) { [unowned self] _ in self.tick() }
-            let finisher = try Event(base: base) { [unowned self] _ in self.complete() }
+            let ticker = try Event(base: base, flags: .persist, target: self, tag: Self.tickTag)
+            let finisher = try Event(base: base, target: self, tag: Self.finishTag)
             var deadline: Event?
             if let timeout {
-                deadline = try Event(base: base) { [unowned self] _ in self.context.cancel(.deadlineExceeded) }
+                deadline = try Event(base: base, target: self, tag: Self.deadlineTag)
                 try deadline?.add(timeout: timeout.duration)
             }
             state = .thinking(ticker: ticker, finisher: finisher, deadline: deadline)
@@ -94,6 +94,8 @@ final class Greeting {
             server.greetingFinished(self, outcome: .shutdown)
         }
     }
+
+    private static let tickTag = 0, finishTag = 1, deadlineTag = 2
 
     private func tick() {
         guard case .thinking = state else { return }
@@ -136,5 +138,13 @@ final class Greeting {
         log(.info, "Handled greeting request")
         server.logAccess(exchange, status: sent.status, bytes: sent.bytes)
         server.greetingFinished(self, outcome: outcome)
+    }
+
+    func eventFired(tag: Int, flags: EventFlags) {
+        switch tag {
+        case Self.tickTag: tick()
+        case Self.finishTag: complete()
+        default: context.cancel(.deadlineExceeded)
+        }
     }
 }

@@ -56,7 +56,7 @@ public enum ConnectionEnd: Equatable, Sendable, CustomStringConvertible {
 ///   close callback: the one place a pending request learns that its client is gone.
 ///
 /// Threading: loop-confined.
-final class HTTPConnection {
+final class HTTPConnection: EventTarget {
     private enum State {
         case awaitingRequest(deadline: Event?)
         case handling
@@ -123,7 +123,7 @@ final class HTTPConnection {
         let limit = requestCount == 0 ? server.options.headerTimeout : server.options.idleTimeout
         var deadline: Event?
         if let limit {
-            deadline = try? Event(base: server.base) { [unowned self] _ in self.end(.readTimeout) }
+            deadline = try? Event(base: server.base, target: self, tag: Self.readDeadlineTag)
             try? deadline?.add(timeout: limit)
         }
         state = .awaitingRequest(deadline: deadline)
@@ -157,9 +157,7 @@ final class HTTPConnection {
 
     func startAbortWatch() throws(LibeventError) {
         let flags: EventFlags = server.earlyClose ? [.read, .closed, .persist] : [.read, .persist]
-        let watch = try Event(base: server.base, fd: fd, flags: flags) { [unowned self] fired in
-            self.socketActivity(fired)
-        }
+        let watch = try Event(base: server.base, fd: fd, flags: flags, target: self, tag: Self.abortWatchTag)
         try watch.add()
         self.watch = watch
     }
@@ -167,6 +165,12 @@ final class HTTPConnection {
     private func stopAbortWatch() {
         watch?.remove()
         watch = nil
+    }
+
+    private static let readDeadlineTag = 0, abortWatchTag = 1
+
+    func eventFired(tag: Int, flags: EventFlags) {
+        if tag == Self.readDeadlineTag { end(.readTimeout) } else { socketActivity(flags) }
     }
 
     /// The socket under a pending request became readable, or closed.
