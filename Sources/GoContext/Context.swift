@@ -20,6 +20,13 @@ public enum ContextError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
+/// An object told when a ``Context`` is done, without a closure: for the thousands of contexts
+/// of a busy server, where each closure's capture context would be an allocation.
+public protocol ContextObserver: AnyObject {
+    /// Called once, on the context's thread, when `context` is done.
+    func contextDone(_ context: Context, error: ContextError)
+}
+
 /// A Go-style context for one unit of work: live until cancelled, then done for good, with an
 /// ``err`` and, optionally, a ``cause``.
 ///
@@ -41,10 +48,27 @@ public final class Context {
     private var outcome: (err: ContextError, cause: (any Error)?)?
     /// The first done-callback, stored inline: a request's context has one, and a dictionary
     /// would cost it an allocation.
-    private var firstCallback: (id: Int, run: (ContextError) -> Void)?
+    private var firstCallback: (id: Int, run: Callback)?
     /// Later done-callbacks by registration id (ids grow, so sorting them gives registration
     /// order). A dictionary so that the many children of a long-lived parent unregister in O(1).
-    private var callbacks: [Int: (ContextError) -> Void] = [:]
+    private var callbacks: [Int: Callback] = [:]
+
+    private enum Callback {
+        case closure((ContextError) -> Void)
+        /// Unowned: an observer unregisters (or outlives the context) by contract.
+        case observer(UnownedObserver)
+
+        func callAsFunction(_ context: Context, _ err: ContextError) {
+            switch self {
+            case .closure(let run): run(err)
+            case .observer(let observer): observer.value.contextDone(context, error: err)
+            }
+        }
+    }
+
+    private struct UnownedObserver {
+        unowned let value: any ContextObserver
+    }
     private var nextID = 0
     private let thread = pthread_self()
     /// The parent and our registration on it, while both are live.
@@ -71,11 +95,7 @@ public final class Context {
             outcome = (err, parent.cause)
             return
         }
-        let registration = parent.onDone { [unowned self] err in
-            self.parentLink = nil
-            self.cancel(err, cause: parent.cause)
-        }
-        parentLink = (parent, registration)
+        parentLink = (parent, parent.register(.observer(UnownedObserver(value: self))))
     }
 
     deinit {
@@ -119,10 +139,10 @@ public final class Context {
         // child freed by an earlier callback removes its own), which then must not run.
         if let first = firstCallback {
             firstCallback = nil
-            first.run(err)
+            first.run(self, err)
         }
         for id in callbacks.keys.sorted() {
-            if let callback = callbacks.removeValue(forKey: id) { callback(err) }
+            if let callback = callbacks.removeValue(forKey: id) { callback(self, err) }
         }
         callbacks = [:]
         return true
@@ -132,11 +152,22 @@ public final class Context {
     /// callback runs now (as with Go's `context.AfterFunc`).
     @discardableResult
     public func onDone(_ callback: @escaping (ContextError) -> Void) -> Registration {
+        register(.closure(callback))
+    }
+
+    /// Registers `observer` to be told once when the context is done; at once if it is done
+    /// already. The context holds it unowned: unregister it (``removeOnDone(_:)``) before it goes.
+    @discardableResult
+    public func onDone(observer: any ContextObserver) -> Registration {
+        register(.observer(UnownedObserver(value: observer)))
+    }
+
+    private func register(_ callback: Callback) -> Registration {
         checkThread()
         nextID += 1
         let registration = Registration(id: nextID)
         if let outcome {
-            callback(outcome.err)
+            callback(self, outcome.err)
         } else {
             if firstCallback == nil && callbacks.isEmpty {
                 firstCallback = (registration.id, callback)
@@ -163,5 +194,13 @@ public final class Context {
     public var pendingCallbackCount: Int {
         checkThread()
         return callbacks.count + (firstCallback == nil ? 0 : 1)
+    }
+}
+
+extension Context: ContextObserver {
+    /// A child hears that its parent is done: it is done too, with the parent's error and cause.
+    public func contextDone(_ parent: Context, error: ContextError) {
+        parentLink = nil
+        cancel(error, cause: parent.cause)
     }
 }

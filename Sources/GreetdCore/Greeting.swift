@@ -5,9 +5,10 @@ import Logging
 /// One greeting request: the seed's handler, on the event loop.
 ///
 /// It logs `Handling greeting request`, then thinks: a persistent (`EV_PERSIST`) timer logs
-/// `Greetings are hard. Thinking...` every tick, and a one-shot timer ends the thinking after the
-/// delay with `200 Hello Gopher!`. Every tick due by the delay is logged before the answer, so the
-/// defaults give the seed's five lines.
+/// `Greetings are hard. Thinking...` every tick, and after the delay answers `200 Hello Gopher!`.
+/// The same timer ends the thinking: its last period is shortened to what is left of the delay
+/// (one event per greeting instead of two). Every tick due by the delay is logged before the
+/// answer, so the defaults give the seed's five lines.
 ///
 /// Its ``Context`` is a child of the server's root context, with the request's deadline, if any.
 /// Whatever ends it first ends the greeting, and its done-callback stops both timers (no tick can
@@ -22,9 +23,11 @@ import Logging
 /// Ownership: the ``GreetingServer`` holds each greeting in its in-flight table until it ends;
 /// the greeting owns its request, context and timers. Every closure it hands out captures it
 /// `unowned`, so ending it (removing it from the table) frees everything at once.
-final class Greeting: EventTarget {
+final class Greeting: EventTarget, ContextObserver, AbortObserver {
     private enum State {
-        case thinking(ticker: Event?, finisher: Event?, deadline: Event?)
+        /// `ticker` is the one persistent timer: it fires every tick, and its last period is
+        /// shortened so that it also fires when the delay is over (`finishing`).
+        case thinking(ticker: Event?, deadline: Event?, finishing: Bool)
         case finished
     }
 
@@ -33,11 +36,10 @@ final class Greeting: EventTarget {
     private let delay: GoDuration
     private let timeout: GoDuration?
     private unowned let server: GreetingServer
-    private var state: State = .thinking(ticker: nil, finisher: nil, deadline: nil)
+    private var state: State = .thinking(ticker: nil, deadline: nil, finishing: false)
     private var ticksLogged = 0
 
     var id: UInt64 { exchange.id }
-    private var log: RequestLog { exchange.log }
     private var request: HTTPRequest { exchange.request }
 
     init(exchange: Exchange, delay: GoDuration, timeout: GoDuration?, server: GreetingServer) {
@@ -54,6 +56,11 @@ final class Greeting: EventTarget {
         server.stats.liveGreetings.bump(-1)
     }
 
+    private func log(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message,
+                     metadata: @autoclosure () -> Logger.Metadata = [:]) {
+        server.log(level, message(), exchange, metadata: metadata())
+    }
+
     /// Ticks that fall due within the delay: they are all logged before the answer.
     private var ticksDue: Int {
         Int(delay.nanoseconds / server.configuration.tick.nanoseconds)
@@ -61,7 +68,7 @@ final class Greeting: EventTarget {
 
     func start() {
         log(.info, "Handling greeting request")
-        context.onDone { [unowned self] err in self.contextDone(err) }
+        context.onDone(observer: self)
         if context.isDone { return }  // the server is already shutting down
         if let timeout, timeout.nanoseconds == 0 {
             context.cancel(.deadlineExceeded)
@@ -73,20 +80,17 @@ final class Greeting: EventTarget {
         }
         do {
             let base = server.base
+            let tick = server.configuration.tick
             let ticker = try Event(base: base, flags: .persist, target: self, tag: Self.tickTag)
-            let finisher = try Event(base: base, target: self, tag: Self.finishTag)
             var deadline: Event?
             if let timeout {
                 deadline = try Event(base: base, target: self, tag: Self.deadlineTag)
                 try deadline?.add(timeout: timeout.duration)
             }
-            state = .thinking(ticker: ticker, finisher: finisher, deadline: deadline)
-            try ticker.add(timeout: server.configuration.tick.duration)
-            try finisher.add(timeout: delay.duration)
-            try request.watchForAbort { [unowned self] reason in
-                self.log(.debug, "Client went away", metadata: ["reason": "\(reason)"])
-                self.context.cancel()
-            }
+            let finishing = delay < tick
+            state = .thinking(ticker: ticker, deadline: deadline, finishing: finishing)
+            try ticker.add(timeout: finishing ? delay.duration : tick.duration)
+            try request.watchForAbort(observer: self)
         } catch {
             log(.error, "Cannot start greeting: \(error)")
             state = .finished
@@ -95,7 +99,43 @@ final class Greeting: EventTarget {
         }
     }
 
-    private static let tickTag = 0, finishTag = 1, deadlineTag = 2
+    private static let tickTag = 0, deadlineTag = 1
+
+    func eventFired(tag: Int, flags: EventFlags) {
+        if tag == Self.deadlineTag {
+            context.cancel(.deadlineExceeded)
+            return
+        }
+        guard case .thinking(let ticker, let deadline, let finishing) = state, let ticker else { return }
+        if finishing {
+            complete()
+            return
+        }
+        tick()
+        // Time left until the answer. Re-adding a pending persistent event gives it a new
+        // period; the last one is cut short so the same timer ends the thinking.
+        let remaining = exchange.start + delay.duration - .now
+        let tick = server.configuration.tick.duration
+        if remaining <= .zero || ticksLogged >= ticksDue && remaining < tick {
+            if remaining <= .zero {
+                complete()
+                return
+            }
+            state = .thinking(ticker: ticker, deadline: deadline, finishing: true)
+            try? ticker.add(timeout: remaining)
+        }
+    }
+
+    /// The context is done (client gone, deadline, shutdown).
+    func contextDone(_ context: Context, error: ContextError) {
+        contextDone(error)
+    }
+
+    /// The client went away: cancel, as Go's net/http cancels `r.Context()`.
+    func requestAborted(_ request: HTTPRequest, reason: ConnectionEnd) {
+        log(.debug, "Client went away", metadata: ["reason": "\(reason)"])
+        context.cancel()
+    }
 
     private func tick() {
         guard case .thinking = state else { return }
@@ -138,13 +178,5 @@ final class Greeting: EventTarget {
         log(.info, "Handled greeting request")
         server.logAccess(exchange, status: sent.status, bytes: sent.bytes)
         server.greetingFinished(self, outcome: outcome)
-    }
-
-    func eventFired(tag: Int, flags: EventFlags) {
-        switch tag {
-        case Self.tickTag: tick()
-        case Self.finishTag: complete()
-        default: context.cancel(.deadlineExceeded)
-        }
     }
 }

@@ -197,7 +197,7 @@ public final class GreetingServer {
         let start = ContinuousClock.now
         let id = requestIDs.next()
         let label = request.header("X-Request-Id").flatMap(acceptableRequestID) ?? "\(id)"
-        let exchange = Exchange(id: id, request: request, start: start, log: RequestLog(logger: logger, label: label))
+        let exchange = Exchange(id: id, label: label, request: request, start: start)
         switch request.path {
         case "/":
             guard request.method == .get || request.method == .head else {
@@ -279,7 +279,7 @@ public final class GreetingServer {
     /// - Returns: the status and body size for the access log: 499 and 0 if the client had gone.
     func send(_ exchange: Exchange, status: Int, headers: [(String, String)] = [], body: String) -> (status: Int, bytes: Int) {
         var headers = headers
-        headers.append(("X-Request-Id", exchange.log.label))
+        headers.append(("X-Request-Id", exchange.label))
         if phase != .serving { headers.append(("Connection", "close")) }
         guard exchange.request.respond(status: status, headers: headers, body: body) else { return (499, 0) }
         return (status, exchange.request.method == .head ? 0 : body.utf8.count)
@@ -290,7 +290,21 @@ public final class GreetingServer {
     func logAccess(_ exchange: Exchange, status: Int, bytes: Int) {
         let elapsed = ContinuousClock.now - exchange.start
         let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
-        exchange.log(.info, "access method=\(exchange.request.method.rawValue) target=\(exchange.request.uri) status=\(status) duration=\(GoDuration(nanoseconds: nanoseconds)) bytes=\(bytes)")
+        log(.info, exchange, "access method=\(exchange.request.method.rawValue) target=\(exchange.request.uri) status=\(status) duration=\(GoDuration(nanoseconds: nanoseconds)) bytes=\(bytes)")
+    }
+
+    /// Logs a line about one request, with `request_id` set to its label. The metadata is
+    /// built per line, and only if the level is enabled, so a pending request holds none.
+    func log(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message, _ exchange: Exchange,
+             metadata: @autoclosure () -> Logger.Metadata = [:]) {
+        guard logger.logLevel <= level else { return }
+        var all = metadata()
+        all[requestIDKey] = .string(exchange.label)
+        logger.log(level: level, message(), metadata: all)
+    }
+
+    private func log(_ level: Logger.Level, _ exchange: Exchange, _ message: @autoclosure () -> Logger.Message) {
+        log(level, message(), exchange)
     }
 
     // MARK: - Called by greetings
@@ -320,27 +334,11 @@ public final class GreetingServer {
 struct Exchange {
     /// Key in the in-flight table; unique in the process.
     let id: UInt64
+    /// The request's name in logs and `X-Request-Id`: the client's `X-Request-Id` when it sent a
+    /// sane one (so a client or a proxy can follow its request through the log), else `id`.
+    let label: String
     let request: HTTPRequest
     let start: ContinuousClock.Instant
-    /// Logs about this request, tagged with its label.
-    let log: RequestLog
-}
-
-/// Logs one request's lines with `request_id` set to its label: the client's `X-Request-Id`
-/// when it sent a sane one (so a client or a proxy can follow its request through the log),
-/// else greetd's own number. The metadata is built per line, only if the level is enabled, so a
-/// pending request holds no dictionary.
-struct RequestLog {
-    let logger: Logger
-    let label: String
-
-    func callAsFunction(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message,
-                        metadata: @autoclosure () -> Logger.Metadata = [:]) {
-        guard logger.logLevel <= level else { return }
-        var all = metadata()
-        all[requestIDKey] = .string(label)
-        logger.log(level: level, message(), metadata: all)
-    }
 }
 
 /// A client's `X-Request-Id` if it is 1 to 64 characters of `A-Z a-z 0-9 . _ : -`, else `nil`.

@@ -71,9 +71,12 @@ final class HTTPConnection: EventTarget {
     private let counters: LibeventCounters
     private var state: State = .awaitingRequest(deadline: nil)
     private var retain: Unmanaged<HTTPConnection>?
-    /// The request being handled; weak, so a handler that drops it unanswered gets it answered
-    /// by `HTTPRequest.deinit`.
-    private weak var request: HTTPRequest?
+    /// The request being handled. Not retained, so that a handler that drops it unanswered gets
+    /// it answered by `HTTPRequest.deinit`. It cannot dangle: a request is freed only once
+    /// answered (its `respond` clears this through ``beginReplying()``, `deinit` answers a
+    /// pending one) or aborted (``closed()`` clears it first). A weak reference would cost every
+    /// request a side-table allocation.
+    private unowned(unsafe) var request: HTTPRequest?
     /// The abort watch, while a request is pending and watched.
     private var watch: Event?
     /// Why we freed the connection ourselves, for the close callback.
@@ -93,11 +96,6 @@ final class HTTPConnection: EventTarget {
         let retain = Unmanaged.passRetained(self)
         self.retain = retain
         evhttp_connection_set_closecb(raw, connectionCloseTrampoline, retain.toOpaque())
-        if let bufferevent = evhttp_connection_get_bufferevent(raw) {
-            // Unretained: removed in closed(), before the close callback's retain is released.
-            inputCallback = evbuffer_add_cb(bufferevent_get_input(bufferevent), inputTrampoline,
-                                            Unmanaged.passUnretained(self).toOpaque())
-        }
         counters.liveConnections.bump()
     }
 
@@ -110,6 +108,20 @@ final class HTTPConnection: EventTarget {
     var isIdle: Bool {
         guard case .awaitingRequest = state else { return false }
         return !requestStarted
+    }
+
+    /// Adds or removes our input-buffer callback. Only a connection waiting for a request needs
+    /// it, so a pending greeting does not hold one. Unretained: removed in closed(), before the
+    /// close callback's retain is released.
+    private func watchInput(_ on: Bool) {
+        guard let bufferevent = evhttp_connection_get_bufferevent(raw) else { return }
+        let input = bufferevent_get_input(bufferevent)
+        if on, inputCallback == nil {
+            inputCallback = evbuffer_add_cb(input, inputTrampoline, Unmanaged.passUnretained(self).toOpaque())
+        } else if !on, let entry = inputCallback {
+            evbuffer_remove_cb_entry(input, entry)
+            inputCallback = nil
+        }
     }
 
     fileprivate func bytesArrived() {
@@ -128,6 +140,7 @@ final class HTTPConnection: EventTarget {
         }
         state = .awaitingRequest(deadline: deadline)
         requestStarted = false
+        watchInput(true)
         // Pipelined bytes may already wait in the buffer.
         if let bufferevent = evhttp_connection_get_bufferevent(raw), evbuffer_get_length(bufferevent_get_input(bufferevent)) > 0 {
             requestStarted = true
@@ -139,6 +152,7 @@ final class HTTPConnection: EventTarget {
         requestCount += 1
         self.request = request
         state = .handling  // drops the read deadline
+        watchInput(false)
     }
 
     /// evhttp wrote the reply. On keep-alive it now reads the next request; with
@@ -211,10 +225,7 @@ final class HTTPConnection: EventTarget {
     fileprivate func closed() {
         guard let retain else { return }
         stopAbortWatch()
-        if let inputCallback, let bufferevent = evhttp_connection_get_bufferevent(raw) {
-            evbuffer_remove_cb_entry(bufferevent_get_input(bufferevent), inputCallback)
-        }
-        inputCallback = nil
+        watchInput(false)
         evhttp_connection_set_closecb(raw, nil, nil)
         state = .closed  // drops a read deadline
         let reason = endReason ?? .serverClosed

@@ -27,6 +27,13 @@ public enum HTTPMethod: String, Sendable {
     }
 }
 
+/// An object told when a watched request's client goes away: no closure, so no capture context
+/// per request.
+public protocol AbortObserver: AnyObject {
+    /// Called once, on the loop thread, when the connection under `request` ends before a reply.
+    func requestAborted(_ request: HTTPRequest, reason: ConnectionEnd)
+}
+
 /// One request received by an ``HTTPServer``, from the moment evhttp hands it over until it is
 /// answered or its connection goes away.
 ///
@@ -35,7 +42,7 @@ public enum HTTPMethod: String, Sendable {
 /// forgets the pointer at both moments, so no call here can touch freed memory; after either,
 /// ``respond(status:reason:headers:body:)`` returns `false`.
 ///
-/// To keep a request pending (the greeting thinks), call ``watchForAbort(_:)``: the connection
+/// To keep a request pending (the greeting thinks), call ``watchForAbort(observer:)``: the connection
 /// then watches its socket (see `HTTPConnection`) and calls the handler once if the client goes.
 ///
 /// Threading: loop-confined.
@@ -57,7 +64,9 @@ public final class HTTPRequest {
     private unowned let server: HTTPServer
     /// Kept apart from `server`: the last release may come after the server is gone.
     private let counters: LibeventCounters
-    private var onAbort: ((ConnectionEnd) -> Void)?
+    /// Who to tell if the client goes away; held unowned (the observer owns the request).
+    private unowned(unsafe) var abortObserver: (any AbortObserver)?
+    private var isWatched = false
 
     /// The request method.
     public let method: HTTPMethod
@@ -143,7 +152,8 @@ public final class HTTPRequest {
         server.base.thread.preconditionOnThread()
         guard case .pending(let request) = state else { return false }
         state = .responded
-        onAbort = nil
+        isWatched = false
+        abortObserver = nil
         connection.beginReplying()
         let output = evhttp_request_get_output_headers(request)
         for (name, value) in headers {
@@ -167,25 +177,27 @@ public final class HTTPRequest {
         return true
     }
 
-    /// Keeps the request pending and calls `onAbort` once, on the loop thread, if the client goes
-    /// away (or the server frees the connection) before ``respond(status:reason:headers:body:)``.
-    /// Call it at most once, while the request is pending.
-    public func watchForAbort(_ onAbort: @escaping (ConnectionEnd) -> Void) throws(LibeventError) {
+    /// Keeps the request pending and tells `observer` once, on the loop thread, if the client
+    /// goes away (or the server frees the connection) before ``respond(status:reason:headers:body:)``.
+    /// The observer is held unowned: it must own this request. Call it at most once, while pending.
+    public func watchForAbort(observer: any AbortObserver) throws(LibeventError) {
         server.base.thread.preconditionOnThread()
-        guard case .pending = state, self.onAbort == nil else {
+        guard case .pending = state, !isWatched else {
             preconditionFailure("watchForAbort called on a request that is not pending or is already watched")
         }
         try connection.startAbortWatch()
-        self.onAbort = onAbort
+        abortObserver = observer
+        isWatched = true
     }
 
     /// The connection is being freed with this request unanswered.
     func connectionClosed(_ reason: ConnectionEnd) {
         guard case .pending = state else { return }
         state = .aborted(reason)
-        let handler = onAbort
-        onAbort = nil
-        handler?(reason)
+        let observer = isWatched ? abortObserver : nil
+        abortObserver = nil
+        isWatched = false
+        observer?.requestAborted(self, reason: reason)
     }
 }
 
