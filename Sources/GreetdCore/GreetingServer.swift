@@ -63,6 +63,8 @@ public final class GreetingServer {
     private var shutdownTimer: Event?
     /// Runs ``forceStop()`` on the next turn of the loop (see ``checkStopped()``).
     private var stopEvent: Event?
+    /// Fires a second after the last greeting ended, to hand freed memory back to the system.
+    private var trimTimer: Event?
     /// Called once, on the loop thread, when the server has stopped.
     public var onStopped: (() -> Void)?
 
@@ -169,6 +171,7 @@ public final class GreetingServer {
         phase = .stopped
         shutdownTimer = nil
         stopEvent = nil
+        trimTimer = nil
         http.close()
         precondition(inFlight.isEmpty, "greetings left after stop")
         onStopped?()
@@ -307,6 +310,20 @@ public final class GreetingServer {
         log(level, message(), exchange)
     }
 
+    /// After a burst, glibc keeps the freed memory of thousands of connections in its heap, and
+    /// RSS stays at the peak. A second after the last greeting ends (and only if none started
+    /// since), `malloc_trim` returns it. At most once a second per worker, never under load.
+    private func scheduleMemoryTrim() {
+        #if canImport(Glibc)
+        if trimTimer == nil {
+            trimTimer = try? Event(base: base) { [unowned self] _ in
+                if self.inFlight.isEmpty { _ = mallocTrim?(0) }
+            }
+        }
+        if let trimTimer, !trimTimer.isPending { try? trimTimer.add(timeout: .seconds(1)) }
+        #endif
+    }
+
     // MARK: - Called by greetings
 
     func tickLogged() {
@@ -326,6 +343,7 @@ public final class GreetingServer {
         case .rejected: break
         }
         metrics.finished(outcome, after: .now - greeting.exchange.start)
+        if inFlight.isEmpty { scheduleMemoryTrim() }
         checkStopped()
     }
 }
@@ -367,3 +385,12 @@ enum QueryProblem: Error, CustomStringConvertible {
         }
     }
 }
+
+#if canImport(Glibc)
+/// glibc's `malloc_trim`, looked up at run time: `<malloc.h>` is not part of Swift's Glibc module.
+/// `nil` on a libc without it (musl).
+private let mallocTrim: (@convention(c) (Int) -> Int32)? = {
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return nil }
+    return unsafeBitCast(symbol, to: (@convention(c) (Int) -> Int32).self)
+}()
+#endif
