@@ -118,6 +118,11 @@ public final class GreetingServer {
             }
         }
         self.http = http
+        #if canImport(Glibc)
+        trimTimer = try Event(base: base) { [unowned self] _ in
+            if self.inFlight.isEmpty { _ = mallocTrim?(0) }
+        }
+        #endif
     }
 
     deinit {
@@ -314,14 +319,7 @@ public final class GreetingServer {
     /// RSS stays at the peak. A second after the last greeting ends (and only if none started
     /// since), `malloc_trim` returns it. At most once a second per worker, never under load.
     private func scheduleMemoryTrim() {
-        #if canImport(Glibc)
-        if trimTimer == nil {
-            trimTimer = try? Event(base: base) { [unowned self] _ in
-                if self.inFlight.isEmpty { _ = mallocTrim?(0) }
-            }
-        }
         if let trimTimer, !trimTimer.isPending { try? trimTimer.add(timeout: .seconds(1)) }
-        #endif
     }
 
     // MARK: - Called by greetings
