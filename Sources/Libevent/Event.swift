@@ -37,7 +37,7 @@ public protocol EventTarget: AnyObject {
 /// Ownership: the `Event` object owns its `struct event` and frees it (`event_free`, which also
 /// removes it from the loop) in `deinit`. Because the C event can never outlive the Swift object,
 /// the callback argument is an *unretained* pointer to `self`: there is no retain to balance.
-/// Dropping the last reference is how an event is cancelled for good; ``remove()`` only pauses it.
+/// The event keeps its base alive. Dropping the last reference is how an event is cancelled for good; ``remove()`` only pauses it.
 /// It is safe to drop an event from inside its own handler.
 ///
 /// Threading: loop-confined to its ``EventBase``.
@@ -57,7 +57,8 @@ public final class Event {
 
     private var raw: OpaquePointer?
     private let callee: Callee
-    unowned let base: EventBase
+    /// Strong: the base must outlive its events (see ``EventBase``).
+    let base: EventBase
 
     /// Creates an event that is not yet pending. Call ``add(timeout:)`` to arm it.
     /// - Parameters:

@@ -2,9 +2,11 @@ import CLibevent
 
 /// An event loop: the owner of one `struct event_base`.
 ///
-/// Ownership: the `EventBase` object owns its `event_base` and frees it in `deinit`, after every
-/// ``Event`` and ``HTTPServer`` created on it is gone (they hold it `unowned`, and in debug builds
-/// a base freed with live events is an assertion failure).
+/// Ownership: the `EventBase` object owns its `event_base` and frees it in `deinit`. Every
+/// ``Event`` and ``HTTPServer`` created on it holds it strongly, so it cannot go before them
+/// (an optimised build may end a local's lifetime at its last use; an `unowned` back-reference
+/// then dangles in the events' `deinit`). In debug builds a base freed with live events is an
+/// assertion failure.
 ///
 /// Threading: loop-confined. Create it on the thread that will run ``run()``, and use it and
 /// everything created from it only there. The one way in from another thread is ``LoopWakeup``.

@@ -37,13 +37,13 @@ public struct HTTPServerOptions: Sendable {
 ///
 /// Ownership: ``close()`` (or `deinit`) calls `evhttp_free`, which closes the listeners and frees
 /// every connection; a connection with a pending watched request runs its close callback, so the
-/// request's abort handler runs then. The server holds its ``EventBase`` `unowned`: free the
-/// server first.
+/// request's abort handler runs then. The server keeps its ``EventBase`` alive.
 ///
 /// Threading: loop-confined to its base. Handlers run on the loop thread.
 public final class HTTPServer {
     private var raw: OpaquePointer?
-    unowned let base: EventBase
+    /// Strong: the base must outlive the server (see ``EventBase``).
+    let base: EventBase
     let options: HTTPServerOptions
     /// Cached `EV_FEATURE_EARLY_CLOSE` of the base, read by every abort watch.
     let earlyClose: Bool

@@ -10,7 +10,13 @@ final class GreetdProcess: Sendable {
         let text: String
     }
 
+    /// The `greetd` under test: `$GREETD_BINARY` if set (CI points it at the release build, whose
+    /// optimised object lifetimes a debug build does not exercise), else the one built next to
+    /// this test bundle.
     static var binary: URL {
+        if let path = ProcessInfo.processInfo.environment["GREETD_BINARY"], !path.isEmpty {
+            return URL(fileURLWithPath: path)
+        }
         let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         var directory = bundle.deletingLastPathComponent()
         // Linux: .build/debug/greetdPackageTests.xctest is the test executable itself.
