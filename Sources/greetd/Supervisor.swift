@@ -22,7 +22,7 @@ struct Supervisor {
         pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
 
         let base = try EventBase(avoiding: configuration.avoidBackends)
-        if base.method == "select" { capOpenFilesForSelect() }
+        if base.method == "select" { capOpenFilesForSelect() } else { raiseOpenFileLimit() }
         let notifier = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
         let workersStopped = try LoopWakeup()
         let service = try GreetdService.start(configuration: configuration, logger: logger) {
@@ -59,6 +59,17 @@ struct Supervisor {
         events.removeAll()
         service.waitUntilStopped()
         logger.notice("Stopped")
+    }
+
+    /// One descriptor per connection: take the whole hard limit (as nginx's
+    /// `worker_rlimit_nofile` does), since many shells start with a soft limit of 1024.
+    private func raiseOpenFileLimit() {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
     }
 
     /// Debian's libevent is built with `_FORTIFY_SOURCE`, whose `FD_SET` aborts the process for a
