@@ -1,0 +1,3 @@
+module greetd-bench/go-greetd
+
+go 1.19
