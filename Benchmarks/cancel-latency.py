@@ -35,12 +35,13 @@ def main():
     ap.add_argument("--binary", default=".build/release/greetd")
     ap.add_argument("--count", type=int, default=200)
     ap.add_argument("--backend", choices=["epoll", "select"], default="epoll")
+    ap.add_argument("extra", nargs="*", help="more greetd flags, after --")
     args = ap.parse_args()
 
     env = dict(os.environ)
     if args.backend == "select":
         env.update(EVENT_NOEPOLL="1", EVENT_NOPOLL="1")
-    proc = subprocess.Popen([args.binary, "--host", "127.0.0.1", "--port", "0", "--tick", "1s"],
+    proc = subprocess.Popen([args.binary, "--host", "127.0.0.1", "--port", "0", "--tick", "1s"] + args.extra,
                             stderr=subprocess.PIPE, env=env, bufsize=0)
     lines = queue.Queue()
 

@@ -15,6 +15,10 @@ public let requestIDKey = "request_id"
 /// Line format (UTC, microseconds):
 /// `2026-11-25T10:48:50.123456Z info [request_id=17] Greetings are hard. Thinking...`
 /// Other metadata follows the message as `key=value`, sorted by key.
+///
+/// Logging sits on the hot path (a greeting logs a line a tick, and an abort three), so the line
+/// is built as bytes in one buffer, with the timestamp's digits written by hand: no string
+/// interpolation, no `DateFormatter`, no dictionary when there is no extra metadata.
 public struct FileDescriptorLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
@@ -32,11 +36,17 @@ public struct FileDescriptorLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var merged = metadata
-        if let extra = event.metadata { merged.merge(extra) { $1 } }
-        var line = formatLogLine(level: event.level, message: "\(event.message)", metadata: merged)
-        line.append("\n")
-        line.withUTF8 { bytes in
+        let all: Logger.Metadata
+        if metadata.isEmpty {
+            all = event.metadata ?? [:]
+        } else {
+            var merged = metadata
+            if let extra = event.metadata { merged.merge(extra) { $1 } }
+            all = merged
+        }
+        var line = formatLogLine(level: event.level, message: event.message.description, metadata: all)
+        line.append(UInt8(ascii: "\n"))
+        line.withUnsafeBytes { bytes in
             var offset = 0
             while offset < bytes.count {
                 let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
@@ -50,18 +60,28 @@ public struct FileDescriptorLogHandler: LogHandler {
     }
 }
 
-/// Formats one log line (without the newline); shared by every handler so tests see the same text.
-public func formatLogLine(level: Logger.Level, message: String, metadata: Logger.Metadata, at time: timespec = .now) -> String {
-    var line = utcTimestamp(time)
-    line += " "
-    line += level.rawValue
+/// Formats one log line (without the newline), as UTF-8 bytes; shared by every handler so tests
+/// see the same text.
+public func formatLogLine(level: Logger.Level, message: String, metadata: Logger.Metadata, at time: timespec = .now) -> [UInt8] {
+    var line: [UInt8] = []
+    line.reserveCapacity(64 + message.utf8.count)
+    appendUTCTimestamp(time, to: &line)
+    line.append(UInt8(ascii: " "))
+    line.append(contentsOf: level.rawValue.utf8)
     if let id = metadata[requestIDKey] {
-        line += " [\(requestIDKey)=\(id)]"
+        line.append(contentsOf: " [request_id=".utf8)
+        line.append(contentsOf: id.description.utf8)
+        line.append(UInt8(ascii: "]"))
     }
-    line += " "
-    line += message
-    for key in metadata.keys.sorted() where key != requestIDKey {
-        line += " \(key)=\(metadata[key]!)"
+    line.append(UInt8(ascii: " "))
+    line.append(contentsOf: message.utf8)
+    if metadata.count > (metadata[requestIDKey] == nil ? 0 : 1) {
+        for key in metadata.keys.sorted() where key != requestIDKey {
+            line.append(UInt8(ascii: " "))
+            line.append(contentsOf: key.utf8)
+            line.append(UInt8(ascii: "="))
+            line.append(contentsOf: metadata[key]!.description.utf8)
+        }
     }
     return line
 }
@@ -75,16 +95,44 @@ extension timespec {
     }
 }
 
-/// `2026-11-25T10:48:50.123456Z`.
-func utcTimestamp(_ time: timespec) -> String {
-    var seconds = time_t(time.tv_sec)
-    var parts = tm()
-    gmtime_r(&seconds, &parts)
-    func pad(_ value: Int, _ width: Int) -> String {
-        let digits = String(value)
-        return String(repeating: "0", count: max(0, width - digits.count)) + digits
+/// Appends `2026-11-25T10:48:50.123456Z`: the civil date from days since 1970 by Howard
+/// Hinnant's `civil_from_days`, and every digit by hand.
+func appendUTCTimestamp(_ time: timespec, to line: inout [UInt8]) {
+    let seconds = Int(time.tv_sec)
+    let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+    let secondOfDay = seconds - days * 86_400
+    let z = days + 719_468
+    let era = (z >= 0 ? z : z - 146_096) / 146_097
+    let dayOfEra = z - era * 146_097
+    let yearOfEra = (dayOfEra - dayOfEra / 1_460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+    let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+    let mp = (5 * dayOfYear + 2) / 153
+    let day = dayOfYear - (153 * mp + 2) / 5 + 1
+    let month = mp < 10 ? mp + 3 : mp - 9
+    let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+
+    func digits(_ value: Int, _ width: Int) {
+        var divisor = 1
+        for _ in 1..<width { divisor *= 10 }
+        var v = value
+        while divisor > 0 {
+            line.append(UInt8(ascii: "0") + UInt8(v / divisor % 10))
+            v %= divisor
+            divisor /= 10
+        }
     }
-    return pad(Int(parts.tm_year) + 1900, 4) + "-" + pad(Int(parts.tm_mon) + 1, 2) + "-" + pad(Int(parts.tm_mday), 2)
-        + "T" + pad(Int(parts.tm_hour), 2) + ":" + pad(Int(parts.tm_min), 2) + ":" + pad(Int(parts.tm_sec), 2)
-        + "." + pad(Int(time.tv_nsec) / 1000, 6) + "Z"
+    digits(year, 4)
+    line.append(UInt8(ascii: "-"))
+    digits(month, 2)
+    line.append(UInt8(ascii: "-"))
+    digits(day, 2)
+    line.append(UInt8(ascii: "T"))
+    digits(secondOfDay / 3_600, 2)
+    line.append(UInt8(ascii: ":"))
+    digits(secondOfDay / 60 % 60, 2)
+    line.append(UInt8(ascii: ":"))
+    digits(secondOfDay % 60, 2)
+    line.append(UInt8(ascii: "."))
+    digits(Int(time.tv_nsec) / 1_000, 6)
+    line.append(UInt8(ascii: "Z"))
 }
