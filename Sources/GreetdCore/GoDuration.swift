@@ -36,6 +36,18 @@ public struct GoDuration: Hashable, Comparable, Sendable, CustomStringConvertibl
         nanoseconds = try parseGoDuration(text)
     }
 
+    /// The same span as a Swift `Duration`, truncated to nanoseconds (and clamped to Go's range).
+    public init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow {
+            nanoseconds = seconds < 0 ? .min : .max
+        } else {
+            let (sum, overflow2) = scaled.addingReportingOverflow(attoseconds / 1_000_000_000)
+            nanoseconds = overflow2 ? (seconds < 0 ? .min : .max) : sum
+        }
+    }
+
     public static func seconds(_ s: Int64) -> GoDuration { GoDuration(nanoseconds: s * 1_000_000_000) }
     public static func milliseconds(_ ms: Int64) -> GoDuration { GoDuration(nanoseconds: ms * 1_000_000) }
     public static let zero = GoDuration(nanoseconds: 0)

@@ -33,6 +33,8 @@ public final class GreetdMetrics: Sendable {
     let inFlight: Metrics.Meter
     let connectionsOpen: Metrics.Meter
     let ticks: Metrics.Counter
+    /// `accept` failures (out of descriptors, mostly); the listener pauses after each.
+    let acceptErrors: Metrics.Counter
     private let residentMemory: Metrics.Gauge
     private let openFDs: Metrics.Gauge
 
@@ -55,6 +57,7 @@ public final class GreetdMetrics: Sendable {
         inFlight = Metrics.Meter(label: "greetd_requests_in_flight", factory: factory)
         connectionsOpen = Metrics.Meter(label: "greetd_connections_open", factory: factory)
         ticks = Metrics.Counter(label: "greetd_timer_ticks_total", factory: factory)
+        acceptErrors = Metrics.Counter(label: "greetd_accept_errors_total", factory: factory)
         residentMemory = Metrics.Gauge(label: "process_resident_memory_bytes", factory: factory)
         openFDs = Metrics.Gauge(label: "process_open_fds", factory: factory)
     }

@@ -117,6 +117,20 @@ public final class GreetingServer {
                 lastLog = .now
             }
         }
+        var acceptErrorsSinceLog = 0
+        var lastAcceptLog: ContinuousClock.Instant?
+        http.onAcceptError = { [unowned self] code, pause in
+            self.metrics.acceptErrors.increment()
+            // At most one line a second, however often accept fails (it is out of descriptors).
+            acceptErrorsSinceLog += 1
+            if lastAcceptLog.map({ ContinuousClock.now - $0 >= .seconds(1) }) ?? true {
+                self.logger.error("Cannot accept connections: \(errnoDescription(code)); pausing the listener", metadata: [
+                    "pause": "\(GoDuration(pause))", "errors": "\(acceptErrorsSinceLog)",
+                ])
+                acceptErrorsSinceLog = 0
+                lastAcceptLog = .now
+            }
+        }
         self.http = http
         #if canImport(Glibc)
         trimTimer = try Event(base: base) { [unowned self] _ in
@@ -296,9 +310,8 @@ public final class GreetingServer {
     /// One line per finished request: method, target, status (499: the client went away first),
     /// duration and body bytes.
     func logAccess(_ exchange: Exchange, status: Int, bytes: Int) {
-        let elapsed = ContinuousClock.now - exchange.start
-        let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
-        log(.info, exchange, "access method=\(exchange.request.method.rawValue) target=\(exchange.request.uri) status=\(status) duration=\(GoDuration(nanoseconds: nanoseconds)) bytes=\(bytes)")
+        let elapsed = GoDuration(ContinuousClock.now - exchange.start)
+        log(.info, exchange, "access method=\(exchange.request.method.rawValue) target=\(exchange.request.uri) status=\(status) duration=\(elapsed) bytes=\(bytes)")
     }
 
     /// Logs a line about one request, with `request_id` set to its label. The metadata is

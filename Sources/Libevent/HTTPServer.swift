@@ -1,4 +1,5 @@
 import CLibevent
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -60,6 +61,15 @@ public final class HTTPServer {
     public var onConnectionCountChange: ((Int) -> Void)?
     /// Called on the loop thread after a connection was refused at ``HTTPServerOptions/maxConnections``.
     public var onConnectionRejected: (() -> Void)?
+    /// Called on the loop thread when `accept` fails (`EMFILE`, `ENFILE`, `ENOBUFS`, ...), with the
+    /// error and how long accepting now pauses.
+    public var onAcceptError: ((Int32, Duration) -> Void)?
+
+    /// Listeners paused after an accept error, and the timer that resumes them.
+    private var pausedListeners: [OpaquePointer] = []
+    private var resumeTimer: Event?
+    private var acceptBackoff: Duration = .zero
+    private var lastAcceptError: ContinuousClock.Instant?
 
     /// Open client connections.
     public var connectionCount: Int { connections.count }
@@ -97,6 +107,12 @@ public final class HTTPServer {
         evhttp_set_gencb(http, requestTrampoline, Unmanaged.passUnretained(self).toOpaque())
         evhttp_set_bevcb(http, bufferEventTrampoline, Unmanaged.passUnretained(self).toOpaque())
         adoptEvent = try Event(base: base) { [unowned self] _ in self.adoptNewConnections() }
+        resumeTimer = try Event(base: base) { [unowned self] _ in self.resumeAccepting() }
+        // The listeners' error callback gets evhttp's pointer as its argument (evhttp set it as
+        // the listener's user data): map it back to this object. Unretained: removed in close().
+        let key = UInt(bitPattern: UnsafeMutableRawPointer(http))
+        let value = UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque())
+        serversByHTTP.withLock { $0[key] = value }
     }
 
     deinit {
@@ -198,6 +214,9 @@ public final class HTTPServer {
                     evconnlistener_free(listener)
                     throw LibeventError.allocationFailed(function: "evhttp_bind_listener")
                 }
+                // Without an error callback, a failing accept (EMFILE) leaves the listener armed
+                // and level-triggered: the loop would spin at 100% CPU.
+                evconnlistener_set_error_cb(listener, acceptErrorTrampoline)
                 bound.append((socket, address))
                 let local = try SocketAddress.local(of: evconnlistener_get_fd(listener))
                 bound[bound.count - 1].1 = local
@@ -221,6 +240,8 @@ public final class HTTPServer {
         for socket in listeners { evhttp_del_accept_socket(raw, socket) }
         listeners = []
         addresses = []
+        pausedListeners = []
+        resumeTimer?.remove()
     }
 
     /// Closes every connection that waits for a request and has not started sending one (draining:
@@ -241,6 +262,10 @@ public final class HTTPServer {
         self.raw = nil
         listeners = []
         addresses = []
+        pausedListeners = []
+        resumeTimer = nil
+        let key = UInt(bitPattern: UnsafeMutableRawPointer(raw))
+        _ = serversByHTTP.withLock { $0.removeValue(forKey: key) }
         evhttp_free(raw)
         adoptEvent = nil
         newBufferevents = []
@@ -282,6 +307,30 @@ public final class HTTPServer {
             connection.awaitRequest()
             onConnectionCountChange?(connections.count)
         }
+    }
+
+    /// `accept` failed on `listener` with `code` (out of descriptors, most often): pause that
+    /// listener and try again later, 50 ms at first, doubling while errors keep coming, at most
+    /// 1 s. Connections wait in the kernel's backlog meanwhile and are served once descriptors
+    /// free up.
+    fileprivate func acceptFailed(_ listener: OpaquePointer, _ code: Int32) {
+        let now = ContinuousClock.now
+        if let last = lastAcceptError, now - last < .seconds(2), acceptBackoff > .zero {
+            acceptBackoff = min(acceptBackoff * 2, .seconds(1))
+        } else {
+            acceptBackoff = .milliseconds(50)
+        }
+        lastAcceptError = now
+        evconnlistener_disable(listener)
+        if !pausedListeners.contains(listener) { pausedListeners.append(listener) }
+        if let resumeTimer, !resumeTimer.isPending { try? resumeTimer.add(timeout: acceptBackoff) }
+        onAcceptError?(code, acceptBackoff)
+    }
+
+    private func resumeAccepting() {
+        let paused = pausedListeners
+        pausedListeners = []
+        for listener in paused { evconnlistener_enable(listener) }
     }
 
     /// Answers a connection we will not serve with a canned `503`, straight on the socket (evhttp
@@ -329,4 +378,22 @@ private func requestCompleteTrampoline(_ request: OpaquePointer?, _ arg: UnsafeM
 private func requestTrampoline(_ request: OpaquePointer?, _ arg: UnsafeMutableRawPointer?) {
     guard let request, let arg else { return }
     Unmanaged<HTTPServer>.fromOpaque(arg).takeUnretainedValue().handle(request)
+}
+
+/// HTTP servers by their `evhttp` pointer, for the listener error callback (its argument is the
+/// `evhttp`). Stored as address bits so the table is Sendable; a value is turned back into an
+/// object only by the error callback, which runs on that server's own loop thread while the
+/// server is alive (the entry is removed in `close()`, before `evhttp_free`). Entries are added
+/// and removed on each server's loop thread; the lock is there because every worker shares the
+/// table. Looked up only when `accept` fails.
+private let serversByHTTP = Mutex<[UInt: UInt]>([:])
+
+/// The C listener error callback: `accept` failed with something other than EAGAIN/EINTR.
+private func acceptErrorTrampoline(_ listener: OpaquePointer?, _ arg: UnsafeMutableRawPointer?) {
+    let code = errno
+    guard let listener, let arg,
+          let bits = serversByHTTP.withLock({ $0[UInt(bitPattern: arg)] }),
+          let address = UnsafeMutableRawPointer(bitPattern: bits)
+    else { return }
+    Unmanaged<HTTPServer>.fromOpaque(address).takeUnretainedValue().acceptFailed(listener, code)
 }

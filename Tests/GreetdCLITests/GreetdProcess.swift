@@ -31,9 +31,10 @@ final class GreetdProcess: Sendable {
     private let stdout = Mutex<String>("")
     private let readers = DispatchGroup()
 
-    init(_ arguments: [String], environment: [String: String] = [:]) throws {
+    /// Runs greetd (or `executable`, e.g. a wrapper such as `prlimit` that runs greetd itself).
+    init(_ arguments: [String], environment: [String: String] = [:], executable: URL? = nil) throws {
         process = Process()
-        process.executableURL = Self.binary
+        process.executableURL = executable ?? Self.binary
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         for (key, value) in environment { env[key] = value }
