@@ -28,11 +28,6 @@ struct Supervisor {
         let service = try GreetdService.start(configuration: configuration, logger: logger) {
             workersStopped.wake()
         }
-        logger.info("Event backend: \(base.method)", metadata: ["early_close": "\(base.supportsEarlyClose)", "workers": "\(configuration.workers)"])
-        for address in service.addresses {
-            logger.info("Server listening on http://\(address)")
-        }
-        notifier?.send("READY=1\nSTATUS=Listening on \(service.addresses.map(\.description).joined(separator: " "))\nMAINPID=\(getpid())")
 
         var signalsSeen = 0
         let onSignal = { (name: String) in
@@ -55,6 +50,14 @@ struct Supervisor {
         events.append(try workersStopped.makeEvent(on: base) { [unowned base] in
             if service.isStopped { base.exit() }
         })
+        // Say we are up only once the signal handlers are in place: a supervisor that reacts to
+        // READY=1 (or a test that reacts to the log line) with SIGTERM must not kill us outright.
+        logger.info("Event backend: \(base.method)", metadata: ["early_close": "\(base.supportsEarlyClose)", "workers": "\(configuration.workers)"])
+        for address in service.addresses {
+            logger.info("Server listening on http://\(address)")
+        }
+        notifier?.send("READY=1\nSTATUS=Listening on \(service.addresses.map(\.description).joined(separator: " "))\nMAINPID=\(getpid())")
+
         if !service.isStopped { try base.run() }
         events.removeAll()
         service.waitUntilStopped()
