@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "greetd", targets: ["greetd"]),
+        .executable(name: "greet-stress", targets: ["greet-stress"]),
         .library(name: "GreetdCore", targets: ["GreetdCore"]),
     ],
     dependencies: [
@@ -44,6 +45,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // A load generator of aborting clients, checked against greetd's /metrics.
+        .executableTarget(
+            name: "greet-stress",
+            dependencies: [
+                "Libevent",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .testTarget(name: "LibeventTests", dependencies: ["Libevent"]),
         .testTarget(name: "GoContextTests", dependencies: ["GoContext"]),
         .testTarget(
@@ -51,7 +60,7 @@ let package = Package(
             dependencies: ["GreetdCore", "Libevent", "GoContext", .product(name: "Logging", package: "swift-log")]
         ),
         // Runs the built `greetd` binary as a user would.
-        .testTarget(name: "GreetdCLITests", dependencies: ["greetd"]),
+        .testTarget(name: "GreetdCLITests", dependencies: ["greetd", "greet-stress"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,437 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// How a client gives up on a request, the three ways real clients do.
+public enum ClientAbort: String, CaseIterable, Sendable {
+    /// `close(2)`: the kernel sends a FIN (Ctrl+C on curl). With unread bytes in the receive
+    /// buffer Linux sends an RST instead; ``ClientSocket`` reads eagerly, so that buffer is empty.
+    case fin
+    /// `SO_LINGER` with a zero timeout, then `close(2)`: the kernel sends an RST at once and the
+    /// socket skips `TIME_WAIT` (a killed process, a load balancer giving up).
+    case rst
+    /// `shutdown(SHUT_WR)`: a FIN on the sending side only. The socket keeps reading until the
+    /// server closes its side, and only then closes.
+    case half
+}
+
+/// What a ``ClientSocket`` reports to its delegate, on the loop thread.
+public enum ClientSocketEvent: Equatable, Sendable {
+    /// The non-blocking connect finished; the socket is ``ClientSocket/State/open``.
+    case connected
+    /// The last bytes that ``ClientSocket/send(_:)`` had to queue have left.
+    case sent
+    /// Bytes arrived; ``ClientSocket/response`` holds them. Several reads may be reported at once.
+    case received
+    /// The server ended the stream (FIN, read returned 0). The socket is now closed.
+    case closedByPeer
+    /// The connect, a read or a write failed (`ECONNREFUSED`, `ETIMEDOUT` for a connect
+    /// timeout, `ECONNRESET`, `EMSGSIZE` for a response over the size limit). The socket is now closed.
+    case failed(LibeventError)
+}
+
+/// The object a ``ClientSocket`` reports to. No closure: thousands of sockets cost no capture
+/// contexts.
+public protocol ClientSocketDelegate: AnyObject {
+    /// Called on the loop thread. The delegate may close or drop the socket from inside.
+    func clientSocket(_ socket: ClientSocket, didReport event: ClientSocketEvent)
+}
+
+/// The bytes of one HTTP/1.x response as they arrive, with just enough parsing to know its status
+/// and when it is complete: headers plus `Content-Length` bytes of body, or, without a
+/// `Content-Length`, everything up to the end of the stream. Chunked bodies are not decoded.
+public struct HTTPResponseBuffer: Sendable {
+    /// Every byte received, head and body.
+    public private(set) var bytes: [UInt8] = []
+    /// The status code, once the whole head (status line and headers) has arrived.
+    public private(set) var status: Int?
+    /// Bytes of the head, through the blank line; `nil` until it has arrived.
+    public private(set) var headLength: Int?
+    /// The `Content-Length` header's value, if the head had one.
+    public private(set) var contentLength: Int?
+    /// Whether the server ended the stream.
+    public private(set) var endOfStream = false
+
+    public init() {}
+
+    /// Whether nothing has arrived yet.
+    public var isEmpty: Bool { bytes.isEmpty }
+
+    /// Whether the whole response is here.
+    public var isComplete: Bool {
+        guard let headLength else { return false }
+        if let contentLength { return bytes.count >= headLength + contentLength }
+        return endOfStream
+    }
+
+    /// The body received so far (at most `Content-Length` bytes).
+    public var body: ArraySlice<UInt8> {
+        guard let headLength else { return [] }
+        let end = contentLength.map { min(bytes.count, headLength + $0) } ?? bytes.count
+        return bytes[headLength..<end]
+    }
+
+    /// Adds received bytes and parses the head once it is whole.
+    public mutating func append<Bytes: Collection>(contentsOf chunk: Bytes) where Bytes.Element == UInt8 {
+        let searchFrom = max(0, bytes.count - 3)
+        bytes.append(contentsOf: chunk)
+        guard headLength == nil else { return }
+        let crlfcrlf: [UInt8] = [13, 10, 13, 10]
+        var index = searchFrom
+        while index + 4 <= bytes.count {
+            if bytes[index] == 13, bytes[index..<(index + 4)].elementsEqual(crlfcrlf) {
+                parseHead(String(decoding: bytes[0..<index], as: UTF8.self))
+                headLength = index + 4
+                return
+            }
+            index += 1
+        }
+    }
+
+    /// Notes that the server closed the stream: a response without `Content-Length` ends here.
+    public mutating func markEndOfStream() {
+        endOfStream = true
+    }
+
+    /// `HTTP/1.1 200 OK` then `Name: value` lines. A malformed status line gives status 0, so a
+    /// complete response always has a status.
+    private mutating func parseHead(_ head: String) {
+        let lines = head.split(separator: "\r\n", omittingEmptySubsequences: false)
+        let statusLine = lines.first.map(String.init) ?? ""
+        let parts = statusLine.split(separator: " ", maxSplits: 2)
+        status = 0
+        if parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let code = Int(parts[1]) { status = code }
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            if line[..<colon].lowercased() == "content-length" {
+                contentLength = Int(line[line.index(after: colon)...].trimmingSpaces)
+            }
+        }
+    }
+}
+
+extension Substring {
+    fileprivate var trimmingSpaces: Substring {
+        var text = self
+        while text.first == " " || text.first == "\t" { text = text.dropFirst() }
+        while text.last == " " || text.last == "\t" { text = text.dropLast() }
+        return text
+    }
+}
+
+/// A client TCP connection for load generators and tests: a non-blocking connect to an IPv4 or
+/// IPv6 ``SocketAddress``, one request out, the response bytes in, and an abort in one of the
+/// three ways clients give up (``ClientAbort``).
+///
+/// ## States
+/// `connecting` → `open` → (`halfClosed` after ``abort(_:)`` with ``ClientAbort/half``) → `closed`.
+/// Readiness comes from two ``Event``s on the descriptor: a one-shot write event (connect
+/// completion, then flushing what ``send(_:)`` could not write at once) and a persistent read
+/// event, armed once connected.
+///
+/// ## Ownership
+/// The socket owns its descriptor and is the only code that closes it: exactly once, in
+/// ``close()``, in ``abort(_:)``, or when the stream ends or fails (the socket closes itself before
+/// it reports ``ClientSocketEvent/closedByPeer`` or ``ClientSocketEvent/failed(_:)``). Its events
+/// are freed before the descriptor is closed. The owner must close the socket before dropping it:
+/// `deinit` asserts that it is closed (a leak is loud in debug builds) and closes it in release.
+/// The delegate is held weakly; the usual shape is an owner that is its socket's delegate.
+///
+/// Threading: loop-confined to its ``EventBase``. Create, use and drop it on the loop thread.
+public final class ClientSocket: EventTarget {
+    // not Sendable: loop-confined, like every libevent wrapper.
+
+    /// Where a socket is in its life.
+    public enum State: Equatable, Sendable {
+        /// The connect is in progress.
+        case connecting
+        /// Connected: it may send, and reads whatever arrives.
+        case open
+        /// Our sending side is shut (``ClientAbort/half``); it still reads until the server closes.
+        case halfClosed
+        /// The descriptor is closed; nothing more will be reported.
+        case closed
+    }
+
+    /// The peer this socket connects to.
+    public let remote: SocketAddress
+    /// Where the socket is in its life.
+    public private(set) var state: State = .closed
+    /// Everything received, parsed as an HTTP/1.x response.
+    public private(set) var response = HTTPResponseBuffer()
+    /// Largest response kept; past it the socket fails with `EMSGSIZE`.
+    public var maxResponseBytes = 4 << 20
+    /// Told about connects, sends, received bytes and the end of the stream.
+    public weak var delegate: (any ClientSocketDelegate)?
+
+    private var fd: Int32 = -1
+    /// Strong, as an ``Event`` holds its base: `deinit` still checks the thread through it.
+    private let base: EventBase
+    /// Connect completion, then flushing `output`. One-shot, re-armed as needed.
+    private var writeEvent: Event?
+    /// Persistent while open or half-closed.
+    private var readEvent: Event?
+    /// Bytes ``send(_:)`` could not write at once.
+    private var output: [UInt8] = []
+
+    private static let writeTag = 0, readTag = 1
+
+    /// Opens a non-blocking TCP socket and starts connecting to `address`; the outcome is
+    /// reported as ``ClientSocketEvent/connected`` or ``ClientSocketEvent/failed(_:)``, never from
+    /// inside this initialiser.
+    /// - Parameters:
+    ///   - timeout: how long the connect may take; past it, `failed` with `ETIMEDOUT`. `nil`: the
+    ///     kernel's own limit (minutes).
+    /// - Throws: ``LibeventError/callFailed(function:errno:)`` when the socket cannot be made
+    ///   (`socket`: `EMFILE`, `ENFILE`) or the connect fails at once (`connect`: `EADDRNOTAVAIL`,
+    ///   `ENETUNREACH`, sometimes `ECONNREFUSED`). Nothing is left open after a throw.
+    public init(connectingTo address: SocketAddress, base: EventBase, timeout: Duration? = nil,
+                delegate: (any ClientSocketDelegate)?) throws(LibeventError) {
+        base.thread.preconditionOnThread()
+        self.remote = address
+        self.base = base
+        self.delegate = delegate
+        #if canImport(Glibc)
+        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        #else
+        let type = SOCK_STREAM
+        #endif
+        let descriptor = socket(address.isIPv6 ? AF_INET6 : AF_INET, type, 0)
+        try check(descriptor, "socket")
+        fd = descriptor
+        state = .connecting
+        #if !canImport(Glibc)
+        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
+        _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
+        var one: Int32 = 1
+        setsockopt(descriptor, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
+        #endif
+        do throws(LibeventError) {
+            let result = address.withSockAddr { connect(descriptor, $0, $1) }
+            if result != 0 && errno != EINPROGRESS { try check(result, "connect") }
+            // Even an immediate success goes through the write event, so that the outcome is
+            // always reported from the loop, never from here.
+            let event = try Event(base: base, fd: descriptor, flags: [.write], target: self, tag: Self.writeTag)
+            try event.add(timeout: timeout)
+            writeEvent = event
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    deinit {
+        base.thread.preconditionOnThread()
+        assert(fd < 0, "leak of open ClientSocket to \(remote)")
+        close()
+    }
+
+    /// Sends `bytes` (a request). What the kernel does not take at once is queued and written
+    /// when the socket is writable, and ``ClientSocketEvent/sent`` reports when the last of it
+    /// has left.
+    /// - Returns: `true` if every byte left now (no `sent` will follow), `false` if some were queued.
+    /// - Throws: `callFailed(function: "send", ...)`: `ENOTCONN` unless ``State/open``, or the
+    ///   kernel's error (`EPIPE`, `ECONNRESET`), after which the socket is closed.
+    @discardableResult
+    public func send(_ bytes: [UInt8]) throws(LibeventError) -> Bool {
+        base.thread.preconditionOnThread()
+        guard state == .open else { throw .callFailed(function: "send", errno: ENOTCONN) }
+        output.append(contentsOf: bytes)
+        if output.count > bytes.count { return false }  // a flush is already waiting
+        do throws(LibeventError) {
+            try flush()
+        } catch {
+            close()
+            throw error
+        }
+        return output.isEmpty
+    }
+
+    /// Reads whatever has arrived without waiting, as the read event would, and reports it to
+    /// the delegate before returning (``ClientSocketEvent/received``, then `closedByPeer` or
+    /// `failed` if the stream ended). Useful right before an abort, to see a response that is
+    /// already in the kernel's buffer.
+    public func receiveNow() {
+        base.thread.preconditionOnThread()
+        guard state == .open || state == .halfClosed else { return }
+        readAndReport()
+    }
+
+    /// Gives up the way `style` says. ``ClientAbort/fin`` and ``ClientAbort/rst`` close the socket
+    /// at once; ``ClientAbort/half`` shuts the sending side and keeps reading until the server
+    /// closes, which is reported as ``ClientSocketEvent/closedByPeer`` (only an open socket can be
+    /// half-closed; any other is simply closed). Queued, unsent bytes are dropped.
+    public func abort(_ style: ClientAbort) {
+        base.thread.preconditionOnThread()
+        guard fd >= 0 else { return }
+        switch style {
+        case .fin:
+            close()
+        case .rst:
+            var option = linger(l_onoff: 1, l_linger: 0)
+            _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+            close()
+        case .half:
+            guard state == .open else {
+                close()
+                return
+            }
+            output = []
+            writeEvent = nil
+            #if canImport(Glibc)
+            let how = Int32(SHUT_WR)
+            #else
+            let how = SHUT_WR
+            #endif
+            if shutdown(fd, how) != 0 {
+                close()
+                return
+            }
+            state = .halfClosed
+        }
+    }
+
+    /// Frees the events, then closes the descriptor (a FIN). Safe to call more than once.
+    public func close() {
+        base.thread.preconditionOnThread()
+        // Events first: libevent must stop watching a descriptor before it is closed and reused.
+        readEvent = nil
+        writeEvent = nil
+        output = []
+        guard fd >= 0 else { return }
+        #if canImport(Glibc)
+        _ = Glibc.close(fd)
+        #else
+        _ = Darwin.close(fd)
+        #endif
+        fd = -1
+        state = .closed
+    }
+
+    /// Called by the socket's own events on the loop thread; not for other callers.
+    public func eventFired(tag: Int, flags: EventFlags) {
+        switch (tag, state) {
+        case (Self.writeTag, .connecting):
+            connectFinished(timedOut: flags.contains(.timeout))
+        case (Self.writeTag, .open):
+            do throws(LibeventError) {
+                try flush()
+                if output.isEmpty { report(.sent) }
+            } catch {
+                fail(error)
+            }
+        case (Self.readTag, .open), (Self.readTag, .halfClosed):
+            readAndReport()
+        default:
+            break
+        }
+    }
+
+    private func connectFinished(timedOut: Bool) {
+        if timedOut {
+            fail(.callFailed(function: "connect", errno: ETIMEDOUT))
+            return
+        }
+        var code: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        do throws(LibeventError) {
+            try check(getsockopt(fd, SOL_SOCKET, SO_ERROR, &code, &length), "getsockopt")
+            if code != 0 { throw LibeventError.callFailed(function: "connect", errno: code) }
+            let read = try Event(base: base, fd: fd, flags: [.read, .persist], target: self, tag: Self.readTag)
+            try read.add()
+            readEvent = read
+        } catch {
+            fail(error)
+            return
+        }
+        state = .open
+        report(.connected)
+    }
+
+    /// Writes as much of `output` as the kernel takes; arms the write event for the rest.
+    private func flush() throws(LibeventError) {
+        while !output.isEmpty {
+            let written = output.withUnsafeBytes { bytes in
+                #if canImport(Glibc)
+                // MSG_NOSIGNAL: a write to a reset connection must fail with EPIPE, not raise SIGPIPE.
+                Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+                #else
+                Darwin.send(fd, bytes.baseAddress, bytes.count, 0)  // SO_NOSIGPIPE is set on the socket
+                #endif
+            }
+            if written >= 0 {
+                output.removeFirst(written)
+                continue
+            }
+            let code = errno
+            if code == EINTR { continue }
+            if code == EAGAIN || code == EWOULDBLOCK {
+                try writeEvent?.add()
+                return
+            }
+            throw .callFailed(function: "send", errno: code)
+        }
+    }
+
+    private enum StreamEnd {
+        case closedByPeer
+        case failed(LibeventError)
+    }
+
+    /// Reads until the kernel has nothing more (or the stream ends), reports new bytes, then
+    /// the end if there was one.
+    private func readAndReport() {
+        var receivedBytes = false
+        var end: StreamEnd?
+        reading: for _ in 0..<64 {
+            let count = withUnsafeTemporaryAllocation(byteCount: 16 * 1024, alignment: 1) { buffer -> Int in
+                let count = recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT))
+                if count > 0 { response.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<count])) }
+                return count
+            }
+            if count > 0 {
+                receivedBytes = true
+                if response.bytes.count > maxResponseBytes {
+                    end = .failed(.callFailed(function: "recv", errno: EMSGSIZE))
+                    break reading
+                }
+                continue
+            }
+            if count == 0 {
+                response.markEndOfStream()
+                end = .closedByPeer
+                break reading
+            }
+            let code = errno
+            switch code {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: break reading
+            default:
+                end = .failed(.callFailed(function: "recv", errno: code))
+                break reading
+            }
+        }
+        if let end {
+            // Closed before the delegate hears anything, so that it sees the final state.
+            close()
+            if receivedBytes { report(.received) }
+            switch end {
+            case .closedByPeer: report(.closedByPeer)
+            case .failed(let error): report(.failed(error))
+            }
+        } else if receivedBytes {
+            report(.received)
+        }
+    }
+
+    private func fail(_ error: LibeventError) {
+        close()
+        report(.failed(error))
+    }
+
+    private func report(_ event: ClientSocketEvent) {
+        delegate?.clientSocket(self, didReport: event)
+    }
+}

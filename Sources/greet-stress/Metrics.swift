@@ -1,0 +1,170 @@
+import Libevent
+
+/// The numbers greet-stress reads from greetd's `/metrics`.
+struct MetricsSample: Equatable, Sendable {
+    /// `greetd_requests_total{outcome="canceled"}`.
+    var canceled: Int
+    /// `greetd_requests_total{outcome="completed"}`.
+    var completed: Int
+    /// `greetd_requests_in_flight`.
+    var inFlight: Int
+    /// `process_resident_memory_bytes`, where the server reports it.
+    var residentBytes: Int?
+
+    /// Parses Prometheus text exposition. Comment lines are skipped; a sample line is
+    /// `name{label="value",...} value [timestamp]`.
+    /// - Throws: ``MetricsProblem/notGreetd`` if `greetd_requests_in_flight` is missing. A
+    ///   missing `greetd_requests_total` series counts as 0 (nothing ended that way yet).
+    init(parsing text: String) throws(MetricsProblem) {
+        var canceled = 0.0, completed = 0.0
+        var inFlight: Double?
+        var resident: Double?
+        for line in text.split(whereSeparator: \.isNewline) where !line.hasPrefix("#") {
+            guard let sample = PrometheusSample(line) else { continue }
+            switch sample.name {
+            case "greetd_requests_total":
+                if sample.labels["outcome"] == "canceled" { canceled = sample.value }
+                if sample.labels["outcome"] == "completed" { completed = sample.value }
+            case "greetd_requests_in_flight": inFlight = sample.value
+            case "process_resident_memory_bytes": resident = sample.value
+            default: break
+            }
+        }
+        guard let inFlight else { throw .notGreetd }
+        self.canceled = Int(canceled)
+        self.completed = Int(completed)
+        self.inFlight = Int(inFlight)
+        self.residentBytes = resident.map { Int($0) }
+    }
+}
+
+/// One sample line of Prometheus text.
+private struct PrometheusSample {
+    let name: Substring
+    let labels: [Substring: Substring]
+    let value: Double
+
+    init?(_ line: Substring) {
+        var rest = line.drop { $0 == " " }
+        var labels: [Substring: Substring] = [:]
+        if let brace = rest.firstIndex(of: "{") {
+            guard let close = rest.lastIndex(of: "}") else { return nil }
+            name = rest[..<brace]
+            for pair in rest[rest.index(after: brace)..<close].split(separator: ",") {
+                guard let equals = pair.firstIndex(of: "=") else { continue }
+                let key = pair[..<equals].drop { $0 == " " }
+                var value = pair[pair.index(after: equals)...]
+                if value.first == "\"" { value = value.dropFirst() }
+                if value.last == "\"" { value = value.dropLast() }
+                labels[key] = value
+            }
+            rest = rest[rest.index(after: close)...]
+        } else {
+            let end = rest.firstIndex(of: " ") ?? rest.endIndex
+            name = rest[..<end]
+            rest = rest[end...]
+        }
+        guard let text = rest.split(separator: " ").first, let value = Double(text) else { return nil }
+        self.labels = labels
+        self.value = value
+    }
+}
+
+/// Why `/metrics` could not be read.
+enum MetricsProblem: Error, CustomStringConvertible {
+    /// Connecting, sending or reading failed.
+    case io(LibeventError)
+    /// No whole answer within the time limit.
+    case timedOut(Duration)
+    /// The server closed the connection before a whole answer.
+    case closedEarly
+    /// The answer was not `200`.
+    case status(Int)
+    /// The answer lacks greetd's metrics.
+    case notGreetd
+
+    var description: String {
+        switch self {
+        case .io(let error): return describe(error)
+        case .timedOut(let limit): return "no answer within \(formatDuration(limit))"
+        case .closedEarly: return "the server closed the connection before a whole answer"
+        case .status(let code): return "the server answered \(code)"
+        case .notGreetd: return "no greetd_requests_in_flight in the answer (not greetd?)"
+        }
+    }
+}
+
+/// One `GET /metrics` over HTTP/1.0 on the run's loop, with a time limit.
+///
+/// It never blocks the loop: load connections keep going while a read is on its way. The
+/// completion runs once, on the loop thread, after the socket is closed; the owner may drop the
+/// fetch from inside it.
+///
+/// Ownership: owns its socket and its timer. Threading: loop-confined.
+final class MetricsFetch: ClientSocketDelegate, EventTarget {
+    typealias Completion = (Result<MetricsSample, MetricsProblem>) -> Void
+
+    private let request: [UInt8]
+    private let limit: Duration
+    private var completion: Completion?
+    private var socket: ClientSocket?
+    private var timer: Event?
+
+    /// Starts the read. Throws if no socket can be made (then `completion` never runs).
+    init(plan: StressPlan, address: SocketAddress, base: EventBase, completion: @escaping Completion) throws(LibeventError) {
+        request = plan.metricsRequestBytes
+        limit = StressPlan.metricsTimeout
+        self.completion = completion
+        let timer = try Event(base: base, target: self, tag: 0)
+        try timer.add(timeout: limit)
+        self.timer = timer
+        socket = try ClientSocket(connectingTo: address, base: base, timeout: limit, delegate: self)
+    }
+
+    deinit {
+        socket?.close()
+    }
+
+    func clientSocket(_ socket: ClientSocket, didReport event: ClientSocketEvent) {
+        switch event {
+        case .connected:
+            do throws(LibeventError) {
+                try socket.send(request)
+            } catch {
+                finish(.failure(.io(error)))
+            }
+        case .sent:
+            break
+        case .received, .closedByPeer:
+            if socket.response.isComplete {
+                finish(Self.result(of: socket.response))
+            } else if event == .closedByPeer {
+                finish(.failure(.closedEarly))
+            }
+        case .failed(let error):
+            finish(.failure(.io(error)))
+        }
+    }
+
+    /// The time limit.
+    func eventFired(tag: Int, flags: EventFlags) {
+        finish(.failure(.timedOut(limit)))
+    }
+
+    private static func result(of response: HTTPResponseBuffer) -> Result<MetricsSample, MetricsProblem> {
+        guard response.status == 200 else { return .failure(.status(response.status ?? 0)) }
+        do throws(MetricsProblem) {
+            return .success(try MetricsSample(parsing: String(decoding: response.body, as: UTF8.self)))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private func finish(_ result: Result<MetricsSample, MetricsProblem>) {
+        guard let completion else { return }
+        self.completion = nil
+        socket?.close()
+        timer = nil
+        completion(result)
+    }
+}

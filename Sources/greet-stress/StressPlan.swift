@@ -1,0 +1,70 @@
+import Libevent
+
+/// `--abort-style`: one way for every aborting request, or a random one per request.
+enum AbortStyleChoice: String, CaseIterable, Sendable {
+    case fin, rst, half, mix
+
+    /// The style for one request.
+    func pick() -> ClientAbort {
+        switch self {
+        case .fin: return .fin
+        case .rst: return .rst
+        case .half: return .half
+        case .mix: return ClientAbort.allCases.randomElement()!
+        }
+    }
+}
+
+/// What one request sets out to do.
+enum RequestIntent: Equatable, Sendable {
+    /// Give up `after` the request was fully sent, the way `style` says.
+    case abort(ClientAbort, after: Duration)
+    /// Wait for the response.
+    case complete
+}
+
+/// Everything a run needs, validated: the command line turned into values.
+struct StressPlan: Sendable {
+    var host = "127.0.0.1"
+    var port: UInt16 = 8080
+    var connections = 100
+    var requests = 1000
+    /// New connections per second; 0: as fast as `connections` allows.
+    var rate = 0.0
+    var abortWindow: AbortWindow
+    var abortStyle = AbortStyleChoice.mix
+    var completeFraction = 0.0
+    var path = "/?delay=2s"
+    var duration: Duration = .seconds(60)
+    var settle: Duration = .seconds(5)
+    var json = false
+    var metricsPath = "/metrics"
+    var verify = true
+
+    /// How long a connect may take before it counts as `ETIMEDOUT`.
+    var connectTimeout: Duration { min(.seconds(5), duration) }
+    /// How long a half-closed connection waits for the server to close it.
+    var lingerLimit: Duration { max(settle, .seconds(1)) }
+    /// How long one `/metrics` read may take.
+    static let metricsTimeout: Duration = .seconds(2)
+
+    /// `Host:` as a client writes it: IPv6 literals go in brackets.
+    var hostHeader: String { host.contains(":") ? "[\(host)]" : host }
+
+    /// The intent of request `number` (0-based). Completing requests are spread evenly, so that
+    /// exactly `floor(requests × completeFraction)` of them complete.
+    func intent(for number: Int) -> RequestIntent {
+        if Int(Double(number + 1) * completeFraction) > Int(Double(number) * completeFraction) { return .complete }
+        return .abort(abortStyle.pick(), after: abortWindow.random())
+    }
+
+    /// The request bytes for request `number` (0-based; its id is `stress-<number + 1>`).
+    func requestBytes(for number: Int) -> [UInt8] {
+        Array("GET \(path) HTTP/1.1\r\nHost: \(hostHeader)\r\nX-Request-Id: stress-\(number + 1)\r\nConnection: close\r\n\r\n".utf8)
+    }
+
+    /// The `/metrics` request: HTTP/1.0, so that the server closes after the answer.
+    var metricsRequestBytes: [UInt8] {
+        Array("GET \(metricsPath) HTTP/1.0\r\nHost: \(hostHeader)\r\n\r\n".utf8)
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import Synchronization
+import Testing
+
+/// `greet-stress` against a real `greetd`, as CI runs it: a few hundred aborting clients, then the
+/// server's `/metrics` must account for every one of them. A few seconds in all.
+@Suite("greet-stress against greetd", .serialized)
+struct StressCLITests {
+    /// greetd on a free port. `--log-level info` because the `Server listening on` line (the port)
+    /// is an info line; `--tick 1s` keeps the log short, since no greeting here lives that long
+    /// except the aborted ones, which end long before their first tick.
+    private static func startGreetd() throws -> (GreetdProcess, UInt16) {
+        let greetd = try GreetdProcess(["--host", "127.0.0.1", "--port", "0", "--tick", "1s", "--log-level", "info"])
+        return (greetd, try greetd.listeningPort())
+    }
+
+    @Test("300 aborting clients (FIN, RST, half-close): all counted as canceled by greetd, exit 0")
+    func abortsOnly() throws {
+        let (greetd, port) = try Self.startGreetd()
+        let run = try StressRun(["--port", "\(port)", "--requests", "300", "--connections", "100",
+                                 "--abort-after", "20ms-200ms", "--path", "/?delay=2s", "--complete-fraction", "0",
+                                 "--duration", "20s"])
+        #expect(run.status == 0, "stdout:\n\(run.stdout)\nstderr:\n\(run.stderr)")
+        #expect(run.stdout.range(of: #"\n\s*aborted\s+300\b"#, options: .regularExpression) != nil, "\(run.stdout)")
+        #expect(run.stdout.range(of: #"\n\s*completed\s+0\n"#, options: .regularExpression) != nil, "\(run.stdout)")
+        #expect(run.stdout.contains("canceled delta == aborted"), "\(run.stdout)")
+        #expect(run.stdout.hasSuffix("PASS\n"), "\(run.stdout)")
+        // greetd labels each request's log lines with the client's X-Request-Id.
+        try greetd.waitForLine(containing: "[request_id=stress-300] ")
+        greetd.signal(SIGTERM)
+        #expect(try greetd.waitForExit() == 0)
+    }
+
+    @Test("30% of the requests complete: completions are counted and verified too (JSON summary)")
+    func someComplete() throws {
+        let (greetd, port) = try Self.startGreetd()
+        let run = try StressRun(["--port", "\(port)", "--requests", "300", "--connections", "100",
+                                 "--complete-fraction", "0.3", "--path", "/?delay=100ms", "--abort-after", "20ms-60ms",
+                                 "--duration", "20s", "--json"])
+        #expect(run.status == 0, "stdout:\n\(run.stdout)\nstderr:\n\(run.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], "\(run.stdout)")
+        #expect(object["completed"] as? Int == 90)
+        #expect(object["aborted"] as? Int == 210)
+        #expect((object["errors"] as? [String: Int])?.isEmpty == true)
+        #expect(object["ok"] as? Bool == true)
+        let checks = try #require(object["checks"] as? [[String: Any]])
+        let completedCheck = try #require(checks.first { ($0["name"] as? String)?.hasPrefix("completed delta") == true })
+        #expect(completedCheck["actual"] as? Int == 90)
+        #expect((object["rss_peak"] as? Int ?? 0) > 0)
+        greetd.signal(SIGTERM)
+        #expect(try greetd.waitForExit() == 0)
+    }
+
+    @Test("a bad --abort-style is a usage error: exit 64")
+    func usageError() throws {
+        let run = try StressRun(["--abort-style", "bogus"])
+        #expect(run.status == 64)
+        #expect(run.stderr.contains("bogus"), "\(run.stderr)")
+    }
+
+    @Test("no server: says /metrics cannot be read and exits 1")
+    func noServer() throws {
+        // A port that was free a moment ago: greetd picks it, then exits.
+        let (greetd, port) = try Self.startGreetd()
+        greetd.signal(SIGTERM)
+        #expect(try greetd.waitForExit() == 0)
+        let run = try StressRun(["--port", "\(port)", "--requests", "1"])
+        #expect(run.status == 1)
+        #expect(run.stderr.contains("cannot read http://127.0.0.1:\(port)/metrics"), "\(run.stderr)")
+    }
+}
+
+/// One run of the `greet-stress` binary built next to `greetd`, to its exit.
+private struct StressRun {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+
+    init(_ arguments: [String], timeout: TimeInterval = 30) throws {
+        let process = Process()
+        process.executableURL = GreetdProcess.binary.deletingLastPathComponent().appendingPathComponent("greet-stress")
+        process.arguments = arguments
+        let outPipe = Pipe(), errPipe = Pipe()
+        process.standardOutput = outPipe
+        process.standardError = errPipe
+        try process.run()
+        // Drain both pipes while the process runs, so that a full pipe cannot stall it.
+        let out = Drain(outPipe.fileHandleForReading), err = Drain(errPipe.fileHandleForReading)
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning {
+            if Date() > deadline {
+                process.terminate()
+                throw CLIFailure("greet-stress did not exit within \(timeout)s")
+            }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        status = process.terminationStatus
+        stdout = out.text()
+        stderr = err.text()
+    }
+}
+
+/// Reads a pipe to its end on a thread of its own.
+private final class Drain: Sendable {
+    private let data = Mutex<Data?>(nil)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ handle: FileHandle) {
+        Thread.detachNewThread { [self] in
+            let all = handle.readDataToEndOfFile()
+            data.withLock { $0 = all }
+            done.signal()
+        }
+    }
+
+    /// Everything the pipe carried; waits for its end.
+    func text() -> String {
+        done.wait()
+        return String(decoding: data.withLock { $0 } ?? Data(), as: UTF8.self)
+    }
+}
