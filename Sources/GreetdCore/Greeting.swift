@@ -81,6 +81,9 @@ final class Greeting: EventTarget, ContextObserver, AbortObserver {
         do {
             let base = server.base
             let tick = server.configuration.tick
+            // Count the ticks and the deadline from now, not from the start of this loop turn (a
+            // burst of new requests can make the loop's cached clock tens of milliseconds old).
+            base.updateCachedTime()
             let ticker = try Event(base: base, flags: .persist, target: self, tag: Self.tickTag)
             var deadline: Event?
             if let timeout {

@@ -64,6 +64,14 @@ public final class EventBase {
         event_base_loopexit(raw, nil)
     }
 
+    /// Refreshes the loop's cached clock (`event_base_update_cache_time`). Timers added from a
+    /// callback count from the time cached when the loop turn began, which can be milliseconds
+    /// old after a burst of work; refresh first when a timer must count from *now*.
+    public func updateCachedTime() {
+        thread.preconditionOnThread()
+        event_base_update_cache_time(raw)
+    }
+
     /// The loop's cached time (`event_base_gettimeofday_cached`), as seconds since 1970.
     public var now: timeval {
         var tv = timeval()
