@@ -1,5 +1,4 @@
 import CLibevent
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -110,9 +109,7 @@ public final class HTTPServer {
         resumeTimer = try Event(base: base) { [unowned self] _ in self.resumeAccepting() }
         // The listeners' error callback gets evhttp's pointer as its argument (evhttp set it as
         // the listener's user data): map it back to this object. Unretained: removed in close().
-        let key = UInt(bitPattern: UnsafeMutableRawPointer(http))
-        let value = UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque())
-        serversByHTTP.withLock { $0[key] = value }
+        LoopRegistry.current.servers[UnsafeMutableRawPointer(http)] = Unmanaged.passUnretained(self)
     }
 
     deinit {
@@ -264,8 +261,7 @@ public final class HTTPServer {
         addresses = []
         pausedListeners = []
         resumeTimer = nil
-        let key = UInt(bitPattern: UnsafeMutableRawPointer(raw))
-        _ = serversByHTTP.withLock { $0.removeValue(forKey: key) }
+        LoopRegistry.current.servers[UnsafeMutableRawPointer(raw)] = nil
         evhttp_free(raw)
         adoptEvent = nil
         newBufferevents = []
@@ -381,19 +377,35 @@ private func requestTrampoline(_ request: OpaquePointer?, _ arg: UnsafeMutableRa
 }
 
 /// HTTP servers by their `evhttp` pointer, for the listener error callback (its argument is the
-/// `evhttp`). Stored as address bits so the table is Sendable; a value is turned back into an
-/// object only by the error callback, which runs on that server's own loop thread while the
-/// server is alive (the entry is removed in `close()`, before `evhttp_free`). Entries are added
-/// and removed on each server's loop thread; the lock is there because every worker shares the
-/// table. Looked up only when `accept` fails.
-private let serversByHTTP = Mutex<[UInt: UInt]>([:])
+/// `evhttp`). One table per thread: a server registers on its loop thread, and the callback runs
+/// on that same thread, so no table is ever touched by two threads and none needs a lock.
+final class LoopRegistry {
+    var servers: [UnsafeMutableRawPointer: Unmanaged<HTTPServer>] = [:]
+
+    /// The calling thread's table, made on first use and released when the thread exits.
+    static var current: LoopRegistry {
+        if let existing = pthread_getspecific(loopRegistryKey) {
+            return Unmanaged<LoopRegistry>.fromOpaque(existing).takeUnretainedValue()
+        }
+        let made = LoopRegistry()
+        // The thread-specific slot holds one retain, released by the key's destructor.
+        pthread_setspecific(loopRegistryKey, Unmanaged.passRetained(made).toOpaque())
+        return made
+    }
+}
+
+private let loopRegistryKey: pthread_key_t = {
+    var key = pthread_key_t()
+    let status = pthread_key_create(&key) { pointer in
+        if let pointer { Unmanaged<LoopRegistry>.fromOpaque(pointer).release() }
+    }
+    precondition(status == 0, "pthread_key_create failed")
+    return key
+}()
 
 /// The C listener error callback: `accept` failed with something other than EAGAIN/EINTR.
 private func acceptErrorTrampoline(_ listener: OpaquePointer?, _ arg: UnsafeMutableRawPointer?) {
     let code = errno
-    guard let listener, let arg,
-          let bits = serversByHTTP.withLock({ $0[UInt(bitPattern: arg)] }),
-          let address = UnsafeMutableRawPointer(bitPattern: bits)
-    else { return }
-    Unmanaged<HTTPServer>.fromOpaque(address).takeUnretainedValue().acceptFailed(listener, code)
+    guard let listener, let arg, let server = LoopRegistry.current.servers[arg] else { return }
+    server.takeUnretainedValue().acceptFailed(listener, code)
 }
