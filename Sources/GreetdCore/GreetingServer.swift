@@ -220,6 +220,10 @@ public final class GreetingServer {
         let id = requestIDs.next()
         let label = request.header("X-Request-Id").flatMap(acceptableRequestID) ?? "\(id)"
         let exchange = Exchange(id: id, label: label, request: request, start: start)
+        guard request.hasSupportedVersion else {
+            respond(exchange, status: 400, headers: [("Connection", "close")], body: "unsupported HTTP version; use HTTP/1.1\n")
+            return
+        }
         switch request.path {
         case "/":
             guard request.method == .get || request.method == .head else {
@@ -311,7 +315,7 @@ public final class GreetingServer {
     /// duration and body bytes.
     func logAccess(_ exchange: Exchange, status: Int, bytes: Int) {
         let elapsed = GoDuration(ContinuousClock.now - exchange.start)
-        log(.info, exchange, "access method=\(exchange.request.method.rawValue) target=\(exchange.request.uri) status=\(status) duration=\(elapsed) bytes=\(bytes)")
+        log(.info, exchange, "access method=\(exchange.request.method.rawValue) target=\(logField(exchange.request.uri)) status=\(status) duration=\(elapsed) bytes=\(bytes)")
     }
 
     /// Logs a line about one request, with `request_id` set to its label. The metadata is
@@ -368,6 +372,14 @@ struct Exchange {
     let label: String
     let request: HTTPRequest
     let start: ContinuousClock.Instant
+}
+
+/// A client-supplied value as one `key=value` field of a log line: as is when it is printable
+/// ASCII without spaces or quotes, else Go-quoted (`"/x status=200"`), so that a request target
+/// cannot forge fields.
+func logField(_ value: String) -> String {
+    let plain = !value.isEmpty && value.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "\"") }
+    return plain ? value : goQuote(value)
 }
 
 /// A client's `X-Request-Id` if it is 1 to 64 characters of `A-Z a-z 0-9 . _ : -`, else `nil`.

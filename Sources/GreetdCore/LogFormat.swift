@@ -61,7 +61,9 @@ public struct FileDescriptorLogHandler: LogHandler {
 }
 
 /// Formats one log line (without the newline), as UTF-8 bytes; shared by every handler so tests
-/// see the same text.
+/// see the same text. Control bytes (below 0x20, and 0x7f) anywhere in the message or the
+/// metadata are written as `\xNN`: one event is always one line, and no terminal escape or
+/// carriage return reaches the reader.
 public func formatLogLine(level: Logger.Level, message: String, metadata: Logger.Metadata, at time: timespec = .now) -> [UInt8] {
     var line: [UInt8] = []
     line.reserveCapacity(64 + message.utf8.count)
@@ -70,20 +72,32 @@ public func formatLogLine(level: Logger.Level, message: String, metadata: Logger
     line.append(contentsOf: level.rawValue.utf8)
     if let id = metadata[requestIDKey] {
         line.append(contentsOf: " [request_id=".utf8)
-        line.append(contentsOf: id.description.utf8)
+        appendEscaped(id.description, to: &line)
         line.append(UInt8(ascii: "]"))
     }
     line.append(UInt8(ascii: " "))
-    line.append(contentsOf: message.utf8)
+    appendEscaped(message, to: &line)
     if metadata.count > (metadata[requestIDKey] == nil ? 0 : 1) {
         for key in metadata.keys.sorted() where key != requestIDKey {
             line.append(UInt8(ascii: " "))
-            line.append(contentsOf: key.utf8)
+            appendEscaped(key, to: &line)
             line.append(UInt8(ascii: "="))
-            line.append(contentsOf: metadata[key]!.description.utf8)
+            appendEscaped(metadata[key]!.description, to: &line)
         }
     }
     return line
+}
+
+/// Appends `text` with control bytes written as `\xNN`.
+private func appendEscaped(_ text: String, to line: inout [UInt8]) {
+    let hex: [UInt8] = Array("0123456789abcdef".utf8)
+    for byte in text.utf8 {
+        if byte < 0x20 || byte == 0x7f {
+            line.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "x"), hex[Int(byte >> 4)], hex[Int(byte & 0xf)]])
+        } else {
+            line.append(byte)
+        }
+    }
 }
 
 extension timespec {

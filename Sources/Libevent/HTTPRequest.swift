@@ -52,7 +52,7 @@ public final class HTTPRequest {
 
     private enum State {
         /// Handed to the handler, not answered.
-        case pending(request: OpaquePointer)
+        case pending(request: UnsafeMutablePointer<evhttp_request>)
         /// The reply was handed to evhttp; the C request is evhttp's to free.
         case responded
         /// The connection went away before a reply.
@@ -76,10 +76,14 @@ public final class HTTPRequest {
     public let path: String
     /// The raw query string, without `?`, if any.
     public let query: String?
+    /// Whether the request line said HTTP/1.0 or HTTP/1.1 (evhttp 2.1 accepts `HTTP/-1.1`,
+    /// `HTTP/1.10`, ... and would echo them in the status line).
+    public let hasSupportedVersion: Bool
+
     /// Whether this is the first request on its connection.
     public var isFirstOnConnection: Bool { connection.requestCount == 1 }
 
-    init(raw: OpaquePointer, connection: HTTPConnection, server: HTTPServer) {
+    init(raw: UnsafeMutablePointer<evhttp_request>, connection: HTTPConnection, server: HTTPServer) {
         self.state = .pending(request: raw)
         self.connection = connection
         self.server = server
@@ -89,6 +93,13 @@ public final class HTTPRequest {
         let parsed = evhttp_request_get_evhttp_uri(raw)
         self.path = parsed.flatMap { evhttp_uri_get_path($0) }.map { String(cString: $0) } ?? ""
         self.query = parsed.flatMap { evhttp_uri_get_query($0) }.map { String(cString: $0) }
+        // The fields of `struct evhttp_request` (http_struct.h) are the only way to the version.
+        self.hasSupportedVersion = raw.pointee.major == 1 && (raw.pointee.minor == 0 || raw.pointee.minor == 1)
+        if !hasSupportedVersion {
+            // Answer in HTTP/1.1 whatever the client claimed, and close.
+            raw.pointee.major = 1
+            raw.pointee.minor = 1
+        }
         counters.liveRequests.bump()
         connection.beginHandling(self)
     }

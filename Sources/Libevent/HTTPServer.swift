@@ -340,7 +340,7 @@ public final class HTTPServer {
         _ = answer.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
     }
 
-    fileprivate func handle(_ request: OpaquePointer) {
+    fileprivate func handle(_ request: UnsafeMutablePointer<evhttp_request>) {
         guard let raw = evhttp_request_get_connection(request), let connection = connections[raw] else {
             // Not seen by newRequest (cannot happen with evhttp 2.1): answer without tracking.
             evhttp_send_error(request, 500, nil)
@@ -365,13 +365,13 @@ private func bufferEventTrampoline(_ base: OpaquePointer?, _ arg: UnsafeMutableR
 
 /// The C request-complete callback: the reply was written; a keep-alive connection now waits
 /// for its next request.
-private func requestCompleteTrampoline(_ request: OpaquePointer?, _ arg: UnsafeMutableRawPointer?) {
+private func requestCompleteTrampoline(_ request: UnsafeMutablePointer<evhttp_request>?, _ arg: UnsafeMutableRawPointer?) {
     guard let arg else { return }
     Unmanaged<HTTPConnection>.fromOpaque(arg).takeUnretainedValue().replyWritten()
 }
 
 /// The C request callback: captures nothing, finds the server through `arg`.
-private func requestTrampoline(_ request: OpaquePointer?, _ arg: UnsafeMutableRawPointer?) {
+private func requestTrampoline(_ request: UnsafeMutablePointer<evhttp_request>?, _ arg: UnsafeMutableRawPointer?) {
     guard let request, let arg else { return }
     Unmanaged<HTTPServer>.fromOpaque(arg).takeUnretainedValue().handle(request)
 }

@@ -78,7 +78,7 @@ struct Greetd: ParsableCommand {
     @Option(help: "Time a keep-alive connection may idle and then send its next request; also the limit on a stalled read or write. 0 means none. (default: 1m0s)", transform: parseDuration)
     var idleTimeout: GoDuration = .seconds(60)
 
-    @Option(help: "Largest request line plus headers, in bytes; larger requests get 413.")
+    @Option(help: "Largest request line plus headers, in bytes; larger requests are refused (400) and closed.")
     var maxHeaderBytes: Int = 64 * 1024
 
     @Option(help: "Largest request body, in bytes; larger bodies get 413.")

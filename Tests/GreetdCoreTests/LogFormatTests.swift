@@ -50,4 +50,23 @@ import Glibc
         let bare = formatLogLine(level: .info, message: "Server listening", metadata: [:], at: time)
         #expect(String(decoding: bare, as: UTF8.self) == "2026-11-25T10:48:50.123456Z info Server listening")
     }
+
+    @Test("control bytes in the message or metadata are escaped: one event, one line (fuzz regression)")
+    func controlBytesEscaped() {
+        let time = timespec(tv_sec: 1_795_603_730, tv_nsec: 0)
+        let line = formatLogLine(level: .info, message: "a\nb\u{1b}[31m\r",
+                                 metadata: ["request_id": "1\n2", "k\ney": "v\u{7f}"], at: time)
+        #expect(String(decoding: line, as: UTF8.self)
+            == #"2026-11-25T10:48:50.000000Z info [request_id=1\x0a2] a\x0ab\x1b[31m\x0d k\x0aey=v\x7f"#)
+        #expect(!line.contains(10) && !line.contains(13) && !line.contains(0x1b))
+    }
+
+    @Test("a request target is one log field: quoted when it has spaces, quotes or control bytes")
+    func targetField() {
+        #expect(logField("/?delay=1s") == "/?delay=1s")
+        #expect(logField("/x status=200 bytes=14") == #""/x status=200 bytes=14""#)
+        #expect(logField("/\u{1b}[31m\r") == #""/\x1b[31m\x0d""#)
+        #expect(logField("/say\"hi\"") == #""/say\"hi\"""#)
+        #expect(logField("") == #""""#)
+    }
 }

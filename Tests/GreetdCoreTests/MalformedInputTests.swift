@@ -65,6 +65,31 @@ extension LiveServer {
             try await harness.expectNothingLeft()
         }
 
+        @Test("a version other than HTTP/1.0 or 1.1 gets 400, answered in HTTP/1.1 (fuzz regression)",
+              arguments: ["HTTP/-1.1", "HTTP/1.10", "HTTP/0.0", "HTTP/2.0"])
+        func unsupportedVersion(version: String) async throws {
+            let harness = try Harness(delay: "0s")
+            let client = try harness.connect()
+            try client.send("GET /?delay=0s \(version)\r\nHost: t\r\n\r\n")
+            let response = try client.readResponse()
+            #expect(response.status == 400)
+            if version != "HTTP/2.0" {  // evhttp itself refuses a major version above 1
+                #expect(response.body == "unsupported HTTP version; use HTTP/1.1\n")
+            }
+            #expect(harness.stats.started.load(ordering: .relaxed) == 0)
+        }
+
+        @Test("a request target with spaces cannot forge access-log fields (fuzz regression)")
+        func forgedAccessFields() async throws {
+            let harness = try Harness(delay: "0s")
+            let client = try harness.connect()
+            try client.send("GET /x status=200 duration=1s bytes=14 HTTP/1.1\r\nHost: t\r\n\r\n")
+            let response = try client.readResponse()
+            let id = try #require(response.headers["x-request-id"])
+            let line = try #require(harness.logs.accessLine(request: id))
+            #expect(line.hasPrefix(#"access method=GET target="/x status=200 duration=1s bytes=14" status=\#(response.status) "#), "\(line)")
+        }
+
         @Test("request headers over the limit are refused with a 4xx")
         func oversizedHeaders() async throws {
             let harness = try Harness(delay: "0s") { $0.http.maxHeaderBytes = 8 * 1024 }
