@@ -95,11 +95,10 @@ public final class HTTPServer {
             var tv = timeval(duration: idle)
             evhttp_set_timeout_tv(http, &tv)
         }
-        // Every method reaches our handler, so that it, not libevent (501), answers 405.
-        let all: UInt32 = EVHTTP_REQ_GET.rawValue | EVHTTP_REQ_POST.rawValue | EVHTTP_REQ_HEAD.rawValue
-            | EVHTTP_REQ_PUT.rawValue | EVHTTP_REQ_DELETE.rawValue | EVHTTP_REQ_OPTIONS.rawValue
-            | EVHTTP_REQ_TRACE.rawValue | EVHTTP_REQ_CONNECT.rawValue | EVHTTP_REQ_PATCH.rawValue
-        evhttp_set_allowed_methods(http, UInt16(all))
+        // Every method reaches our handler, so that it, not libevent (a bare 501 page), answers:
+        // all bits set, including evhttp's internal EVHTTP_REQ_UNKNOWN_ (1 << 15), which marks
+        // a method it does not know (`FOO`); those arrive as `HTTPMethod.other`.
+        evhttp_set_allowed_methods(http, UInt16.max)
         // No default: evhttp keeps the pointer it is given, not a copy. respond() sets the type.
         evhttp_set_default_content_type(http, nil)
         // Unretained: evhttp is freed in close()/deinit, so the callback cannot outlive self.

@@ -57,7 +57,7 @@ extension LiveServer {
             let client = try harness.connect()
             try client.send(text)
             if let response = try? client.readResponse(timeout: .seconds(2)) {
-                #expect((400..<500).contains(response.status) || response.status == 501, "status \(response.status) for \(text.debugDescription)")
+                #expect((400..<500).contains(response.status), "status \(response.status) for \(text.debugDescription)")
             }
             let probe = try harness.connect()
             try probe.sendGet("/?delay=0s")
@@ -88,6 +88,19 @@ extension LiveServer {
             let id = try #require(response.headers["x-request-id"])
             let line = try #require(harness.logs.accessLine(request: id))
             #expect(line.hasPrefix(#"access method=GET target="/x status=200 duration=1s bytes=14" status=\#(response.status) "#), "\(line)")
+        }
+
+        @Test("an unknown method reaches greetd: 405 on /, 404 elsewhere, never libevent's bare 501 (fuzz regression)")
+        func unknownMethod() async throws {
+            let harness = try Harness(delay: "0s")
+            let client = try harness.connect()
+            try client.send("FOO / HTTP/1.1\r\nHost: t\r\n\r\n")
+            let onRoot = try client.readResponse()
+            #expect(onRoot.status == 405)
+            #expect(onRoot.headers["allow"] == "GET, HEAD")
+            #expect(onRoot.headers["x-request-id"] != nil)
+            try client.send("BREW /pot HTTP/1.1\r\nHost: t\r\n\r\n")
+            #expect(try client.readResponse().status == 404)
         }
 
         @Test("request headers over the limit are refused with a 4xx")
