@@ -1,0 +1,78 @@
+// libFuzzer target: `logField`, which turns a client's bytes (the request target) into one
+// `key=value` field of the access-log line.
+//
+// Built by scripts/fuzz.sh with GoDuration.swift (for `goQuote`) and the file of
+// Sources/GreetdCore that defines `logField`, into one module. SKIPPED while that file needs
+// GreetdCore's heavy dependencies (today: GreetingServer.swift).
+//
+// Properties checked on every input:
+// - never traps;
+// - a value left as is equals the input and is non-empty printable ASCII without space or `"`;
+// - a quoted value starts and ends with `"`, holds no raw `"`, control byte (below 0x20) or
+//   non-ASCII byte, and its escapes (`\"`, `\\`, `\xNN`) decode back to the input's bytes:
+//   whatever the client sends, the field is one token that a reader can split on spaces and undo.
+
+private func check(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String) {
+    if !condition() { fatalError("log field property violated: \(message())") }
+}
+
+/// Undoes Go's `time.quote`; `nil` if `quoted` is not a well-formed quoted field.
+private func unquote(_ quoted: [UInt8]) -> [UInt8]? {
+    guard quoted.count >= 2, quoted.first == UInt8(ascii: "\""), quoted.last == UInt8(ascii: "\"") else { return nil }
+    func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+        default: return nil
+        }
+    }
+    var out: [UInt8] = []
+    var i = 1
+    let end = quoted.count - 1
+    while i < end {
+        let c = quoted[i]
+        if c == UInt8(ascii: "\"") || c < 0x20 || c >= 0x80 { return nil }
+        if c != UInt8(ascii: "\\") {
+            out.append(c)
+            i += 1
+            continue
+        }
+        guard i + 1 < end else { return nil }
+        switch quoted[i + 1] {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+            out.append(quoted[i + 1])
+            i += 2
+        case UInt8(ascii: "x"):
+            guard i + 3 < end, let hi = hexValue(quoted[i + 2]), let lo = hexValue(quoted[i + 3]) else { return nil }
+            out.append(hi << 4 | lo)
+            i += 4
+        default:
+            return nil
+        }
+    }
+    return out
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    // greetd has the target as `String(cString: evhttp_request_get_uri(...))`: up to the first
+    // NUL, invalid UTF-8 repaired.
+    let bytes = UnsafeBufferPointer(start: data, count: size)
+    let end = bytes.firstIndex(of: 0) ?? bytes.endIndex
+    let value = String(decoding: bytes[..<end], as: UTF8.self)
+    let input = Array(value.utf8)
+
+    let field = Array(logField(value).utf8)
+    if field == input {
+        check(!field.isEmpty, "an empty value left as is")
+        check(field.allSatisfy { $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "\"") },
+              "a value left as is with a space, quote, control or non-ASCII byte: \(field)")
+    } else {
+        guard let decoded = unquote(field) else {
+            check(false, "not a well-formed quoted field: \(String(decoding: field, as: UTF8.self).debugDescription)")
+            return 0
+        }
+        check(decoded == input, "the quoted field does not decode to the input: \(String(decoding: field, as: UTF8.self).debugDescription)")
+    }
+    return 0
+}
