@@ -68,6 +68,25 @@ struct StressCLITests {
         #expect(run.status == 1)
         #expect(run.stderr.contains("cannot read http://127.0.0.1:\(port)/metrics"), "\(run.stderr)")
     }
+
+    @Test("connection churn: 50,000 short connections in a row leave no descriptor or memory behind")
+    func churn() throws {
+        let port = try freeLoopbackPort()
+        let greetd = try GreetdProcess(["--host", "127.0.0.1", "--port", "\(port)", "--workers", "1", "--log-level", "warning"])
+        try waitUntilListening(port)
+        let common = ["--port", "\(port)", "--connections", "50", "--complete-fraction", "1", "--path", "/?delay=0s"]
+        #expect(try StressRun(common + ["--requests", "1000"]).status == 0)  // warm-up
+        Thread.sleep(forTimeInterval: 1.5)
+        let before = try processFigures(port)
+        let run = try StressRun(common + ["--requests", "50000", "--json"], timeout: 120)
+        #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
+        Thread.sleep(forTimeInterval: 2.5)  // greetd hands freed memory back a second after going idle
+        let after = try processFigures(port)
+        #expect(after.fds <= before.fds, "open descriptors \(before.fds) -> \(after.fds)")
+        #expect(after.rss <= before.rss * 1.10, "resident memory \(before.rss) -> \(after.rss) bytes")
+        greetd.signal(SIGTERM)
+        #expect(try greetd.waitForExit() == 0)
+    }
 }
 
 /// One run of the `greet-stress` binary built next to `greetd`, to its exit.
@@ -118,4 +137,43 @@ private final class Drain: Sendable {
         done.wait()
         return String(decoding: data.withLock { $0 } ?? Data(), as: UTF8.self)
     }
+}
+
+/// A loopback port nobody listens on right now.
+private func freeLoopbackPort() throws -> UInt16 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+            guard bind(fd, pointer, length) == 0 else { return -1 }
+            return getsockname(fd, pointer, &length)
+        }
+    }
+    guard bound == 0 else { throw CLIFailure("cannot find a free port: \(String(cString: strerror(errno)))") }
+    return UInt16(bigEndian: address.sin_port)
+}
+
+/// Waits until something accepts connections on `port`.
+private func waitUntilListening(_ port: UInt16, timeout: TimeInterval = 10) throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if (try? rawExchange(port: port, "GET /healthz HTTP/1.0\r\n\r\n"))?.contains("200") == true { return }
+        Thread.sleep(forTimeInterval: 0.05)
+    }
+    throw CLIFailure("nothing listens on \(port) after \(timeout)s")
+}
+
+/// `process_open_fds` and `process_resident_memory_bytes` from greetd's /metrics.
+private func processFigures(_ port: UInt16) throws -> (fds: Double, rss: Double) {
+    let text = try rawExchange(port: port, "GET /metrics HTTP/1.0\r\n\r\n")
+    func value(_ name: String) throws -> Double {
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(name + " ") }),
+              let number = Double(line.split(separator: " ")[1]) else { throw CLIFailure("no \(name) in /metrics") }
+        return number
+    }
+    return (try value("process_open_fds"), try value("process_resident_memory_bytes"))
 }
