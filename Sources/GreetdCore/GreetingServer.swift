@@ -103,32 +103,22 @@ public final class GreetingServer {
             open = count
             self.checkStopped()
         }
-        var refusedSinceLog = 0
-        var lastLog: ContinuousClock.Instant?
+        var refusals = RateLimitedCount()
         http.onConnectionRejected = { [unowned self] in
             self.metrics.rejected()
-            // At most one line a second, however fast connections are refused.
-            refusedSinceLog += 1
-            if lastLog.map({ ContinuousClock.now - $0 >= .seconds(1) }) ?? true {
+            refusals.record { count in
                 self.logger.warning("Connections refused at --max-connections", metadata: [
-                    "limit": "\(self.configuration.http.maxConnections)", "refused": "\(refusedSinceLog)",
+                    "limit": "\(self.configuration.http.maxConnections)", "refused": "\(count)",
                 ])
-                refusedSinceLog = 0
-                lastLog = .now
             }
         }
-        var acceptErrorsSinceLog = 0
-        var lastAcceptLog: ContinuousClock.Instant?
+        var acceptErrors = RateLimitedCount()
         http.onAcceptError = { [unowned self] code, pause in
             self.metrics.acceptErrors.increment()
-            // At most one line a second, however often accept fails (it is out of descriptors).
-            acceptErrorsSinceLog += 1
-            if lastAcceptLog.map({ ContinuousClock.now - $0 >= .seconds(1) }) ?? true {
+            acceptErrors.record { count in
                 self.logger.error("Cannot accept connections: \(errnoDescription(code)); pausing the listener", metadata: [
-                    "pause": "\(GoDuration(pause))", "errors": "\(acceptErrorsSinceLog)",
+                    "pause": "\(GoDuration(pause))", "errors": "\(count)",
                 ])
-                acceptErrorsSinceLog = 0
-                lastAcceptLog = .now
             }
         }
         self.http = http
@@ -361,6 +351,24 @@ public final class GreetingServer {
         metrics.finished(outcome, after: .now - greeting.exchange.start)
         if inFlight.isEmpty { scheduleMemoryTrim() }
         checkStopped()
+    }
+}
+
+/// Counts occurrences of a condition and reports them at most once a second, however fast they
+/// come (refused connections, failed accepts): the log must not become the next problem.
+struct RateLimitedCount {
+    private var sinceReport = 0
+    private var lastReport: ContinuousClock.Instant?
+
+    /// Counts one occurrence; calls `report` with the count since the last report when a second
+    /// has passed since then (or on the first occurrence).
+    mutating func record(_ report: (Int) -> Void) {
+        sinceReport += 1
+        let now = ContinuousClock.now
+        if let lastReport, now - lastReport < .seconds(1) { return }
+        report(sinceReport)
+        sinceReport = 0
+        lastReport = now
     }
 }
 

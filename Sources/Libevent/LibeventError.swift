@@ -36,13 +36,21 @@ public enum LibeventError: Error, Equatable, Sendable, CustomStringConvertible {
 /// `strerror` text plus the symbolic name users search for, e.g. `Address already in use (EADDRINUSE)`.
 public func errnoDescription(_ code: Int32) -> String {
     let text = String(cString: strerror(code))
+    let name = errnoName(code)
+    return name.hasPrefix("errno_") ? "\(text) (errno \(code))" : "\(text) (\(name))"
+}
+
+/// The symbolic name of an errno, as reports count failures: `ECONNREFUSED`, `EMFILE`.
+public func errnoName(_ code: Int32) -> String {
     let names: [Int32: String] = [
-        EADDRINUSE: "EADDRINUSE", EADDRNOTAVAIL: "EADDRNOTAVAIL", EACCES: "EACCES",
-        EMFILE: "EMFILE", ENFILE: "ENFILE", ECONNRESET: "ECONNRESET", EPIPE: "EPIPE",
-        EAFNOSUPPORT: "EAFNOSUPPORT", EINVAL: "EINVAL", ENOMEM: "ENOMEM", ENOBUFS: "ENOBUFS",
+        ECONNREFUSED: "ECONNREFUSED", ECONNRESET: "ECONNRESET", ECONNABORTED: "ECONNABORTED",
+        ETIMEDOUT: "ETIMEDOUT", EMFILE: "EMFILE", ENFILE: "ENFILE", EADDRNOTAVAIL: "EADDRNOTAVAIL",
+        EADDRINUSE: "EADDRINUSE", ENOBUFS: "ENOBUFS", ENOMEM: "ENOMEM", EPIPE: "EPIPE",
+        EHOSTUNREACH: "EHOSTUNREACH", ENETUNREACH: "ENETUNREACH", ENETDOWN: "ENETDOWN",
+        EAGAIN: "EAGAIN", EINVAL: "EINVAL", EACCES: "EACCES", EPERM: "EPERM",
+        EAFNOSUPPORT: "EAFNOSUPPORT", ENOTCONN: "ENOTCONN", EMSGSIZE: "EMSGSIZE",
     ]
-    if let name = names[code] { return "\(text) (\(name))" }
-    return "\(text) (errno \(code))"
+    return names[code] ?? "errno_\(code)"
 }
 
 /// Turns a C `int` result into a thrown error when it is negative, reading `errno` at once.

@@ -127,7 +127,7 @@ struct GreetStress: ParsableCommand {
         let plan = self.plan
         let report: StressReport
         do throws(StressFailure) {
-            raiseOpenFileLimit()
+            OpenFileLimit.raiseToHardLimit()
             report = try runLoad(plan)
         } catch {
             Output.standardError.write("greet-stress: error: \(error)\n")
@@ -163,7 +163,7 @@ private func runLoad(_ plan: StressPlan) throws(StressFailure) -> StressReport {
     } catch {
         throw .libevent(error)
     }
-    if base.method == "select" && capOpenFilesForSelect() {
+    if base.method == "select" && OpenFileLimit.capForSelect() {
         Output.standardError.write("greet-stress: select backend: open files limited to \(FD_SETSIZE) (FD_SETSIZE); connects past it are retried\n")
     }
     return try runLoad(plan, address: address, base: base)

@@ -22,7 +22,13 @@ struct Supervisor {
         pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
 
         let base = try EventBase(avoiding: configuration.avoidBackends)
-        if base.method == "select" { capOpenFilesForSelect() } else { raiseOpenFileLimit() }
+        if base.method == "select" {
+            if OpenFileLimit.capForSelect() {
+                logger.warning("select backend: open files limited to \(FD_SETSIZE) (FD_SETSIZE); use epoll or poll for more connections")
+            }
+        } else {
+            OpenFileLimit.raiseToHardLimit()
+        }
         let notifier = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
         let workersStopped = try LoopWakeup()
         let service = try GreetdService.start(configuration: configuration, logger: logger) {
@@ -62,29 +68,5 @@ struct Supervisor {
         events.removeAll()
         service.waitUntilStopped()
         logger.notice("Stopped")
-    }
-
-    /// One descriptor per connection: take the whole hard limit (as nginx's
-    /// `worker_rlimit_nofile` does), since many shells start with a soft limit of 1024.
-    private func raiseOpenFileLimit() {
-        var limit = rlimit()
-        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        if limit.rlim_cur < limit.rlim_max {
-            limit.rlim_cur = limit.rlim_max
-            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        }
-    }
-
-    /// Debian's libevent is built with `_FORTIFY_SOURCE`, whose `FD_SET` aborts the process for a
-    /// descriptor of 1024 or more: on `select`, `accept` must fail with `EMFILE` first.
-    private func capOpenFilesForSelect() {
-        var limit = rlimit()
-        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        let cap = rlim_t(FD_SETSIZE)
-        if limit.rlim_cur > cap {
-            limit.rlim_cur = cap
-            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-            logger.warning("select backend: open files limited to \(cap) (FD_SETSIZE); use epoll or poll for more connections")
-        }
     }
 }
