@@ -13,11 +13,6 @@ public enum OpenFileLimit {
     @discardableResult
     public static func raiseToHardLimit() -> UInt64 {
         var limit = rlimit()
-        #if canImport(Glibc)
-        let resource = Int32(RLIMIT_NOFILE.rawValue)
-        #else
-        let resource = RLIMIT_NOFILE
-        #endif
         guard getrlimit(resource, &limit) == 0 else { return 0 }
         if limit.rlim_cur < limit.rlim_max {
             var raised = limit
@@ -34,14 +29,15 @@ public enum OpenFileLimit {
     @discardableResult
     public static func capForSelect() -> Bool {
         var limit = rlimit()
-        #if canImport(Glibc)
-        let resource = Int32(RLIMIT_NOFILE.rawValue)
-        #else
-        let resource = RLIMIT_NOFILE
-        #endif
         let cap = rlim_t(FD_SETSIZE)
         guard getrlimit(resource, &limit) == 0, limit.rlim_cur > cap else { return false }
         limit.rlim_cur = cap
         return setrlimit(resource, &limit) == 0
     }
+
+    #if canImport(Glibc)
+    private static let resource = Int32(RLIMIT_NOFILE.rawValue)
+    #else
+    private static let resource = RLIMIT_NOFILE
+    #endif
 }

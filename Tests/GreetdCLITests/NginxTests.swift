@@ -660,33 +660,6 @@ private func nginxLoopback(port: UInt16) -> sockaddr_in {
 
 // MARK: - A blocking HTTP client
 
-/// An HTTP response: status, headers and body.
-private struct NginxReply {
-    let raw: String
-    let status: Int
-    let headers: [(name: String, value: String)]
-    let body: String
-
-    init(parsing raw: String) throws {
-        self.raw = raw
-        guard let end = raw.range(of: "\r\n\r\n") else { throw CLIFailure("no complete header in: \(raw.debugDescription)") }
-        let head = raw[..<end.lowerBound].components(separatedBy: "\r\n")
-        let statusLine = head[0].split(separator: " ")
-        guard statusLine.count >= 2, statusLine[0].hasPrefix("HTTP/1."), let status = Int(statusLine[1]) else {
-            throw CLIFailure("bad status line: \(head[0].debugDescription)")
-        }
-        self.status = status
-        headers = head.dropFirst().compactMap { line in
-            guard let colon = line.firstIndex(of: ":") else { return nil }
-            return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
-        }
-        body = String(raw[end.upperBound...])
-    }
-
-    func header(_ name: String) -> String? {
-        headers.first { $0.name.lowercased() == name.lowercased() }?.value
-    }
-}
 
 /// A blocking TCP connection to 127.0.0.1 whose every read and write is bounded by a timeout
 /// (`NginxTests.wait` unless told).
@@ -730,7 +703,7 @@ private final class NginxClient {
     }
 
     /// Reads until the server closes the connection (the request said `Connection: close`).
-    func readReply() throws -> NginxReply {
+    func readReply() throws -> HTTPReply {
         var received = [UInt8]()
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
@@ -744,11 +717,11 @@ private final class NginxClient {
             }
             break
         }
-        return try NginxReply(parsing: String(decoding: received, as: UTF8.self))
+        return try HTTPReply(parsing: String(decoding: received, as: UTF8.self))
     }
 
     /// One request on a new connection, and its response.
-    static func exchange(port: UInt16, _ request: String) throws -> NginxReply {
+    static func exchange(port: UInt16, _ request: String) throws -> HTTPReply {
         let client = try NginxClient(port: port)
         try client.write(request)
         return try client.readReply()

@@ -215,36 +215,6 @@ extension GreetdProcess {
     }
 }
 
-/// An HTTP response split into status, headers and body.
-private struct HTTPReply {
-    let raw: String
-    let status: Int
-    let headers: [(name: String, value: String)]
-    let body: String
-
-    init(parsing raw: String) throws {
-        self.raw = raw
-        guard let end = raw.range(of: "\r\n\r\n") else { throw CLIFailure("no complete header in: \(raw.debugDescription)") }
-        let head = raw[..<end.lowerBound].components(separatedBy: "\r\n")
-        let statusLine = head[0].split(separator: " ")
-        guard statusLine.count >= 2, statusLine[0].hasPrefix("HTTP/1."), let status = Int(statusLine[1]) else {
-            throw CLIFailure("bad status line: \(head[0].debugDescription)")
-        }
-        self.status = status
-        headers = head.dropFirst().compactMap { line in
-            guard let colon = line.firstIndex(of: ":") else { return nil }
-            return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
-        }
-        body = String(raw[end.upperBound...])
-    }
-
-    func header(_ name: String) -> String? {
-        headers.first { $0.name.lowercased() == name.lowercased() }?.value
-    }
-
-    /// The body length the headers announce, if any.
-    var contentLength: Int? { header("Content-Length").flatMap { Int($0) } }
-}
 
 /// How a client saw a connection end.
 private enum StreamEnd: Equatable, CustomStringConvertible {
