@@ -110,21 +110,24 @@ final class Greeting: EventTarget, ContextObserver, AbortObserver {
             return
         }
         guard case .thinking(let ticker, let deadline, let finishing) = state, let ticker else { return }
+        // Time left until the answer. Re-adding a pending persistent event gives it a new
+        // period; the last one is cut short so that the same timer ends the thinking.
+        let remaining = exchange.start + delay.duration - .now
         if finishing {
-            complete()
+            if remaining > .zero {  // the loop's clock ran behind: not yet
+                server.base.updateCachedTime()
+                try? ticker.add(timeout: remaining)
+            } else {
+                complete()
+            }
             return
         }
         tick()
-        // Time left until the answer. Re-adding a pending persistent event gives it a new
-        // period; the last one is cut short so the same timer ends the thinking.
-        let remaining = exchange.start + delay.duration - .now
-        let tick = server.configuration.tick.duration
-        if remaining <= .zero || ticksLogged >= ticksDue && remaining < tick {
-            if remaining <= .zero {
-                complete()
-                return
-            }
+        if remaining <= .zero {
+            complete()
+        } else if remaining < server.configuration.tick.duration {
             state = .thinking(ticker: ticker, deadline: deadline, finishing: true)
+            server.base.updateCachedTime()  // count the last period from now
             try? ticker.add(timeout: remaining)
         }
     }

@@ -65,6 +65,8 @@ public final class GreetingServer {
     private var stopEvent: Event?
     /// Fires a second after the last greeting ended, to hand freed memory back to the system.
     private var trimTimer: Event?
+    /// While draining: closes connections that have turned idle since (every 100 ms).
+    private var idleSweep: Event?
     /// Called once, on the loop thread, when the server has stopped.
     public var onStopped: (() -> Void)?
 
@@ -150,6 +152,14 @@ public final class GreetingServer {
             "in_flight": "\(inFlight.count)", "budget": "\(configuration.shutdownTimeout)",
         ])
         armShutdownTimer(after: configuration.shutdownTimeout) { [unowned self] in self.cancelRemaining() }
+        // A keep-alive connection still writing a reply now turns idle later: sweep idle
+        // connections every 100 ms while draining (Go's Shutdown polls the same way). From a
+        // timer, never from evhttp's own callbacks, which still use the connection afterwards.
+        idleSweep = try? Event(base: base, flags: .persist) { [unowned self] _ in
+            self.http?.closeIdleConnections()
+            self.checkStopped()
+        }
+        try? idleSweep?.add(timeout: .milliseconds(100))
         checkStopped()
     }
 
@@ -181,6 +191,7 @@ public final class GreetingServer {
         shutdownTimer = nil
         stopEvent = nil
         trimTimer = nil
+        idleSweep = nil
         http.close()
         precondition(inFlight.isEmpty, "greetings left after stop")
         onStopped?()

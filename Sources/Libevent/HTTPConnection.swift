@@ -66,7 +66,10 @@ final class HTTPConnection: EventTarget {
 
     let raw: OpaquePointer
     let fd: Int32
+    /// Unowned: the server outlives its connections, except while its `deinit` frees them;
+    /// ``detachFromServer()`` is called first then, and `closed()` no longer reports back.
     private unowned let server: HTTPServer
+    private var serverAttached = true
     /// Kept apart from `server`: the last release may come after the server is gone.
     private let counters: LibeventCounters
     private var state: State = .awaitingRequest(deadline: nil)
@@ -217,22 +220,30 @@ final class HTTPConnection: EventTarget {
         if reason == .readTimeout { server.base.counters.timedOutConnections.bump() }
         evhttp_connection_free(raw)
         // evhttp runs the close callback only for a connection it counts as connected, which a
-        // server connection always is. Should that change, finish the job here.
-        if retain != nil { closed() }
+        // server connection always is. Should that change, finish the job here, without
+        // touching the (now freed) C connection.
+        if retain != nil { closed(connectionFreed: true) }
+    }
+
+    /// The server is being destroyed and is about to free every connection: do not report back.
+    func detachFromServer() {
+        serverAttached = false
     }
 
     /// The close callback: the connection and any request on it are being freed.
-    fileprivate func closed() {
+    fileprivate func closed(connectionFreed: Bool = false) {
         guard let retain else { return }
         stopAbortWatch()
-        watchInput(false)
-        evhttp_connection_set_closecb(raw, nil, nil)
+        if !connectionFreed {
+            watchInput(false)
+            evhttp_connection_set_closecb(raw, nil, nil)
+        }
         state = .closed  // drops a read deadline
         let reason = endReason ?? .serverClosed
         let pending = request
         request = nil
         pending?.connectionClosed(reason)
-        server.connectionClosed(self)
+        if serverAttached { server.connectionClosed(self) }
         self.retain = nil
         retain.release()  // balances init's passRetained
     }

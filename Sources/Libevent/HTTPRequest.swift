@@ -61,8 +61,9 @@ public final class HTTPRequest {
 
     private var state: State
     private let connection: HTTPConnection
-    private unowned let server: HTTPServer
-    /// Kept apart from `server`: the last release may come after the server is gone.
+    /// For thread checks; strong, since an abort observer may call `respond` while the server is
+    /// being freed (its connections close from inside `evhttp_free`).
+    private let base: EventBase
     private let counters: LibeventCounters
     /// Who to tell if the client goes away; held unowned (the observer owns the request).
     private unowned(unsafe) var abortObserver: (any AbortObserver)?
@@ -86,7 +87,7 @@ public final class HTTPRequest {
     init(raw: UnsafeMutablePointer<evhttp_request>, connection: HTTPConnection, server: HTTPServer) {
         self.state = .pending(request: raw)
         self.connection = connection
-        self.server = server
+        self.base = server.base
         self.counters = server.base.counters
         self.method = HTTPMethod(evhttp_request_get_command(raw))
         self.uri = evhttp_request_get_uri(raw).map { String(cString: $0) } ?? ""
@@ -160,7 +161,7 @@ public final class HTTPRequest {
     /// - Returns: `false` if the request was already answered or its client had gone.
     @discardableResult
     public func respond(status: Int, reason: String? = nil, headers: [(String, String)] = [], body: String = "") -> Bool {
-        server.base.thread.preconditionOnThread()
+        base.thread.preconditionOnThread()
         guard case .pending(let request) = state else { return false }
         state = .responded
         isWatched = false
@@ -192,7 +193,7 @@ public final class HTTPRequest {
     /// goes away (or the server frees the connection) before ``respond(status:reason:headers:body:)``.
     /// The observer is held unowned: it must own this request. Call it at most once, while pending.
     public func watchForAbort(observer: any AbortObserver) throws(LibeventError) {
-        server.base.thread.preconditionOnThread()
+        base.thread.preconditionOnThread()
         guard case .pending = state, !isWatched else {
             preconditionFailure("watchForAbort called on a request that is not pending or is already watched")
         }

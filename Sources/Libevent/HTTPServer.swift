@@ -112,6 +112,9 @@ public final class HTTPServer {
     }
 
     deinit {
+        // Freeing evhttp runs every connection's close callback, which would report back to this
+        // object while it is being destroyed.
+        for connection in connections.values { connection.detachFromServer() }
         close()
     }
 
@@ -263,6 +266,7 @@ public final class HTTPServer {
         LoopRegistry.current.servers[UnsafeMutableRawPointer(raw)] = nil
         evhttp_free(raw)
         adoptEvent = nil
+        for bufferevent in newBufferevents { bufferevent_decref(bufferevent) }
         newBufferevents = []
     }
 
@@ -272,6 +276,14 @@ public final class HTTPServer {
     fileprivate func makeBufferevent() -> OpaquePointer? {
         let bufferevent = bufferevent_socket_new(base.raw, -1, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue))
         if let bufferevent {
+            // evhttp reads on while it writes a reply (evhttp_write_buffer), with no limit: a
+            // client that pipelines without reading would fill our memory. Stop reading past
+            // what one request plus the pipelining allowance can need.
+            let most = options.maxHeaderBytes + options.maxBodyBytes + options.pipelineLimit
+            bufferevent_setwatermark(bufferevent, Int16(EV_READ), 0, most)
+            // Held until adopted: evhttp frees the bufferevent itself if setting up the
+            // connection fails, and adoption must then find it emptied, not freed.
+            bufferevent_incref(bufferevent)
             newBufferevents.append(bufferevent)
             adoptEvent?.activate()
         }
@@ -284,7 +296,9 @@ public final class HTTPServer {
         let pending = newBufferevents
         newBufferevents = []
         for bufferevent in pending {
-            // evhttp_start_read_ made the connection the bufferevent's callback argument.
+            defer { bufferevent_decref(bufferevent) }  // balances makeBufferevent's incref
+            // evhttp_start_read_ made the connection the bufferevent's callback argument; a
+            // bufferevent evhttp already freed has its callbacks cleared.
             var arg: UnsafeMutableRawPointer?
             bufferevent_getcb(bufferevent, nil, nil, nil, &arg)
             guard let arg else { continue }
