@@ -51,6 +51,50 @@ struct ResourceTests {
         #expect(Double(errorLines.count) <= span + 2, "\(errorLines.count) accept-error lines in \(span) s: not rate-limited")
     }
 
+    @Test("a client that pipelines without reading cannot grow greetd's memory past a bound")
+    func pipelineFloodIsBounded() throws {
+        let greetd = try GreetdProcess(["--host", "127.0.0.1", "--port", "0", "--workers", "1", "--log-level", "info", "--tick", "10s"])
+        let port = try greetd.listeningPort()
+        let before = try residentBytes(port)
+        // Pipelined requests, sent as fast as the server takes them, never reading a reply: the
+        // replies back up, and evhttp goes on reading while it writes them.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(fd)
+            throw CLIFailure("connect: \(String(cString: strerror(errno)))")
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        let chunk = Array(String(repeating: "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", count: 1000).utf8)
+        var sent = 0
+        let deadline = Date().addingTimeInterval(3)
+        while Date() < deadline && sent < 64 << 20 {
+            let n = chunk.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n > 0 { sent += n } else { Thread.sleep(forTimeInterval: 0.005) }
+        }
+        Thread.sleep(forTimeInterval: 0.3)
+        let after = try residentBytes(port)
+        // One connection may hold a request's worth plus the pipelining allowance (about 1.1 MiB
+        // with the defaults) and the replies waiting to be written; never what the client sent.
+        #expect(after - before < 16 << 20, "sent \(sent >> 20) MiB; greetd grew \((after - before) >> 20) MiB")
+        close(fd)  // a client that never reads would keep the drain waiting for its replies
+        greetd.signal(SIGTERM)
+        #expect(try greetd.waitForExit() == 0)
+    }
+
+    private func residentBytes(_ port: UInt16) throws -> Int {
+        let text = try rawExchange(port: port, "GET /metrics HTTP/1.0\r\n\r\n")
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("process_resident_memory_bytes ") }),
+              let value = Double(line.split(separator: " ")[1]) else { throw CLIFailure("no RSS in /metrics") }
+        return Int(value)
+    }
+
     private func cpuTicks(of pid: Int32) throws -> Int {
         let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
         let fields = stat[stat.range(of: ")")!.upperBound...].split(separator: " ")
