@@ -64,7 +64,9 @@ valgrind_storm() {
     mkdir -p .build-valgrind
     cp .build/release/greetd .build-valgrind/greetd
     strip --strip-debug .build-valgrind/greetd
-    local port=$((20000 + RANDOM % 20000))
+    # A port free right now (the kernel picks it); greetd binds it a moment later.
+    local port
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     valgrind --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \
         --suppressions=scripts/valgrind.supp --error-exitcode=99 --log-file=.build-valgrind/memcheck.log \
         .build-valgrind/greetd --host 127.0.0.1 --port "$port" --workers 2 --log-level warning --tick 100ms &
