@@ -109,9 +109,9 @@ struct AbortWindow: Sendable, CustomStringConvertible {
     }
 
     /// A time drawn uniformly from the window.
-    func random() -> Duration {
+    func random(using generator: inout some RandomNumberGenerator) -> Duration {
         let low = lower.nanoseconds, high = upper.nanoseconds
-        return .nanoseconds(low == high ? low : Int64.random(in: low...high))
+        return .nanoseconds(low == high ? low : Int64.random(in: low...high, using: &generator))
     }
 
     var description: String { lower == upper ? formatDuration(lower) : "\(formatDuration(lower))-\(formatDuration(upper))" }

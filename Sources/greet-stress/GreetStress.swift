@@ -95,6 +95,9 @@ struct GreetStress: ParsableCommand {
     @Flag(help: "Skip the /metrics checks (for servers without them, such as a Go reference server).")
     var noVerify = false
 
+    @Option(help: "Seed for the random abort times and styles; the summary prints the one used, so a run can be repeated. (default: a random seed)")
+    var seed: UInt64?
+
     /// Usage errors ArgumentParser cannot see by type (exit 64).
     func validate() throws {
         guard port > 0 else { throw ValidationError("--port must be between 1 and 65535") }
@@ -119,7 +122,7 @@ struct GreetStress: ParsableCommand {
         StressPlan(host: host, port: port, connections: connections, requests: requests, rate: rate,
                    abortWindow: abortAfter, abortStyle: abortStyle, completeFraction: completeFraction,
                    path: path, duration: duration, settle: settle, json: json, metricsPath: metricsPath,
-                   verify: !noVerify)
+                   verify: !noVerify, seed: seed ?? UInt64.random(in: 0...UInt64.max))
     }
 
     /// Raises the open-files limit, runs the load, prints the summary (table or JSON).

@@ -95,7 +95,7 @@ struct StressReport: Sendable {
         var lines: [String] = []
         let styles = ClientAbort.allCases.compactMap { style in tally.abortedByStyle[style].map { "\(style.rawValue) \($0)" } }
         lines.append("greet-stress: \(plan.requests) requests to \(target)\(plan.path), \(plan.connections) connections, "
-            + "abort after \(plan.abortWindow), style \(plan.abortStyle.rawValue), complete fraction \(plan.completeFraction)")
+            + "abort after \(plan.abortWindow), style \(plan.abortStyle.rawValue), complete fraction \(plan.completeFraction), seed \(plan.seed)")
         var counts: [(String, String)] = [
             ("requests", "\(plan.requests)"),
             ("opened", "\(tally.opened)"),
@@ -141,6 +141,7 @@ struct StressReport: Sendable {
         let styles = Dictionary(uniqueKeysWithValues: tally.abortedByStyle.map { ($0.key.rawValue, $0.value) })
         let fields: [(String, String)] = [
             ("requests", "\(plan.requests)"),
+            ("seed", "\(plan.seed)"),
             ("opened", "\(tally.opened)"),
             ("aborted", "\(tally.aborted)"),
             ("completed", "\(tally.completed)"),

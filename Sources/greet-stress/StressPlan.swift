@@ -5,12 +5,12 @@ enum AbortStyleChoice: String, CaseIterable, Sendable {
     case fin, rst, half, mix
 
     /// The style for one request.
-    func pick() -> ClientAbort {
+    func pick(using generator: inout some RandomNumberGenerator) -> ClientAbort {
         switch self {
         case .fin: return .fin
         case .rst: return .rst
         case .half: return .half
-        case .mix: return ClientAbort.allCases.randomElement()!
+        case .mix: return ClientAbort.allCases.randomElement(using: &generator)!
         }
     }
 }
@@ -40,6 +40,9 @@ struct StressPlan: Sendable {
     var json = false
     var metricsPath = "/metrics"
     var verify = true
+    /// Seeds every random choice (abort time and style per request): the same seed gives the
+    /// same plan, whatever the timing.
+    var seed: UInt64 = 0
 
     /// How long a connect may take before it counts as `ETIMEDOUT`.
     var connectTimeout: Duration { min(.seconds(5), duration) }
@@ -55,7 +58,8 @@ struct StressPlan: Sendable {
     /// exactly `floor(requests × completeFraction)` of them complete.
     func intent(for number: Int) -> RequestIntent {
         if Int(Double(number + 1) * completeFraction) > Int(Double(number) * completeFraction) { return .complete }
-        return .abort(abortStyle.pick(), after: abortWindow.random())
+        var generator = SplitMix64(seed: seed &+ UInt64(number) &* 0x9E37_79B9_7F4A_7C15)
+        return .abort(abortStyle.pick(using: &generator), after: abortWindow.random(using: &generator))
     }
 
     /// The request bytes for request `number` (0-based; its id is `stress-<number + 1>`).
@@ -66,5 +70,21 @@ struct StressPlan: Sendable {
     /// The `/metrics` request: HTTP/1.0, so that the server closes after the answer.
     var metricsRequestBytes: [UInt8] {
         Array("GET \(metricsPath) HTTP/1.0\r\nHost: \(hostHeader)\r\n\r\n".utf8)
+    }
+}
+
+/// SplitMix64 (Steele, Lea and Flood): a small, fast, seedable generator, good enough to spread
+/// abort times; not for anything secret.
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

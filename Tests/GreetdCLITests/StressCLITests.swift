@@ -51,6 +51,23 @@ struct StressCLITests {
         #expect(try greetd.waitForExit() == 0)
     }
 
+    @Test("--seed makes the plan repeatable: the same seed aborts the same ways, and the summary names it")
+    func seededRunsRepeat() throws {
+        let (greetd, port) = try Self.startGreetd()
+        func stylesOfRun() throws -> String {
+            let run = try StressRun(["--port", "\(port)", "--requests", "120", "--connections", "60", "--seed", "42",
+                                     "--abort-after", "20ms-120ms", "--path", "/?delay=2s", "--duration", "20s", "--json"])
+            #expect(run.status == 0, "stdout:\n\(run.stdout)\nstderr:\n\(run.stderr)")
+            #expect(run.stdout.contains("\"seed\":42"), "\(run.stdout)")
+            let styles = run.stdout.range(of: #""aborted_by_style":\{[^}]*\}"#, options: .regularExpression)
+            return try #require(styles.map { String(run.stdout[$0]) }, "\(run.stdout)")
+        }
+        let first = try stylesOfRun()
+        #expect(try stylesOfRun() == first)
+        greetd.signal(SIGTERM)
+        #expect(try greetd.waitForExit() == 0)
+    }
+
     @Test("a bad --abort-style is a usage error: exit 64")
     func usageError() throws {
         let run = try StressRun(["--abort-style", "bogus"])
