@@ -73,12 +73,7 @@ struct CLITests {
         try greetd.waitForLine(containing: "[request_id=1] Handled greeting request")
 
         // Ctrl+C on curl: the client closes mid-greeting.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let fd = try #require(connectLoopback(port: port))
         _ = "GET /?delay=10s HTTP/1.1\r\nHost: x\r\n\r\n".withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
         try greetd.waitForLine(containing: "[request_id=2] Greetings are hard. Thinking...")
         close(fd)

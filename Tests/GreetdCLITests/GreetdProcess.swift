@@ -191,3 +191,30 @@ struct HTTPReply {
     /// The body length the headers announce, if any.
     var contentLength: Int? { header("Content-Length").flatMap { Int($0) } }
 }
+
+/// `127.0.0.1:port` as a `sockaddr_in`.
+func loopbackAddress(port: UInt16) -> sockaddr_in {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+    return address
+}
+
+/// A blocking TCP socket connected to `127.0.0.1:port`, or `nil` (with `errno` set) if the
+/// connection failed. The caller closes it.
+func connectLoopback(port: UInt16) -> Int32? {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return nil }
+    var address = loopbackAddress(port: port)
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else {
+        let code = errno
+        close(fd)
+        errno = code
+        return nil
+    }
+    return fd
+}

@@ -230,13 +230,6 @@ private enum StreamEnd: Equatable, CustomStringConvertible {
     }
 }
 
-private func loopback(port: UInt16) -> sockaddr_in {
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = port.bigEndian
-    inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
-    return address
-}
 
 private func setTimeouts(_ fd: Int32, _ seconds: TimeInterval) {
     var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1_000_000))
@@ -250,7 +243,7 @@ private func connectError(port: UInt16) -> Int32 {
     guard fd >= 0 else { return errno }
     defer { close(fd) }
     setTimeouts(fd, ServiceCLITests.wait)
-    var address = loopback(port: port)
+    var address = loopbackAddress(port: port)
     let result = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
@@ -267,7 +260,7 @@ private final class Client {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw CLIFailure("socket: \(String(cString: strerror(errno)))") }
         setTimeouts(fd, ServiceCLITests.wait)
-        var address = loopback(port: port)
+        var address = loopbackAddress(port: port)
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
