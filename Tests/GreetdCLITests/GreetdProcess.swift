@@ -218,3 +218,14 @@ func connectLoopback(port: UInt16) -> Int32? {
     }
     return fd
 }
+
+/// Sends all of `text` on a blocking socket.
+func sendAll(_ fd: Int32, _ text: String) throws {
+    let bytes = Array(text.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard n > 0 else { throw CLIFailure("send: \(String(cString: strerror(errno)))") }
+        offset += n
+    }
+}

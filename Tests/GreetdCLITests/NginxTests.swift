@@ -686,13 +686,7 @@ private final class NginxClient {
     }
 
     func write(_ text: String) throws {
-        let bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard n > 0 else { throw CLIFailure("send: \(String(cString: strerror(errno)))") }
-            offset += n
-        }
+        try sendAll(fd, text)
     }
 
     /// Reads until the server closes the connection (the request said `Connection: close`).
