@@ -24,14 +24,21 @@ let package = Package(
             providers: [.apt(["libevent-dev"]), .brew(["libevent"])]
         ),
         // The thin, safe Swift layer over event_base, event, evhttp and connections.
-        .target(name: "Libevent", dependencies: ["CLibevent"]),
+        // The one funnel for OS calls: platform spellings, EINTR retry, typed errno. No dependencies.
+        .target(name: "GreetdSystem"),
+        // Pure rules shared by everything, fuzzers included: Go durations, log-line format,
+        // client-facing fields, query rules, metric names. No dependencies.
+        .target(name: "GreetdRules"),
+        .target(name: "Libevent", dependencies: ["CLibevent", "GreetdSystem"]),
+        // The client side: aborting sockets and the HTTP response parser (greet-stress, tests).
+        .target(name: "GreetdClient", dependencies: ["Libevent", "GreetdSystem", "GreetdRules"]),
         // Go-style request contexts (cancellation, errors with Go's text).
         .target(name: "GoContext"),
         // The greeting server: routing, the greeting's timers, logging, durations.
         .target(
             name: "GreetdCore",
             dependencies: [
-                "Libevent", "GoContext",
+                "Libevent", "GoContext", "GreetdSystem", "GreetdRules",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -49,18 +56,23 @@ let package = Package(
         .executableTarget(
             name: "greet-stress",
             dependencies: [
-                "Libevent",
+                "Libevent", "GreetdClient", "GreetdRules", "GreetdSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "LibeventTests", dependencies: ["Libevent"]),
+        // Shared by the test targets: loopback helpers and the one response parser.
+        .target(name: "TestSupport", dependencies: ["GreetdClient", "GreetdSystem", "Libevent"], path: "Tests/TestSupport"),
+        .testTarget(name: "GreetdSystemTests", dependencies: ["GreetdSystem"]),
+        .testTarget(name: "GreetdRulesTests", dependencies: ["GreetdRules"]),
+        .testTarget(name: "LibeventTests", dependencies: ["Libevent", "GreetdSystem", "TestSupport"]),
+        .testTarget(name: "GreetdClientTests", dependencies: ["GreetdClient", "Libevent", "TestSupport"]),
         .testTarget(name: "GoContextTests", dependencies: ["GoContext"]),
         .testTarget(
             name: "GreetdCoreTests",
-            dependencies: ["GreetdCore", "Libevent", "GoContext", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["GreetdCore", "Libevent", "GoContext", "GreetdRules", "GreetdClient", "TestSupport", .product(name: "Logging", package: "swift-log")]
         ),
         // Runs the built `greetd` binary as a user would.
-        .testTarget(name: "GreetdCLITests", dependencies: ["greetd", "greet-stress"]),
+        .testTarget(name: "GreetdCLITests", dependencies: ["greetd", "greet-stress", "GreetdRules", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

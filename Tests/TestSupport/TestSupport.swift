@@ -1,0 +1,2 @@
+// TestSupport: the one set of loopback helpers and the one response parser every test target
+// shares.
