@@ -4,21 +4,6 @@ import GreetdCore
 import Libevent
 import Logging
 
-/// Log levels as `--log-level` spells them.
-enum LogLevelOption: String, ExpressibleByArgument, CaseIterable {
-    case trace, debug, info, notice, warning, error, critical
-
-    var level: Logger.Level { Logger.Level(rawValue: rawValue)! }
-}
-
-func parseDuration(_ text: String) throws -> GoDuration {
-    do {
-        return try GoDuration(parsing: text)
-    } catch {
-        throw ValidationError("\(error)")
-    }
-}
-
 @main
 struct Greetd: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -35,6 +20,11 @@ struct Greetd: ParsableCommand {
             syntax: 0, 250ms, 1.5s, 2m, 1h30m. GET /healthz answers 200 while serving and 503 \
             while draining; GET /metrics is Prometheus text.
 
+            A zero timeout means opposite things in the two places, as in Go: --timeout 0 (the \
+            default) means no deadline, while ?timeout=0 is a deadline that has already passed \
+            (Go's context.WithTimeout(ctx, 0)): that greeting ends at once with 503 and \
+            "context deadline exceeded".
+
             SIGTERM or SIGINT: stop accepting, let greetings finish for --shutdown-timeout, \
             then cancel the rest (503, "context canceled (cause: server shutting down)"); a \
             second signal cancels at once. Under systemd (Type=notify), READY=1 and STOPPING=1 \
@@ -42,53 +32,62 @@ struct Greetd: ParsableCommand {
 
             Logs go to standard error, one line per event, unbuffered, each with its request id. \
             The event backend is libevent's choice; EVENT_NOEPOLL=1 EVENT_NOPOLL=1 force select.
-            """
+
+            Exit status: 0 after a clean shutdown (SIGTERM or SIGINT); 1 on a runtime error, such \
+            as a port in use or a host that does not resolve; 64 on a usage error (a bad flag or \
+            value; the message names it).
+            """,
+        version: greetdVersion
     )
 
-    @Option(help: "Host to listen on. 'localhost' listens on every loopback address it resolves to (127.0.0.1 and ::1).")
+    @Option(help: "Host to listen on. 'localhost' listens on every loopback address it resolves to (127.0.0.1 and ::1); every interface must be asked for: 0.0.0.0 or ::.")
     var host = "localhost"
 
-    @Option(help: "TCP port to listen on (0 picks a free one).")
-    var port: UInt16 = 8080
+    @Option(parsing: .unconditional, help: "TCP port to listen on, 0 to 65535 (0 picks a free one). (default: 8080)", transform: parseInteger)
+    var port: Int = 8080
 
-    @Option(help: "How long a greeting thinks before it answers. (default: 5s)", transform: parseDuration)
+    @Option(parsing: .unconditional, help: "How long a greeting thinks before it answers. (default: 5s)", transform: parseDuration)
     var delay: GoDuration = .seconds(5)
 
-    @Option(help: "How often a thinking greeting logs 'Greetings are hard. Thinking...'. (default: 1s)", transform: parseDuration)
+    @Option(parsing: .unconditional, help: "How often a thinking greeting logs 'Greetings are hard. Thinking...'. (default: 1s)", transform: parseDuration)
     var tick: GoDuration = .seconds(1)
 
-    @Option(help: "The largest ?delay= a client may ask for; larger values are capped to it. (default: 1m0s)", transform: parseDuration)
+    @Option(parsing: .unconditional, help: "The largest ?delay= a client may ask for; larger values are capped to it. (default: 1m0s)", transform: parseDuration)
     var maxDelay: GoDuration = .seconds(60)
 
-    @Option(help: "Deadline for every greeting: past it, 503 and 'context deadline exceeded'. 0 means none. (default: 0)", transform: parseDuration)
+    @Option(parsing: .unconditional, help: "Deadline for every greeting: past it, 503 and 'context deadline exceeded'. 0 means no deadline (unlike ?timeout=0, which expires at once). (default: 0)", transform: parseDuration)
     var timeout: GoDuration = .zero
 
-    @Option(help: "On SIGTERM/SIGINT, how long greetings in flight may finish before they are cancelled. (default: 10s)", transform: parseDuration)
+    @Option(parsing: .unconditional, help: "On SIGTERM/SIGINT, how long greetings in flight may finish before they are cancelled. (default: 10s)", transform: parseDuration)
     var shutdownTimeout: GoDuration = .seconds(10)
 
-    @Option(help: "Event loops (threads) sharing the port through SO_REUSEPORT. (default: the number of cores)")
-    var workers: Int = GreetdConfiguration.coreCount
+    @Option(parsing: .unconditional, help: "Event loops (threads) sharing the port through SO_REUSEPORT, 1 to 256. (default: the number of cores)", transform: parseInteger)
+    var workers: Int?
 
-    @Option(help: "Most open client connections per worker; past it, new ones get 503 and are closed.")
+    @Option(parsing: .unconditional, help: "Most open client connections per worker; past it, new ones get 503 and are closed. (default: 10000)", transform: parseInteger)
     var maxConnections: Int = 10_000
 
-    @Option(help: "Time a new connection has to send a whole request; slower clients (slowloris) are dropped. 0 means none. (default: 10s)", transform: parseDuration)
+    @Option(parsing: .unconditional, help: "Time a new connection has to send a whole request; slower clients (slowloris) are dropped. 0 means none. (default: 10s)", transform: parseDuration)
     var headerTimeout: GoDuration = .seconds(10)
 
-    @Option(help: "Time a keep-alive connection may idle and then send its next request; also the limit on a stalled read or write. 0 means none. (default: 1m0s)", transform: parseDuration)
+    @Option(parsing: .unconditional, help: "Time a keep-alive connection may idle and then send its next request; also the limit on a stalled read or write. 0 means none. (default: 1m0s)", transform: parseDuration)
     var idleTimeout: GoDuration = .seconds(60)
 
-    @Option(help: "Largest request line plus headers, in bytes; larger requests are refused (400) and closed.")
+    @Option(parsing: .unconditional, help: "Largest request line plus headers, in bytes, at least 256; larger requests are refused (400) and closed. (default: 65536)", transform: parseInteger)
     var maxHeaderBytes: Int = 64 * 1024
 
-    @Option(help: "Largest request body, in bytes; larger bodies get 413.")
+    @Option(parsing: .unconditional, help: "Largest request body, in bytes; larger bodies get 413. (default: 1048576)", transform: parseInteger)
     var maxBodyBytes: Int = 1024 * 1024
 
-    @Option(help: "Bytes a client may pipeline behind a pending request before it is dropped.")
+    @Option(parsing: .unconditional, help: "Bytes a client may pipeline behind a pending request before it is dropped. (default: 65536)", transform: parseInteger)
     var pipelineLimit: Int = 64 * 1024
 
-    @Option(help: "Least severe level to log. 'notice' hides the per-request lines but keeps context errors; 'warning' keeps problems only.")
+    @Option(help: "Least severe level to log. 'notice' keeps lifecycle lines (listening, ready, draining, stopped) and context errors but not the per-request lines; 'warning' keeps problems only.")
     var logLevel: LogLevelOption = .info
+
+    func validate() throws {
+        try validateCommandLine(host: host, port: port, headerTimeout: headerTimeout, idleTimeout: idleTimeout)
+    }
 
     func run() throws {
         let level = logLevel.level
@@ -97,13 +96,13 @@ struct Greetd: ParsableCommand {
 
         var configuration = GreetdConfiguration()
         configuration.host = host
-        configuration.port = port
+        configuration.port = UInt16(port)
         configuration.delay = delay
         configuration.tick = tick
         configuration.maxDelay = maxDelay
         configuration.timeout = timeout.nanoseconds == 0 ? nil : timeout
         configuration.shutdownTimeout = shutdownTimeout
-        configuration.workers = workers
+        configuration.workers = workers ?? GreetdConfiguration.coreCount
         configuration.http.maxConnections = maxConnections
         configuration.http.headerTimeout = headerTimeout.nanoseconds == 0 ? nil : headerTimeout.duration
         configuration.http.idleTimeout = idleTimeout.nanoseconds == 0 ? nil : idleTimeout.duration

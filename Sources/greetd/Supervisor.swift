@@ -58,15 +58,28 @@ struct Supervisor {
         })
         // Say we are up only once the signal handlers are in place: a supervisor that reacts to
         // READY=1 (or a test that reacts to the log line) with SIGTERM must not kill us outright.
-        logger.info("Event backend: \(base.method)", metadata: ["early_close": "\(base.supportsEarlyClose)", "workers": "\(configuration.workers)"])
+        // Lifecycle lines: at notice, so that `--log-level notice` (the unit's and the
+        // container examples' level) still says where greetd listens and that it is ready.
+        logger.notice("Event backend: \(describeBackend(base.method, reportsHangUp: base.supportsEarlyClose))",
+                      metadata: ["workers": "\(configuration.workers)"])
         for address in service.addresses {
-            logger.info("Server listening on http://\(address)")
+            logger.notice("Server listening on http://\(address)")
         }
         notifier?.send("READY=1\nSTATUS=Listening on \(service.addresses.map(\.description).joined(separator: " "))\nMAINPID=\(getpid())")
+        logger.notice("Ready: \(configuration.workers) \(configuration.workers == 1 ? "worker" : "workers") serving\(notifier == nil ? "" : " (READY=1 sent to systemd)")")
 
         if !service.isStopped { try base.run() }
         events.removeAll()
         service.waitUntilStopped()
         logger.notice("Stopped")
     }
+}
+
+/// The `Event backend:` line's text: the backend libevent chose and, in words, how a client's
+/// hang-up reaches greetd with it.
+func describeBackend(_ method: String, reportsHangUp: Bool) -> String {
+    if reportsHangUp {
+        return "\(method), which tells greetd at once when a client hangs up (EV_FEATURE_EARLY_CLOSE)"
+    }
+    return "\(method), which has no hang-up notice of its own (no EV_FEATURE_EARLY_CLOSE): greetd spots a hang-up by reading the socket instead"
 }
