@@ -5,7 +5,7 @@
 #   scripts/sanitizers.sh asan       # the whole test suite under AddressSanitizer
 #   scripts/sanitizers.sh tsan       # the whole test suite under ThreadSanitizer (workers, wakeups)
 #   scripts/sanitizers.sh valgrind   # memcheck of a release greetd through a 1,000-request abort storm
-#   scripts/sanitizers.sh all
+#   scripts/sanitizers.sh all        # all three; with no argument, this text
 #
 # Exit status is non-zero if any run finds a problem in greetd's own code.
 set -euo pipefail
@@ -28,7 +28,7 @@ asan() {
         grep -a -A30 "ERROR: AddressSanitizer" "$log" | head -60
         echo "AddressSanitizer found a memory error (full log: $log)"; return 1
     fi
-    if grep -aE '#[0-9]+ .* in \$s(8Libevent|10GreetdCore|9GoContext|6greetd)' "$log" | grep -aq .; then
+    if grep -aE '#[0-9]+ .* in \$s(8Libevent|10GreetdCore|9GoContext|6greetd|12GreetdSystem|11GreetdRules|12GreetdClient)' "$log" | grep -aq .; then
         echo "LeakSanitizer found leaks through greetd's modules (full log: $log)"; return 1
     fi
     if ! grep -aq "Test run with .* passed" "$log"; then
@@ -89,11 +89,14 @@ valgrind_storm() {
     echo "valgrind: 0 errors, 0 bytes definitely lost"
 }
 
-case "${1:-all}" in
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+
+case "${1:-}" in
+    "") usage; echo; echo "Name a run: asan, tsan, valgrind or all (each is slow)."; exit 64 ;;
     asan) asan ;;
     tsan) tsan ;;
     valgrind) valgrind_storm ;;
     all) asan; tsan; valgrind_storm ;;
-    -h|--help) sed -n '2,10p' "$0" ;;
+    -h|--help) usage ;;
     *) echo "unknown run: $1 (asan, tsan, valgrind, all)"; exit 64 ;;
 esac
