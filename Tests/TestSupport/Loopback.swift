@@ -75,6 +75,19 @@ public func connectLoopback(port: UInt16, host: String = "127.0.0.1", timeout: D
     return fd
 }
 
+/// Tries to connect to `host`:`port`: 0 if it connected (the connection is closed again at
+/// once), else the errno (`ECONNREFUSED` when nothing listens).
+public func connectErrno(port: UInt16, host: String = "127.0.0.1", timeout: Duration = .seconds(10)) -> Int32 {
+    do {
+        close(try connectLoopback(port: port, host: host, timeout: timeout))
+        return 0
+    } catch LibeventError.callFailed(_, let code) {
+        return code ?? -1
+    } catch {
+        return -1
+    }
+}
+
 /// Sets `SO_RCVTIMEO` and `SO_SNDTIMEO` (which also bounds a blocking `connect`) on `fd`.
 public func setTimeouts(_ fd: Int32, _ timeout: Duration) {
     let (seconds, attoseconds) = timeout.components
