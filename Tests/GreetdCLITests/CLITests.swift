@@ -62,8 +62,10 @@ struct CLITests {
     @Test("the seed's walk-through: greet, abort, see the context error; under epoll and select",
           arguments: [[:], ["EVENT_NOEPOLL": "1", "EVENT_NOPOLL": "1"]])
     func walkThrough(environment: [String: String]) throws {
+        // The epoll case must not inherit the select setting when the whole suite runs under it.
         let greetd = try GreetdProcess(["--host", "127.0.0.1", "--port", "0", "--delay", "100ms", "--tick", "20ms"],
-                                       environment: environment)
+                                       environment: environment,
+                                       unsetting: environment.isEmpty ? ["EVENT_NOEPOLL", "EVENT_NOPOLL"] : [])
         let port = try greetd.listeningPort()
         let backend = environment.isEmpty ? "epoll" : "select"
         try greetd.waitForLine(containing: "Event backend: \(backend)")

@@ -32,13 +32,16 @@ final class GreetdProcess: Sendable {
     private let stdout = Mutex<String>("")
     private let readers = DispatchGroup()
 
-    /// Runs greetd (or `executable`, e.g. a wrapper such as `prlimit` that runs greetd itself).
-    init(_ arguments: [String], environment: [String: String] = [:], executable: URL? = nil) throws {
+    /// Runs greetd (or `executable`, e.g. a wrapper such as `prlimit` that runs greetd itself)
+    /// with this process's environment, `environment` added, and the variables in `unsetting` removed.
+    init(_ arguments: [String], environment: [String: String] = [:], unsetting: [String] = [],
+         executable: URL? = nil) throws {
         process = Process()
         process.executableURL = executable ?? Self.binary
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         for (key, value) in environment { env[key] = value }
+        for key in unsetting { env[key] = nil }
         process.environment = env
         let errPipe = Pipe()
         let outPipe = Pipe()
