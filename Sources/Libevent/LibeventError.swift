@@ -55,7 +55,7 @@ public func errnoName(_ code: Int32) -> String {
 
 /// Turns a C `int` result into a thrown error when it is negative, reading `errno` at once.
 @inline(__always)
-func check(_ result: Int32, _ function: StaticString) throws(LibeventError) {
+public func check(_ result: Int32, _ function: StaticString) throws(LibeventError) {
     if result < 0 {
         let code = errno
         throw .callFailed(function: "\(function)", errno: code == 0 ? nil : code)

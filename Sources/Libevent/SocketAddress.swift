@@ -61,14 +61,14 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
     public var description: String { isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
     /// Calls `body` with the address as a `sockaddr` pointer and its length.
-    func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+    public func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
         withUnsafeBytes(of: storage) { bytes in
             body(bytes.baseAddress!.assumingMemoryBound(to: sockaddr.self), length)
         }
     }
 
     /// The local address of a bound socket (`getsockname`).
-    static func local(of fd: Int32) throws(LibeventError) -> SocketAddress {
+    public static func local(of fd: Int32) throws(LibeventError) -> SocketAddress {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let result = withUnsafeMutablePointer(to: &storage) {

@@ -1,3 +1,4 @@
+import GreetdClient
 import Libevent
 
 /// The numbers greet-stress reads from greetd's `/metrics`.

@@ -1,3 +1,4 @@
+import GreetdClient
 import Libevent
 
 /// The client's counts for one run.

@@ -1,3 +1,4 @@
+import GreetdClient
 import Libevent
 
 /// `--abort-style`: one way for every aborting request, or a random one per request.

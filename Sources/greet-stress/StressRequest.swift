@@ -1,3 +1,4 @@
+import GreetdClient
 import Libevent
 
 /// How one request ended, as the summary counts it.

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// greetd as deploy/nginx.conf runs it: two instances behind nginx on loopback.
@@ -19,8 +20,8 @@ struct NginxTests {
         let fixture = try NginxFixture()
         defer { fixture.stop() }
 
-        let client = try NginxClient(port: fixture.port)
-        try client.write("GET /?delay=10s HTTP/1.1\r\nHost: greetd.test\r\n\r\n")
+        let client = try nginxClient(port: fixture.port)
+        try client.send("GET /?delay=10s HTTP/1.1\r\nHost: greetd.test\r\n\r\n")
         let (instance, handling) = try fixture.waitForGreetdLine(containing: "Handling greeting request")
         // nginx's $request_id, which greetd took as its label for the request.
         let id = try #require(requestLabel(in: handling.text), "no request id in: \(handling.text)")
@@ -45,8 +46,13 @@ struct NginxTests {
         #expect(nginxAccess.hasPrefix("status=499 "), "\(nginxAccess)")
         #expect(fixture.nginx.errorLog.contains("client prematurely closed connection"), "\(fixture.nginx.errorLog)")
 
-        // The thinking stopped, and the other instance never saw the request.
-        Thread.sleep(forTimeInterval: 0.15)
+        // The thinking stopped: a greeting of three ticks, straight to the same instance, runs
+        // after the cancel; had the aborted one kept ticking, its lines would come with those
+        // ticks. greetd's own timers set the window, not the test's clock.
+        let witness = try HTTPReply(parsing: rawExchange(port: try instance.listeningPort(), "GET /?delay=150ms HTTP/1.0\r\n\r\n"))
+        let witnessID = try #require(witness.header("X-Request-Id"), "\(witness)")
+        try instance.waitForLine(containing: "[request_id=\(witnessID)] Handled greeting request", timeout: Self.wait)
+        // And the other instance never saw the request.
         let after = instance.stderrLines.drop { $0.text != canceled.text }
         #expect(!after.contains { $0.text.contains("[request_id=\(id)] Greetings are hard") }, "tick after the context error")
         let other = fixture.greetds.first { $0 !== instance }
@@ -64,8 +70,8 @@ struct NginxTests {
         var inFlightAtSignal = ""
         for index in 1...requests {
             let before = fixture.greetds.map { $0.lines(containing: "Handling greeting request").count }
-            let client = try NginxClient(port: fixture.port)
-            try client.write("GET /?delay=50ms HTTP/1.1\r\nHost: greetd.test\r\nConnection: close\r\n\r\n")
+            let client = try nginxClient(port: fixture.port)
+            try client.send("GET /?delay=50ms HTTP/1.1\r\nHost: greetd.test\r\nConnection: close\r\n\r\n")
             if index == signalAt {
                 // SIGTERM to the instance thinking about this very request: it must still finish it.
                 let busy = try fixture.waitForGreetd(where: { slot, greetd in
@@ -77,7 +83,7 @@ struct NginxTests {
                 let handling = busy.lines(containing: "Handling greeting request")[before[slot]]
                 inFlightAtSignal = try #require(requestLabel(in: handling.text), "\(handling.text)")
             }
-            let reply = try client.readReply()
+            let reply = try client.readResponse()
             #expect(reply.status == 200, "request \(index): \(reply.raw)")
             #expect(reply.body == "Hello Gopher!\n", "request \(index): \(reply.raw)")
         }
@@ -104,7 +110,7 @@ struct NginxTests {
         for line in retried { print("  \(line)") }
 
         // With one instance gone, the pool is still healthy.
-        let health = try NginxClient.exchange(port: fixture.port, "GET /healthz HTTP/1.1\r\nHost: greetd.test\r\nConnection: close\r\n\r\n")
+        let health = try nginxExchange(port: fixture.port, "GET /healthz HTTP/1.1\r\nHost: greetd.test\r\nConnection: close\r\n\r\n")
         #expect(health.status == 200, "\(health.raw)")
     }
 
@@ -114,14 +120,14 @@ struct NginxTests {
         defer { fixture.stop() }
 
         // Longer than the drained instance's --shutdown-timeout (2s).
-        let client = try NginxClient(port: fixture.port, timeout: 10)
+        let client = try nginxClient(port: fixture.port, timeout: 10)
         let sent = Date()
-        try client.write("GET /?delay=2200ms HTTP/1.1\r\nHost: greetd.test\r\nConnection: close\r\n\r\n")
+        try client.send("GET /?delay=2200ms HTTP/1.1\r\nHost: greetd.test\r\nConnection: close\r\n\r\n")
         let (first, handling) = try fixture.waitForGreetdLine(containing: "Handling greeting request")
         let id = try #require(requestLabel(in: handling.text), "no request id in: \(handling.text)")
         first.signal(SIGTERM)
 
-        let reply = try client.readReply()
+        let reply = try client.readResponse()
         let elapsed = Date().timeIntervalSince(sent)
         #expect(reply.status == 200, "\(reply.raw)")
         #expect(reply.body == "Hello Gopher!\n", "\(reply.raw)")
@@ -147,7 +153,7 @@ struct NginxTests {
         let fixture = try NginxFixture()
         defer { fixture.stop() }
 
-        let reply = try NginxClient.exchange(port: fixture.port, "GET /healthz HTTP/1.1\r\nHost: greetd.test\r\nConnection: close\r\n\r\n")
+        let reply = try nginxExchange(port: fixture.port, "GET /healthz HTTP/1.1\r\nHost: greetd.test\r\nConnection: close\r\n\r\n")
         #expect(reply.status == 200, "\(reply.raw)")
         #expect(reply.body == "ok\n", "\(reply.raw)")
         let id = try #require(reply.header("X-Request-Id"), "\(reply.raw)")
@@ -418,7 +424,7 @@ private final class NginxFixture {
             }
             Thread.sleep(forTimeInterval: 0.002)
         }
-        throw CLIFailure("no greetd logged \"\(fragment)\" within \(NginxTests.wait)s; got:\n"
+        throw TestFailure("no greetd logged \"\(fragment)\" within \(NginxTests.wait)s; got:\n"
             + greetds.map(\.stderrText).joined(separator: "\n---\n"))
     }
 
@@ -429,7 +435,7 @@ private final class NginxFixture {
             for (index, greetd) in greetds.enumerated() where condition(index, greetd) { return greetd }
             Thread.sleep(forTimeInterval: 0.002)
         }
-        throw CLIFailure("no greetd got there within \(NginxTests.wait)s; got:\n" + greetds.map(\.stderrText).joined(separator: "\n---\n"))
+        throw TestFailure("no greetd got there within \(NginxTests.wait)s; got:\n" + greetds.map(\.stderrText).joined(separator: "\n---\n"))
     }
 
     /// The package's root directory (this file is Tests/GreetdCLITests/NginxTests.swift).
@@ -473,7 +479,7 @@ private final class NginxServer {
     /// Starts nginx on a free loopback port in front of `upstreams` (greetd ports on 127.0.0.1),
     /// and waits until it accepts connections. A port taken in between is tried again.
     init(upstreams: [UInt16]) throws {
-        guard let binary = NginxInstallation.shared.binary else { throw CLIFailure("no nginx") }
+        guard let binary = NginxInstallation.shared.binary else { throw TestFailure("no nginx") }
         directory = try NginxFixture.makeDirectory()
         var lastFailure = ""
         for _ in 0..<3 {
@@ -507,7 +513,7 @@ private final class NginxServer {
             guard lastFailure.contains("Address already in use") else { break }
         }
         try? FileManager.default.removeItem(at: directory)
-        throw CLIFailure("nginx did not start:\n\(lastFailure)")
+        throw TestFailure("nginx did not start:\n\(lastFailure)")
     }
 
     deinit { stop() }
@@ -536,7 +542,7 @@ private final class NginxServer {
             let lines = accessLog.split(separator: "\n").map(String.init).filter { $0.contains(fragment) }
             if lines.count >= count { return lines }
             guard Date() < deadline else {
-                throw CLIFailure("\(lines.count) of \(count) access log lines containing \"\(fragment)\" within \(NginxTests.wait)s; got:\n\(accessLog)")
+                throw TestFailure("\(lines.count) of \(count) access log lines containing \"\(fragment)\" within \(NginxTests.wait)s; got:\n\(accessLog)")
             }
             Thread.sleep(forTimeInterval: 0.005)
         }
@@ -549,10 +555,7 @@ private final class NginxServer {
     private static func waitUntilAccepting(port: UInt16, process: Process) -> Bool {
         let deadline = Date().addingTimeInterval(5)
         while process.isRunning && Date() < deadline {
-            if let client = try? NginxClient(port: port) {
-                client.close()
-                return true
-            }
+            if connectErrno(port: port, timeout: .seconds(1)) == 0 { return true }
             Thread.sleep(forTimeInterval: 0.01)
         }
         return false
@@ -631,88 +634,16 @@ private final class NginxServer {
     }
 }
 
-/// A free TCP port on 127.0.0.1, as the kernel picks one for port 0 (free a moment ago).
-private func freeLoopbackPort() throws -> UInt16 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw CLIFailure("socket: \(String(cString: strerror(errno)))") }
-    defer { close(fd) }
-    var address = loopbackAddress(port: 0)
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
-            guard bind(fd, pointer, length) == 0 else { return -1 }
-            return getsockname(fd, pointer, &length)
-        }
-    }
-    guard bound == 0 else { throw CLIFailure("bind 127.0.0.1:0: \(String(cString: strerror(errno)))") }
-    return UInt16(bigEndian: address.sin_port)
-}
-
-private func closeSocket(_ fd: Int32) { close(fd) }
-
-
 // MARK: - A blocking HTTP client
 
+/// A connection to 127.0.0.1:`port` (nginx) whose every read is bounded by `timeout`.
+private func nginxClient(port: UInt16, timeout: TimeInterval = NginxTests.wait) throws -> LoopbackConnection {
+    try LoopbackConnection(port: port, timeout: .seconds(timeout))
+}
 
-/// A blocking TCP connection to 127.0.0.1 whose every read and write is bounded by a timeout
-/// (`NginxTests.wait` unless told).
-private final class NginxClient {
-    private var fd: Int32
-
-    init(port: UInt16, timeout: TimeInterval = NginxTests.wait) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw CLIFailure("socket: \(String(cString: strerror(errno)))") }
-        var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var address = loopbackAddress(port: port)
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard result == 0 else {
-            let code = errno
-            close()
-            throw CLIFailure("connect 127.0.0.1:\(port): \(String(cString: strerror(code)))")
-        }
-    }
-
-    deinit { close() }
-
-    /// Closes the connection (FIN, as a client that gives up does). Idempotent.
-    func close() {
-        guard fd >= 0 else { return }
-        closeSocket(fd)
-        fd = -1
-    }
-
-    func write(_ text: String) throws {
-        try sendAll(fd, text)
-    }
-
-    /// Reads until the server closes the connection (the request said `Connection: close`).
-    func readReply() throws -> HTTPReply {
-        var received = [UInt8]()
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = recv(fd, &buffer, buffer.count, 0)
-            if n > 0 {
-                received += buffer[0..<n]
-                continue
-            }
-            if n < 0 && received.isEmpty {
-                throw CLIFailure("recv: \(String(cString: strerror(errno))) before any response")
-            }
-            break
-        }
-        return try HTTPReply(parsing: String(decoding: received, as: UTF8.self))
-    }
-
-    /// One request on a new connection, and its response.
-    static func exchange(port: UInt16, _ request: String) throws -> HTTPReply {
-        let client = try NginxClient(port: port)
-        try client.write(request)
-        return try client.readReply()
-    }
+/// One request on a new connection, and its response.
+private func nginxExchange(port: UInt16, _ request: String) throws -> HTTPReply {
+    try HTTPReply(parsing: rawExchange(port: port, request, timeout: .seconds(NginxTests.wait)))
 }
 
 extension GreetdProcess {

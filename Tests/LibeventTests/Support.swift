@@ -3,41 +3,12 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Libevent
 import Synchronization
 import Testing
 
-// Every test here is synchronous on purpose: an `EventBase` and everything made from it are
-// confined to the thread that created the base, and a synchronous test body never changes thread.
-
-/// Creates a base on the calling thread, runs `body` with it, then checks that `body` released
-/// every event (the base's `deinit` asserts it) before the base goes away.
-func withBase(
-    avoiding methods: [String] = [],
-    sourceLocation: SourceLocation = #_sourceLocation,
-    _ body: (EventBase) throws -> Void
-) throws {
-    let base = try EventBase(avoiding: methods)
-    try withExtendedLifetime(base) {
-        try body(base)
-    }
-    #expect(base.counters.liveEvents.load(ordering: .relaxed) == 0, "events left alive", sourceLocation: sourceLocation)
-}
-
-/// A one-shot timer that stops the loop after `limit`, so a broken test fails instead of hanging.
-/// Release it (with everything else) before the base.
-final class Watchdog {
-    private(set) var expired = false
-    private var event: Event?
-
-    init(_ base: EventBase, after limit: Duration = .seconds(2)) throws {
-        event = try Event(base: base) { [unowned self, unowned base] _ in
-            self.expired = true
-            base.exit()
-        }
-        try event?.add(timeout: limit)
-    }
-}
+// `withBase` and `Watchdog` come from TestSupport, shared with GreetdClientTests. The
+// `@_exported` import makes them visible in every file of this target.
+@_exported import TestSupport
 
 /// A connected `AF_UNIX` stream socket pair; both ends still open are closed in `deinit`.
 final class SocketPair {

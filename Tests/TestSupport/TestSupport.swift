@@ -1,2 +1,0 @@
-// TestSupport: the one set of loopback helpers and the one response parser every test target
-// shares.
