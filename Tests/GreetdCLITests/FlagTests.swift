@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// What a new user trips over on the command line: negative values, an empty host, the help
