@@ -1,9 +1,5 @@
+import GreetdSystem
 import Libevent
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Everything that shapes a greetd service. The defaults are the seed's (port 8080, a five-second
 /// greeting that thinks once a second) plus production limits.
@@ -39,7 +35,7 @@ public struct GreetdConfiguration: Sendable {
     public init() {}
 
     /// Online processors, at least 1.
-    public static var coreCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+    public static var coreCount: Int { onlineProcessorCount }
 
     /// Checks the values against each other.
     public func validate() throws(ConfigurationError) {
