@@ -184,3 +184,22 @@ extension sockaddr_in6 {
         sin6_addr = address
     }
 }
+
+extension ProcessSignals {
+    /// Installs `handler` for `signal` (`sigaction`), with an empty mask.
+    /// - Parameter restartingCalls: `SA_RESTART`: a blocking call the signal interrupts resumes
+    ///   instead of failing with `EINTR`. Without it, ``systemCall(_:_:)`` retries them instead.
+    /// - Throws: ``SystemError`` named `sigaction` (`EINVAL` for `SIGKILL`, `SIGSTOP` or a bad number).
+    public static func setHandler(_ handler: @convention(c) (Int32) -> Void, for signal: Int32, restartingCalls: Bool) throws(SystemError) {
+        var action = sigaction()
+        #if canImport(Glibc)
+        action.__sigaction_handler.sa_handler = handler
+        #else
+        action.__sigaction_u.__sa_handler = handler
+        #endif
+        action.sa_flags = restartingCalls ? SA_RESTART : 0
+        // sigemptyset fails only for a NULL set.
+        _ = sigemptyset(&action.sa_mask)
+        try systemCall("sigaction") { sigaction(signal, &action, nil) }
+    }
+}

@@ -19,6 +19,14 @@ public struct ThreadID: Equatable, @unchecked Sendable {
 
     @inlinable
     public static func == (lhs: ThreadID, rhs: ThreadID) -> Bool { pthread_equal(lhs.id, rhs.id) != 0 }
+
+    /// Sends `signal` to this thread (`pthread_kill`); the thread must still be running.
+    /// - Throws: ``SystemError`` named `pthread_kill` (`EINVAL` for a bad signal number).
+    public func send(signal: Int32) throws(SystemError) {
+        // pthread functions return the error number instead of setting errno.
+        let code = pthread_kill(id, signal)
+        if code != 0 { throw SystemError(call: "pthread_kill", errno: Errno(code)) }
+    }
 }
 
 /// The process's resource limits (`getrlimit`/`setrlimit`).
@@ -65,6 +73,23 @@ public enum ProcessSignals {
         // The result (the previous handler, or SIG_ERR) is ignored: signal() fails only for an
         // invalid signal number (EINVAL), and SIGPIPE is valid everywhere.
         _ = signal(SIGPIPE, SIG_IGN)
+    }
+
+    /// Unblocks `signals` for the calling thread (`pthread_sigmask(SIG_UNBLOCK)`), so they can
+    /// interrupt it. Threads start with their creator's mask, and some creators block nearly
+    /// everything (Foundation's `Thread` does).
+    /// - Throws: ``SystemError`` named `sigaddset` for an invalid signal number (`EINVAL`).
+    public static func unblockOnThisThread(_ signals: [Int32]) throws(SystemError) {
+        var set = sigset_t()
+        // sigemptyset fails only for a NULL set.
+        _ = sigemptyset(&set)
+        for signal in signals {
+            try systemCall("sigaddset") { sigaddset(&set, signal) }
+        }
+        // pthread functions return the error number instead of setting errno; pthread_sigmask
+        // fails only for an invalid `how`.
+        let code = pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        if code != 0 { throw SystemError(call: "pthread_sigmask", errno: Errno(code)) }
     }
 }
 
