@@ -32,6 +32,7 @@ public struct GreetdConfiguration: Sendable {
     /// (`EVENT_NOEPOLL=1`, ...) is honoured as well.
     public var avoidBackends: [String] = []
 
+    /// The defaults described on each property.
     public init() {}
 
     /// Online processors, at least 1.
@@ -56,8 +57,10 @@ public struct GreetdConfiguration: Sendable {
 
 /// A configuration that cannot work, with a message naming the values at fault.
 public enum ConfigurationError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// A value, or a combination of values, greetd cannot run with; the message names them.
     case invalid(String)
 
+    /// The message alone, as the CLI prints it.
     public var description: String {
         switch self {
         case .invalid(let message): return message

@@ -109,6 +109,9 @@ func cLibraryErrnoName(_ code: Int32) -> String? {
 /// `strerrorname_np`, found once (a global's initialiser runs once, thread-safely).
 private let strerrornameNP = CFunction<@convention(c) (Int32) -> UnsafePointer<CChar>?>(named: "strerrorname_np")
 
+/// glibc's `malloc_trim`, found once: `<malloc.h>` is not part of Swift's Glibc module.
+private let mallocTrim = CFunction<@convention(c) (Int) -> Int32>(named: "malloc_trim")
+
 /// `pipe2`, found once: Swift's Glibc module hides it behind `_GNU_SOURCE` too. glibc has had it
 /// since 2.9, so the `pipe`+`fcntl` fallback in ``makePipe(nonBlocking:)`` is for form's sake.
 let pipe2Function = CFunction<@convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Int32>(named: "pipe2")
@@ -201,5 +204,42 @@ extension ProcessSignals {
         // sigemptyset fails only for a NULL set.
         _ = sigemptyset(&action.sa_mask)
         try systemCall("sigaction") { sigaction(signal, &action, nil) }
+    }
+}
+
+/// Process-wide memory and CPU figures.
+public enum ProcessResources {
+    /// Gives freed heap memory back to the kernel (glibc's `malloc_trim(0)`), so the resident
+    /// size falls after a burst. Any thread; it takes the allocator's locks for a moment.
+    /// - Returns: whether memory was released; always `false` where the allocator has no such
+    ///   call (Darwin, musl).
+    @discardableResult
+    public static func releaseFreeHeapMemory() -> Bool {
+        #if canImport(Glibc)
+        guard let trim = mallocTrim.function else { return false }
+        return trim(0) != 0
+        #else
+        return false
+        #endif
+    }
+
+    /// Bytes per memory page (`sysconf(_SC_PAGESIZE)`), e.g. to turn `/proc/self/statm` into bytes.
+    public static var pageSize: Int {
+        // sysconf(_SC_PAGESIZE) cannot fail: every POSIX system has a page size.
+        Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    /// CPU time the process has used so far, user plus system (`getrusage(RUSAGE_SELF)`), as
+    /// Prometheus's `process_cpu_seconds_total` counts it.
+    public static func cpuTime() throws(SystemError) -> Duration {
+        var usage = rusage()
+        #if canImport(Glibc)
+        let who = RUSAGE_SELF.rawValue
+        #else
+        let who = RUSAGE_SELF
+        #endif
+        try systemCall("getrusage(RUSAGE_SELF)") { getrusage(who, &usage) }
+        func duration(_ time: timeval) -> Duration { .seconds(Int64(time.tv_sec)) + .microseconds(Int64(time.tv_usec)) }
+        return duration(usage.ru_utime) + duration(usage.ru_stime)
     }
 }

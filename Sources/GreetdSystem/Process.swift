@@ -17,6 +17,7 @@ public struct ThreadID: Equatable, @unchecked Sendable {
     @inlinable
     public var isCurrent: Bool { pthread_equal(id, pthread_self()) != 0 }
 
+    /// Whether both name the same thread (`pthread_equal`).
     @inlinable
     public static func == (lhs: ThreadID, rhs: ThreadID) -> Bool { pthread_equal(lhs.id, rhs.id) != 0 }
 

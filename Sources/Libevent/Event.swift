@@ -2,7 +2,9 @@ import CLibevent
 
 /// The conditions an ``Event`` waits for and reports (`EV_*`).
 public struct EventFlags: OptionSet, Sendable, CustomStringConvertible {
+    /// The `EV_*` bits, as libevent's `short`.
     public let rawValue: Int16
+    /// Flags from `EV_*` bits.
     public init(rawValue: Int16) { self.rawValue = rawValue }
 
     /// `EV_TIMEOUT`: the timeout passed to ``Event/add(timeout:)`` elapsed.
@@ -18,6 +20,7 @@ public struct EventFlags: OptionSet, Sendable, CustomStringConvertible {
     /// `EV_CLOSED`: the peer closed its side. Only on backends with early-close support.
     public static let closed = EventFlags(rawValue: Int16(EV_CLOSED))
 
+    /// The set flags' names joined by `|`, e.g. `read|closed`.
     public var description: String {
         let names: [(EventFlags, String)] = [(.timeout, "timeout"), (.read, "read"), (.write, "write"),
                                               (.signal, "signal"), (.persist, "persist"), (.closed, "closed")]

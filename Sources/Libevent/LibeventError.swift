@@ -19,6 +19,7 @@ public enum LibeventError: Error, Equatable, Sendable, CustomStringConvertible {
         self = .callFailed(function: error.call, errno: error.errno)
     }
 
+    /// One line for logs and terminals, e.g. `cannot listen on 127.0.0.1:8080: Address already in use (EADDRINUSE)`.
     public var description: String {
         switch self {
         case .allocationFailed(let function):

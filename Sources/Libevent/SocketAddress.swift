@@ -130,12 +130,14 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         return SocketAddress(storage: storage, length: socklen_t(length))
     }
 
+    /// Byte equality of the first `length` bytes: the same family, address, port (and scope).
     public static func == (lhs: SocketAddress, rhs: SocketAddress) -> Bool {
         lhs.length == rhs.length && withUnsafeBytes(of: lhs.storage) { a in
             withUnsafeBytes(of: rhs.storage) { b in a.prefix(Int(lhs.length)).elementsEqual(b.prefix(Int(rhs.length))) }
         }
     }
 
+    /// Hashes the same bytes ``==(_:_:)`` compares.
     public func hash(into hasher: inout Hasher) {
         withUnsafeBytes(of: storage) { hasher.combine(bytes: UnsafeRawBufferPointer(rebasing: $0.prefix(Int(length)))) }
     }

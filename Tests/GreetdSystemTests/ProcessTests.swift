@@ -123,3 +123,28 @@ struct ProcessTests {
         #expect(onlineProcessorCount >= 1)
     }
 }
+
+@Suite("Process resources")
+struct ProcessResourceTests {
+    @Test func pageSizeIsAPowerOfTwo() {
+        let size = ProcessResources.pageSize
+        #expect(size >= 4096)
+        #expect(size & (size - 1) == 0)
+    }
+
+    /// CPU time only grows, and burning some makes it grow.
+    @Test func cpuTimeGrowsWithWork() throws {
+        let before = try ProcessResources.cpuTime()
+        #expect(before >= .zero)
+        var after = before
+        var spin: UInt64 = 0
+        // Busy until the clock moves: getrusage's resolution is a scheduler tick or better. The
+        // round limit (seconds of CPU) only turns a broken clock into a failure instead of a hang.
+        for _ in 0..<100_000 where after == before {
+            for i in 0..<100_000 { spin = spin &+ UInt64(i) ^ (spin >> 3) }
+            after = try ProcessResources.cpuTime()
+        }
+        #expect(after > before, "\(spin)")
+    }
+
+}
