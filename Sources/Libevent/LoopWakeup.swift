@@ -28,11 +28,8 @@ public final class LoopWakeup: Sendable {
 
     deinit {
         // close fails only with EBADF (a double close: a bug) or EIO (not for a pipe).
-        do {
-            try closeDescriptor(readFD)
-            try closeDescriptor(writeFD)
-        } catch {
-            assertionFailure("LoopWakeup: \(error)")
+        for fd in [readFD, writeFD] {
+            do { try closeDescriptor(fd) } catch { assertionFailure("LoopWakeup: \(error)") }
         }
     }
 

@@ -146,5 +146,4 @@ struct ProcessResourceTests {
         }
         #expect(after > before, "\(spin)")
     }
-
 }
