@@ -33,7 +33,7 @@ let package = Package(
         // The client side: aborting sockets and the HTTP response parser (greet-stress, tests).
         .target(name: "GreetdClient", dependencies: ["Libevent", "GreetdSystem", "GreetdRules"]),
         // Go-style request contexts (cancellation, errors with Go's text).
-        .target(name: "GoContext"),
+        .target(name: "GoContext", dependencies: ["GreetdSystem"]),
         // The greeting server: routing, the greeting's timers, logging, durations.
         .target(
             name: "GreetdCore",

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import GreetdSystem
 
 /// Why a ``Context`` is done, with Go's words for it (`ctx.Err().Error()`).
 public enum ContextError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -70,7 +66,7 @@ public final class Context {
         unowned let value: any ContextObserver
     }
     private var nextID = 0
-    private let thread = pthread_self()
+    private let thread = ThreadID.current
     /// The parent and our registration on it, while both are live.
     private var parentLink: (parent: Context, registration: Registration)?
 
@@ -105,7 +101,7 @@ public final class Context {
 
     @inline(__always)
     private func checkThread() {
-        precondition(pthread_equal(thread, pthread_self()) != 0, "Context used off the thread that created it")
+        precondition(thread.isCurrent, "Context used off the thread that created it")
     }
 
     /// `nil` while live; why it is done afterwards (Go's `ctx.Err()`).

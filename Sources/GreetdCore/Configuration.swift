@@ -1,9 +1,5 @@
+import GreetdSystem
 import Libevent
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Everything that shapes a greetd service. The defaults are the seed's (port 8080, a five-second
 /// greeting that thinks once a second) plus production limits.
@@ -36,10 +32,11 @@ public struct GreetdConfiguration: Sendable {
     /// (`EVENT_NOEPOLL=1`, ...) is honoured as well.
     public var avoidBackends: [String] = []
 
+    /// The defaults described on each property.
     public init() {}
 
     /// Online processors, at least 1.
-    public static var coreCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+    public static var coreCount: Int { onlineProcessorCount }
 
     /// Checks the values against each other.
     public func validate() throws(ConfigurationError) {
@@ -60,8 +57,10 @@ public struct GreetdConfiguration: Sendable {
 
 /// A configuration that cannot work, with a message naming the values at fault.
 public enum ConfigurationError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// A value, or a combination of values, greetd cannot run with; the message names them.
     case invalid(String)
 
+    /// The message alone, as the CLI prints it.
     public var description: String {
         switch self {
         case .invalid(let message): return message

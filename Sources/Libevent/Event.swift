@@ -2,7 +2,9 @@ import CLibevent
 
 /// The conditions an ``Event`` waits for and reports (`EV_*`).
 public struct EventFlags: OptionSet, Sendable, CustomStringConvertible {
+    /// The `EV_*` bits, as libevent's `short`.
     public let rawValue: Int16
+    /// Flags from `EV_*` bits.
     public init(rawValue: Int16) { self.rawValue = rawValue }
 
     /// `EV_TIMEOUT`: the timeout passed to ``Event/add(timeout:)`` elapsed.
@@ -18,6 +20,7 @@ public struct EventFlags: OptionSet, Sendable, CustomStringConvertible {
     /// `EV_CLOSED`: the peer closed its side. Only on backends with early-close support.
     public static let closed = EventFlags(rawValue: Int16(EV_CLOSED))
 
+    /// The set flags' names joined by `|`, e.g. `read|closed`.
     public var description: String {
         let names: [(EventFlags, String)] = [(.timeout, "timeout"), (.read, "read"), (.write, "write"),
                                               (.signal, "signal"), (.persist, "persist"), (.closed, "closed")]
@@ -34,11 +37,13 @@ public protocol EventTarget: AnyObject {
 
 /// One libevent event: a timer, a descriptor watch, or a signal watch.
 ///
-/// Ownership: the `Event` object owns its `struct event` and frees it (`event_free`, which also
-/// removes it from the loop) in `deinit`. Because the C event can never outlive the Swift object,
-/// the callback argument is an *unretained* pointer to `self`: there is no retain to balance.
-/// The event keeps its base alive. Dropping the last reference is how an event is cancelled for good; ``remove()`` only pauses it.
-/// It is safe to drop an event from inside its own handler.
+/// Ownership: the `Event` object *is* the `struct event`'s storage. It allocates
+/// `event_get_struct_event_size()` bytes, `event_assign`s them once with an *unretained* pointer
+/// to itself as the callback argument, and in `deinit` takes the event off the loop (`event_del`)
+/// before freeing the bytes. The C event can never outlive the Swift object, so there is no
+/// retain to balance and no moment at which the callback argument is wrong.
+/// The event keeps its base alive. Dropping the last reference is how an event is cancelled for
+/// good; ``remove()`` only pauses it. It is safe to drop an event from inside its own handler.
 ///
 /// Threading: loop-confined to its ``EventBase``.
 public final class Event {
@@ -55,15 +60,25 @@ public final class Event {
         unowned let value: any EventTarget
     }
 
-    private var raw: OpaquePointer?
+    /// The `struct event`, owned: allocated in `init`, freed in `deinit`.
+    private let storage: UnsafeMutableRawPointer
+    /// Whether `event_assign` succeeded, so that `deinit` knows there is an event to delete.
+    private var isAssigned = false
     private let callee: Callee
     /// Strong: the base must outlive its events (see ``EventBase``).
     let base: EventBase
 
+    /// Bytes in a `struct event`, asked of the libevent actually loaded rather than its headers.
+    private static let structSize = event_get_struct_event_size()
+
+    private var raw: OpaquePointer { OpaquePointer(storage) }
+
     /// Creates an event that is not yet pending. Call ``add(timeout:)`` to arm it.
     /// - Parameters:
-    ///   - fd: the descriptor to watch, or `-1` for a pure timer.
+    ///   - fd: the descriptor to watch (or signal number, with `.signal`), or `-1` for a pure timer.
     ///   - flags: what to wait for; `[]` or `.persist` alone make a timer.
+    /// - Throws: `callFailed(function: "event_assign", errno: nil)` for flags libevent refuses
+    ///   (`.signal` with `.read`, `.write` or `.closed`).
     public convenience init(base: EventBase, fd: Int32 = -1, flags: EventFlags = [], handler: @escaping Handler) throws(LibeventError) {
         try self.init(base: base, fd: fd, flags: flags, callee: .closure(handler))
     }
@@ -78,27 +93,33 @@ public final class Event {
         base.thread.preconditionOnThread()
         self.base = base
         self.callee = callee
-        // event_new needs the callback argument up front, and `self` is not usable until every
-        // stored property is set; so create, then re-assign with the real argument. event_assign
-        // on a fresh, never-added event is what event_new itself does.
-        let event = try nonNull(event_new(base.raw, fd, flags.rawValue, eventTrampoline, nil), "event_new")
-        raw = event
+        storage = .allocate(byteCount: Self.structSize, alignment: 16)
         let arg = Unmanaged.passUnretained(self).toOpaque()
-        let assigned = event_assign(event, base.raw, fd, flags.rawValue, eventTrampoline, arg)
-        precondition(assigned == 0, "event_assign failed on a fresh event")
+        // event_assign fails (-1, errno untouched) only for invalid flag combinations. After a
+        // throw here `deinit` runs, sees `isAssigned == false`, and only frees the bytes.
+        guard event_assign(raw, base.raw, fd, flags.rawValue, eventTrampoline, arg) == 0 else {
+            throw .callFailed(function: "event_assign", errno: nil)
+        }
+        isAssigned = true
         base.counters.liveEvents.bump()
     }
 
     deinit {
         base.thread.preconditionOnThread()
-        if let raw { event_free(raw) }
-        base.counters.liveEvents.bump(-1)
+        if isAssigned {
+            // event_del fails only for an event with no base, which an assigned one always has.
+            _ = event_del(raw)
+            // Tells libevent's debug mode (event_enable_debug_mode) that the bytes are going away;
+            // a no-op otherwise.
+            event_debug_unassign(raw)
+            base.counters.liveEvents.bump(-1)
+        }
+        storage.deallocate()
     }
 
     /// Arms the event. With a timeout, it fires after that long; a persistent timer repeats.
     public func add(timeout: Duration? = nil) throws(LibeventError) {
         base.thread.preconditionOnThread()
-        guard let raw else { return }
         if var tv = timeout.map(timeval.init(duration:)) {
             try check(event_add(raw, &tv), "event_add")
         } else {
@@ -109,20 +130,20 @@ public final class Event {
     /// Disarms the event; it can be armed again. Safe to call when it is not pending.
     public func remove() {
         base.thread.preconditionOnThread()
-        if let raw { event_del(raw) }
+        // event_del fails only for an event with no base, which this one always has.
+        _ = event_del(raw)
     }
 
     /// Makes the event fire on the next turn of the loop, as if `flags` had happened
     /// (`event_active`). Works whether or not the event is armed.
     public func activate(_ flags: EventFlags = .timeout) {
         base.thread.preconditionOnThread()
-        if let raw { event_active(raw, Int32(flags.rawValue), 0) }
+        event_active(raw, Int32(flags.rawValue), 0)
     }
 
     /// Whether the event is armed for any of its conditions or a timeout.
     public var isPending: Bool {
-        guard let raw else { return false }
-        return event_pending(raw, Int16(EV_TIMEOUT | EV_READ | EV_WRITE | EV_SIGNAL | EV_CLOSED), nil) != 0
+        event_pending(raw, Int16(EV_TIMEOUT | EV_READ | EV_WRITE | EV_SIGNAL | EV_CLOSED), nil) != 0
     }
 
     fileprivate func fire(_ flags: EventFlags) {

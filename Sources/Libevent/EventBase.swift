@@ -30,6 +30,7 @@ public final class EventBase {
         let config = try nonNull(event_config_new(), "event_config_new")
         defer { event_config_free(config) }
         for method in methods {
+            // Fails (-1) only when it cannot copy the name (ENOMEM).
             try check(event_config_avoid_method(config, method), "event_config_avoid_method")
         }
         raw = try nonNull(event_base_new_with_config(config), "event_base_new_with_config")
@@ -61,7 +62,9 @@ public final class EventBase {
     /// Makes ``run()`` return after the callbacks now running finish (`event_base_loopexit`).
     public func exit() {
         thread.preconditionOnThread()
-        event_base_loopexit(raw, nil)
+        // event_base_loopexit fails only when it cannot allocate its one-shot timer (ENOMEM).
+        let result = event_base_loopexit(raw, nil)
+        assert(result == 0, "event_base_loopexit failed")
     }
 
     /// Refreshes the loop's cached clock (`event_base_update_cache_time`). Timers added from a
@@ -69,13 +72,15 @@ public final class EventBase {
     /// old after a burst of work; refresh first when a timer must count from *now*.
     public func updateCachedTime() {
         thread.preconditionOnThread()
-        event_base_update_cache_time(raw)
+        // Fails only for a NULL base; `raw` never is.
+        _ = event_base_update_cache_time(raw)
     }
 
     /// The loop's cached time (`event_base_gettimeofday_cached`), as seconds since 1970.
     public var now: timeval {
         var tv = timeval()
-        event_base_gettimeofday_cached(raw, &tv)
+        // Fails only for a NULL base; with no cached time yet it reads the clock itself.
+        _ = event_base_gettimeofday_cached(raw, &tv)
         return tv
     }
 }

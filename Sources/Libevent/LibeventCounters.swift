@@ -18,6 +18,7 @@ public final class LibeventCounters: Sendable {
     /// Connections dropped for sending their request too slowly (header or idle timeout).
     public let timedOutConnections = Atomic<Int>(0)
 
+    /// All counts at zero.
     public init() {}
 }
 

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import GreetdSystem
 
 /// The thread an `event_base` (and everything hanging off it) belongs to.
 ///
@@ -10,16 +6,14 @@ import Darwin
 /// base has a lock. Every loop-confined type records its loop's thread when it is created and
 /// checks it with ``preconditionOnThread()`` on each entry point; the check is one
 /// `pthread_self` plus one compare.
-public struct LoopThread: Equatable, @unchecked Sendable {
-    // @unchecked Sendable: `pthread_t` is a plain integer (or pointer) id; it is only compared,
-    // never dereferenced, so sharing it between threads is safe.
-    let id: pthread_t
+public struct LoopThread: Equatable, Sendable {
+    let id: ThreadID
 
     /// The calling thread.
-    public static var current: LoopThread { LoopThread(id: pthread_self()) }
+    public static var current: LoopThread { LoopThread(id: .current) }
 
     /// Whether the caller runs on this thread.
-    public var isCurrent: Bool { pthread_equal(id, pthread_self()) != 0 }
+    public var isCurrent: Bool { id.isCurrent }
 
     /// Stops the process when called from another thread: touching a base from the wrong thread
     /// corrupts libevent's state silently, so failing loudly is the safer outcome.
@@ -27,6 +21,4 @@ public struct LoopThread: Equatable, @unchecked Sendable {
     public func preconditionOnThread(file: StaticString = #fileID, line: UInt = #line) {
         precondition(isCurrent, "libevent object used off its loop thread", file: file, line: line)
     }
-
-    public static func == (lhs: LoopThread, rhs: LoopThread) -> Bool { pthread_equal(lhs.id, rhs.id) != 0 }
 }

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import GreetdSystem
 
 /// The one documented way into a loop from another thread: a self-pipe.
 ///
@@ -12,45 +8,70 @@ import Darwin
 /// (`evthread_use_pthreads` is not called), so this is how a signal handler thread or a test asks
 /// a loop to stop.
 ///
-/// Ownership: the object owns both pipe descriptors and closes them in `deinit`. The loop side's
-/// ``Event`` keeps a strong reference, so the descriptors outlive the event watching them.
+/// Ownership: the object owns both pipe descriptors (non-blocking, close-on-exec) and closes them
+/// in `deinit`. The loop side's ``Event`` keeps a strong reference, so the descriptors outlive
+/// the event watching them.
 public final class LoopWakeup: Sendable {
     // Sendable: both fields are immutable descriptor numbers; write(2) on a pipe is thread-safe.
     let readFD: Int32
     let writeFD: Int32
 
+    /// Opens the pipe.
+    /// - Throws: `callFailed(function: "pipe2", ...)` (`EMFILE`, `ENFILE`) when no descriptor is left.
     public init() throws(LibeventError) {
-        var fds: [Int32] = [0, 0]
-        try check(pipe(&fds), "pipe")
-        for fd in fds {
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        do {
+            (readFD, writeFD) = try makePipe(nonBlocking: true)
+        } catch {
+            throw LibeventError(error)
         }
-        readFD = fds[0]
-        writeFD = fds[1]
     }
 
     deinit {
-        close(readFD)
-        close(writeFD)
+        // close fails only with EBADF (a double close: a bug) or EIO (not for a pipe).
+        for fd in [readFD, writeFD] {
+            do { try closeDescriptor(fd) } catch { assertionFailure("LoopWakeup: \(error)") }
+        }
     }
 
     /// Wakes the loop. Safe from any thread and from a signal handler. A full pipe means a wakeup
     /// is already pending, so `EAGAIN` is not an error.
     public func wake() {
         var byte: UInt8 = 1
-        _ = write(writeFD, &byte, 1)
+        do {
+            _ = try nonBlockingSystemCall("write(wakeup pipe)") { write(writeFD, &byte, 1) }
+        } catch {
+            // Left after EINTR (retried) and EAGAIN (a wakeup pending): EBADF, or EPIPE. Neither
+            // can happen while this object holds both ends.
+            assertionFailure("LoopWakeup.wake: \(error)")
+        }
     }
 
     /// The loop-side event: drains the pipe, then calls `handler` on the loop thread. It is
     /// persistent and already armed; drop it to stop listening.
     public func makeEvent(on base: EventBase, handler: @escaping () -> Void) throws(LibeventError) -> Event {
         let event = try Event(base: base, fd: readFD, flags: [.read, .persist]) { [self] _ in
-            var sink = [UInt8](repeating: 0, count: 64)
-            while read(readFD, &sink, sink.count) > 0 {}
+            drain()
             handler()
         }
         try event.add()
         return event
+    }
+
+    /// Reads until the pipe is empty, so a level-triggered backend does not report it again.
+    private func drain() {
+        var sink = [UInt8](repeating: 0, count: 64)
+        while true {
+            do {
+                // 0 (end of stream) cannot happen while this object holds the write end.
+                guard case .processed(let count) = try nonBlockingSystemCall("read(wakeup pipe)", {
+                    read(readFD, &sink, sink.count)
+                }), count > 0 else { return }
+            } catch {
+                // Left after EINTR (retried) and EAGAIN (empty: the normal end): EBADF, which
+                // cannot happen while this object holds the descriptor.
+                assertionFailure("LoopWakeup.drain: \(error)")
+                return
+            }
+        }
     }
 }

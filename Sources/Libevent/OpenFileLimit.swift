@@ -1,23 +1,21 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import GreetdSystem
 
 /// The process's open-file limit (`RLIMIT_NOFILE`): every connection is a descriptor, so both
 /// greetd and greet-stress adjust it at start.
 public enum OpenFileLimit {
     /// Raises the soft limit to the hard limit (as nginx's `worker_rlimit_nofile` does): many
     /// shells start with a soft limit of 1024.
-    /// - Returns: the soft limit now in force.
+    /// - Returns: the soft limit now in force; `0` when it cannot be read.
     @discardableResult
     public static func raiseToHardLimit() -> UInt64 {
-        var limit = rlimit()
-        guard getrlimit(resource, &limit) == 0 else { return 0 }
+        // getrlimit fails only for a bad resource or pointer (EINVAL, EFAULT): 0 says "unknown".
+        guard var limit = try? ResourceLimits.openFiles() else { return 0 }
         if limit.rlim_cur < limit.rlim_max {
             var raised = limit
             raised.rlim_cur = limit.rlim_max
-            if setrlimit(resource, &raised) == 0 { limit = raised }
+            // Raising the soft limit up to the hard one needs no privilege; were it refused
+            // (EPERM under some sandboxes), the old limit simply stays, and is what we return.
+            if (try? ResourceLimits.setOpenFiles(raised)) != nil { limit = raised }
         }
         return UInt64(limit.rlim_cur)
     }
@@ -28,16 +26,11 @@ public enum OpenFileLimit {
     /// - Returns: whether the limit was lowered.
     @discardableResult
     public static func capForSelect() -> Bool {
-        var limit = rlimit()
         let cap = rlim_t(FD_SETSIZE)
-        guard getrlimit(resource, &limit) == 0, limit.rlim_cur > cap else { return false }
+        // A limit that cannot be read or lowered (neither happens for a lower soft limit) is
+        // reported as "not lowered", which the caller logs.
+        guard var limit = try? ResourceLimits.openFiles(), limit.rlim_cur > cap else { return false }
         limit.rlim_cur = cap
-        return setrlimit(resource, &limit) == 0
+        return (try? ResourceLimits.setOpenFiles(limit)) != nil
     }
-
-    #if canImport(Glibc)
-    private static let resource = Int32(RLIMIT_NOFILE.rawValue)
-    #else
-    private static let resource = RLIMIT_NOFILE
-    #endif
 }

@@ -1,9 +1,4 @@
-import CLibevent
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import GreetdSystem
 
 /// An IPv4 or IPv6 socket address, as resolved or as bound.
 public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
@@ -24,6 +19,8 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         var copy = storage
         withUnsafePointer(to: &copy) { pointer in
             pointer.withMemoryRebound(to: UInt8.self, capacity: MemoryLayout<sockaddr_storage>.size) { bytes in
+                // inet_ntop fails only for an unknown family (EAFNOSUPPORT) or a short buffer
+                // (ENOSPC); the family is one of the two, and the buffer fits either.
                 if isIPv6 {
                     bytes.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
                         var addr = sin6.pointee.sin6_addr
@@ -71,10 +68,15 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
     public static func local(of fd: Int32) throws(LibeventError) -> SocketAddress {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let result = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        do {
+            try withUnsafeMutablePointer(to: &storage) { (pointer) throws(SystemError) in
+                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { (address) throws(SystemError) in
+                    _ = try systemCall("getsockname") { getsockname(fd, address, &length) }
+                }
+            }
+        } catch {
+            throw LibeventError(error)
         }
-        try check(result, "getsockname")
         return SocketAddress(storage: storage, length: length)
     }
 
@@ -83,16 +85,14 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
     public static func resolve(host: String, port: UInt16) throws(LibeventError) -> [SocketAddress] {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
-        #if canImport(Glibc)
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        #else
-        hints.ai_socktype = SOCK_STREAM
-        #endif
+        hints.ai_socktype = SocketKind.stream
         hints.ai_flags = AI_PASSIVE
         var list: UnsafeMutablePointer<addrinfo>?
+        // getaddrinfo reports through its result, not errno; EAI_SYSTEM alone means "see errno".
         let status = getaddrinfo(host.isEmpty ? nil : host, String(port), &hints, &list)
         guard status == 0 else {
-            throw .addressResolution(host: host, message: String(cString: gai_strerror(status)))
+            let message = status == EAI_SYSTEM ? Errno.current.description : String(cString: gai_strerror(status))
+            throw .addressResolution(host: host, message: message)
         }
         defer { freeaddrinfo(list) }
         var addresses: [SocketAddress] = []
@@ -119,29 +119,25 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         var storage = sockaddr_storage()
         let length: Int
         if ipv6 {
-            var sin6 = sockaddr_in6()
-            sin6.sin6_family = sa_family_t(AF_INET6)
-            sin6.sin6_addr = in6addr_loopback
+            let sin6 = sockaddr_in6(address: in6addr_loopback, port: port)
             withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: sin6, as: sockaddr_in6.self) }
             length = MemoryLayout<sockaddr_in6>.size
         } else {
-            var sin = sockaddr_in()
-            sin.sin_family = sa_family_t(AF_INET)
-            sin.sin_addr.s_addr = in_addr_t(0x7f00_0001).bigEndian
+            let sin = sockaddr_in(address: in_addr(s_addr: in_addr_t(0x7f00_0001).bigEndian), port: port)
             withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: sin, as: sockaddr_in.self) }
             length = MemoryLayout<sockaddr_in>.size
         }
-        var address = SocketAddress(storage: storage, length: socklen_t(length))
-        address.port = port
-        return address
+        return SocketAddress(storage: storage, length: socklen_t(length))
     }
 
+    /// Byte equality of the first `length` bytes: the same family, address, port (and scope).
     public static func == (lhs: SocketAddress, rhs: SocketAddress) -> Bool {
         lhs.length == rhs.length && withUnsafeBytes(of: lhs.storage) { a in
             withUnsafeBytes(of: rhs.storage) { b in a.prefix(Int(lhs.length)).elementsEqual(b.prefix(Int(rhs.length))) }
         }
     }
 
+    /// Hashes the same bytes ``==(_:_:)`` compares.
     public func hash(into hasher: inout Hasher) {
         withUnsafeBytes(of: storage) { hasher.combine(bytes: UnsafeRawBufferPointer(rebasing: $0.prefix(Int(length)))) }
     }

@@ -11,18 +11,22 @@ struct LoopWakeupTests {
             var handlerCalls = 0
             var handlerOnLoopThread = false
             do {
-                let watchdog = try Watchdog(base)
+                let watchdog = try Watchdog(base, after: .seconds(20))
                 let event = try wakeup.makeEvent(on: base) {
                     handlerCalls += 1
                     handlerOnLoopThread = base.thread.isCurrent
                     base.exit()
                 }
                 #expect(event.isPending)  // makeEvent arms it
-                Thread.detachNewThread {
-                    wakerThread.set(LoopThread.current)
-                    usleep(5_000)  // let the loop block in its backend first
-                    wakeup.wake()
+                // Start the waker from inside the running loop, so the wake surely comes while
+                // the loop runs (no sleep: the loop waits in its backend, or is about to).
+                let starter = try Event(base: base) { _ in
+                    Thread.detachNewThread {
+                        wakerThread.set(LoopThread.current)
+                        wakeup.wake()
+                    }
                 }
+                try starter.add(timeout: .zero)
                 try base.run()
                 #expect(!watchdog.expired)
                 withExtendedLifetime(event) {}
@@ -41,14 +45,31 @@ struct LoopWakeupTests {
         for _ in 0..<70_000 { wakeup.wake() }
         try withBase { base in
             var handlerCalls = 0
+            var turnsAfterHandler = 0
             do {
-                let event = try wakeup.makeEvent(on: base) { handlerCalls += 1 }
-                let stop = try Event(base: base) { _ in base.exit() }
-                try stop.add(timeout: .milliseconds(20))
+                // After the handler, let the backend look at the pipe on two more loop turns: a
+                // zero-timeout timer fires once per turn, after that turn's poll.
+                var stop: Event?
+                stop = try Event(base: base) { _ in
+                    turnsAfterHandler += 1
+                    if turnsAfterHandler == 2 {
+                        base.exit()
+                    } else {
+                        #expect(throws: Never.self) { try stop?.add(timeout: .zero) }
+                    }
+                }
+                let event = try wakeup.makeEvent(on: base) {
+                    handlerCalls += 1
+                    #expect(throws: Never.self) { try stop?.add(timeout: .zero) }
+                }
+                let watchdog = try Watchdog(base, after: .seconds(20))
                 try base.run()
+                #expect(!watchdog.expired)
                 withExtendedLifetime(event) {}
+                stop = nil
             }
             // One drain empties the pipe, so a level-triggered backend does not call again.
+            #expect(turnsAfterHandler == 2)
             #expect(handlerCalls == 1)
         }
     }
@@ -60,7 +81,7 @@ struct LoopWakeupTests {
         try withBase { base in
             var handlerCalls = 0
             do {
-                let watchdog = try Watchdog(base)
+                let watchdog = try Watchdog(base, after: .seconds(20))
                 let event = try wakeup.makeEvent(on: base) {
                     handlerCalls += 1
                     if finished.value == threads { base.exit() }

@@ -1,0 +1,95 @@
+// The funnel every raw OS call goes through: a -1 becomes a typed error here and nowhere else,
+// EINTR is retried here and nowhere else. Modelled on swift-nio's `syscall(blocking:where:_:)`
+// and swift-system's `valueOrErrno(retryOnInterrupt:_:)`.
+
+/// What a non-blocking call did: its result, or nothing because it would have blocked.
+public enum IOResult<Value> {
+    /// The call completed with this value (a byte count, a descriptor, ...).
+    case processed(Value)
+    /// The call would have blocked (`EAGAIN`/`EWOULDBLOCK`); wait for readiness and try again.
+    case wouldBlock
+}
+
+extension IOResult: Equatable where Value: Equatable {}
+extension IOResult: Sendable where Value: Sendable {}
+
+/// Runs `body`, a C call that returns `-1` and sets `errno` on failure, and retries it while it
+/// fails with `EINTR`.
+/// - Returns: the call's result, or the errno it failed with. For callers that handle some
+///   errors as outcomes (a non-blocking `connect`'s `EINPROGRESS`).
+@inlinable
+public func valueOrErrno<Value: FixedWidthInteger & SignedInteger>(_ body: () -> Value) -> Result<Value, Errno> {
+    while true {
+        let result = body()
+        guard result == -1 else { return .success(result) }
+        let code = Errno.current
+        if code != .interrupted { return .failure(code) }
+    }
+}
+
+/// Runs `body`, a C call that returns `-1` and sets `errno` on failure: retries it on `EINTR`,
+/// throws any other failure as a ``SystemError`` named `call`.
+///
+/// `call` is only evaluated on failure, so `"bind(\(address))"` costs nothing on success.
+/// - Returns: the call's result.
+@inlinable
+@discardableResult
+public func systemCall<Value: FixedWidthInteger & SignedInteger>(
+    _ call: @autoclosure () -> String, _ body: () -> Value
+) throws(SystemError) -> Value {
+    switch valueOrErrno(body) {
+    case .success(let result): return result
+    case .failure(let code): throw SystemError(call: call(), errno: code)
+    }
+}
+
+/// ``systemCall(_:_:)`` for a call on a non-blocking descriptor: `EAGAIN`/`EWOULDBLOCK` is an
+/// outcome (``IOResult/wouldBlock``), not an error.
+@inlinable
+public func nonBlockingSystemCall<Value: FixedWidthInteger & SignedInteger>(
+    _ call: @autoclosure () -> String, _ body: () -> Value
+) throws(SystemError) -> IOResult<Value> {
+    switch valueOrErrno(body) {
+    case .success(let result): return .processed(result)
+    // EWOULDBLOCK is EAGAIN on Linux and Darwin; compare both in case a platform differs.
+    case .failure(let code) where code == .wouldBlock || code.rawValue == EWOULDBLOCK: return .wouldBlock
+    case .failure(let code): throw SystemError(call: call(), errno: code)
+    }
+}
+
+/// Closes a descriptor, once: `close(2)` is never retried.
+///
+/// On Linux and Darwin the descriptor is released even when `close` reports `EINTR`, so a retry
+/// could close a descriptor another thread has just been given; `EINTR` counts as success.
+/// - Throws: ``SystemError`` named `close`: `EBADF` (a double close, which is a bug) or `EIO`.
+public func closeDescriptor(_ fd: Int32) throws(SystemError) {
+    if close(fd) == -1 {
+        let code = Errno.current
+        if code != .interrupted { throw SystemError(call: "close", errno: code) }
+    }
+}
+
+/// Sets `O_NONBLOCK` on a descriptor (`fcntl(F_SETFL)`), keeping its other status flags.
+public func setNonBlocking(_ fd: Int32) throws(SystemError) {
+    let flags = try systemCall("fcntl(F_GETFL)") { fcntl(fd, F_GETFL) }
+    try systemCall("fcntl(F_SETFL)") { fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
+}
+
+/// Sets `FD_CLOEXEC` on a descriptor (`fcntl(F_SETFD)`): a child process will not inherit it.
+public func setCloseOnExec(_ fd: Int32) throws(SystemError) {
+    try systemCall("fcntl(F_SETFD)") { fcntl(fd, F_SETFD, FD_CLOEXEC) }
+}
+
+/// Sets an integer socket option (`setsockopt`), e.g. `SO_REUSEADDR` to `1`.
+public func setSocketOption(_ fd: Int32, level: Int32, option: Int32, value: Int32) throws(SystemError) {
+    var value = value
+    try systemCall("setsockopt") { setsockopt(fd, level, option, &value, socklen_t(MemoryLayout<Int32>.size)) }
+}
+
+/// Reads an integer socket option (`getsockopt`), e.g. `SO_ERROR` after a non-blocking connect.
+public func socketOption(_ fd: Int32, level: Int32, option: Int32) throws(SystemError) -> Int32 {
+    var value: Int32 = 0
+    var length = socklen_t(MemoryLayout<Int32>.size)
+    try systemCall("getsockopt") { getsockopt(fd, level, option, &value, &length) }
+    return value
+}

@@ -1,0 +1,125 @@
+import Foundation
+import GreetdSystem
+import Synchronization
+import Testing
+
+@Suite("System calls")
+struct SystemCallTests {
+    /// A fake call that fails with `EINTR` twice, then succeeds: the funnel retries it.
+    @Test func interruptedCallIsRetried() throws {
+        var attempts = 0
+        let result = try systemCall("fake") { () -> Int32 in
+            attempts += 1
+            guard attempts > 2 else {
+                Errno.current = .interrupted
+                return -1
+            }
+            return 7
+        }
+        #expect(result == 7)
+        #expect(attempts == 3)
+    }
+
+    @Test func failureThrowsTheCallAndItsErrno() {
+        var attempts = 0
+        let error = #expect(throws: SystemError.self) {
+            try systemCall("connect(127.0.0.1:1)") { () -> Int32 in
+                attempts += 1
+                Errno.current = .connectionRefused
+                return -1
+            }
+        }
+        #expect(error == SystemError(call: "connect(127.0.0.1:1)", errno: .connectionRefused))
+        #expect(attempts == 1, "only EINTR is retried")
+    }
+
+    @Test func callNameIsBuiltOnlyOnFailure() throws {
+        var built = 0
+        func name() -> String {
+            built += 1
+            return "read"
+        }
+        _ = try systemCall(name()) { Int32(0) }
+        #expect(built == 0)
+        _ = #expect(throws: SystemError.self) { try systemCall(name()) { () -> Int in Errno.current = .badFileDescriptor; return -1 } }
+        #expect(built == 1)
+    }
+
+    @Test func realBadDescriptorIsReportedAsEBADF() {
+        var byte: UInt8 = 0
+        #expect(throws: SystemError(call: "read", errno: .badFileDescriptor)) {
+            try systemCall("read") { read(-1, &byte, 1) }
+        }
+    }
+
+    @Test func valueOrErrnoGivesTheErrnoAsAValue() {
+        #expect(valueOrErrno { () -> Int32 in Errno.current = .inProgress; return -1 } == .failure(.inProgress))
+        #expect(valueOrErrno { Int32(3) } == .success(3))
+    }
+
+    @Test func emptyNonBlockingPipeWouldBlockInsteadOfThrowing() throws {
+        let pipe = try makePipe(nonBlocking: true)
+        defer { try? closeDescriptor(pipe.read); try? closeDescriptor(pipe.write) }
+        var byte: UInt8 = 0
+        #expect(try nonBlockingSystemCall("read") { read(pipe.read, &byte, 1) } == .wouldBlock)
+        var one: UInt8 = 42
+        #expect(try nonBlockingSystemCall("write") { write(pipe.write, &one, 1) } == .processed(1))
+        #expect(try nonBlockingSystemCall("read") { read(pipe.read, &byte, 1) } == .processed(1))
+        #expect(byte == 42)
+    }
+
+    @Test func fullNonBlockingPipeWouldBlockOnWrite() throws {
+        let pipe = try makePipe(nonBlocking: true)
+        defer { try? closeDescriptor(pipe.read); try? closeDescriptor(pipe.write) }
+        let chunk = [UInt8](repeating: 1, count: 4096)
+        var written = 0
+        while case .processed(let count) = try nonBlockingSystemCall("write", { write(pipe.write, chunk, chunk.count) }) {
+            written += count
+            try #require(written < 64 << 20, "a pipe never filled")
+        }
+        #expect(written > 0)
+    }
+
+    @Test func pipeAndSocketAreCloseOnExec() throws {
+        let pipe = try makePipe()
+        defer { try? closeDescriptor(pipe.read); try? closeDescriptor(pipe.write) }
+        let socket = try openSocket(domain: AF_INET, type: SocketKind.stream, nonBlocking: true)
+        defer { try? closeDescriptor(socket) }
+        let datagram = try openSocket(domain: AF_UNIX, type: SocketKind.datagram)
+        defer { try? closeDescriptor(datagram) }
+        for fd in [pipe.read, pipe.write, socket, datagram] {
+            #expect(try systemCall("fcntl") { fcntl(fd, F_GETFD) } & FD_CLOEXEC != 0, "fd \(fd)")
+        }
+        #expect(try systemCall("fcntl") { fcntl(socket, F_GETFL) } & O_NONBLOCK != 0)
+        #expect(try systemCall("fcntl") { fcntl(datagram, F_GETFL) } & O_NONBLOCK == 0)
+        #expect(try systemCall("fcntl") { fcntl(pipe.read, F_GETFL) } & O_NONBLOCK == 0)
+        #expect(try socketOption(socket, level: SOL_SOCKET, option: SO_TYPE) == SocketKind.stream)
+        #expect(try socketOption(datagram, level: SOL_SOCKET, option: SO_TYPE) == SocketKind.datagram)
+    }
+
+    @Test func socketOptionsRoundTrip() throws {
+        let socket = try openSocket(domain: AF_INET, type: SocketKind.stream)
+        defer { try? closeDescriptor(socket) }
+        try setSocketOption(socket, level: SOL_SOCKET, option: SO_REUSEADDR, value: 1)
+        #expect(try socketOption(socket, level: SOL_SOCKET, option: SO_REUSEADDR) != 0)
+        try setSocketOption(socket, level: SOL_SOCKET, option: SO_REUSEADDR, value: 0)
+        #expect(try socketOption(socket, level: SOL_SOCKET, option: SO_REUSEADDR) == 0)
+    }
+
+    /// With `SendFlags.noSignal`, writing to a connection whose peer is gone fails with `EPIPE`;
+    /// without it, `SIGPIPE` would end the test process.
+    @Test func sendToAClosedPeerIsEPIPENotSIGPIPE() throws {
+        var fds: [Int32] = [-1, -1]
+        try systemCall("socketpair") { socketpair(AF_UNIX, SocketKind.stream, 0, &fds) }
+        defer { try? closeDescriptor(fds[0]) }
+        try closeDescriptor(fds[1])
+        let bytes: [UInt8] = [1, 2, 3]
+        #expect(throws: SystemError(call: "send", errno: .brokenPipe)) {
+            try systemCall("send") { send(fds[0], bytes, bytes.count, SendFlags.noSignal) }
+        }
+    }
+
+    @Test func closeOfABadDescriptorThrowsEBADF() {
+        #expect(throws: SystemError(call: "close", errno: .badFileDescriptor)) { try closeDescriptor(-1) }
+    }
+}
