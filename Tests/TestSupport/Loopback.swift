@@ -82,7 +82,7 @@ public func connectErrno(port: UInt16, host: String = "127.0.0.1", timeout: Dura
         close(try connectLoopback(port: port, host: host, timeout: timeout))
         return 0
     } catch LibeventError.callFailed(_, let code) {
-        return code ?? -1
+        return code?.rawValue ?? -1
     } catch {
         return -1
     }
