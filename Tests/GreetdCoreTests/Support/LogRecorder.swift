@@ -34,6 +34,12 @@ final class LogRecorder: Sendable {
         all.first { $0.requestID == id && $0.message.hasPrefix("access ") }?.message
     }
 
+    /// Waits until the access-log line of `id` has been logged; returns it.
+    func waitForAccessLine(request id: String, timeout: Duration = .seconds(5)) async throws -> String {
+        try await eventually(timeout: timeout, "access line for request \(id)") { accessLine(request: id) != nil }
+        return accessLine(request: id)!
+    }
+
     /// Request ids that logged `message`.
     func requestIDs(logging message: String) -> [String] { all.filter { $0.message == message }.compactMap(\.requestID) }
 
@@ -72,6 +78,14 @@ struct RecordingHandler: LogHandler {
 struct TestFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// The `duration=` field of an access-log line.
+func accessDuration(_ line: String) throws -> Duration {
+    guard let field = line.split(separator: " ").first(where: { $0.hasPrefix("duration=") }) else {
+        throw TestFailure("no duration in \(line)")
+    }
+    return try GoDuration(parsing: String(field.dropFirst("duration=".count))).duration
 }
 
 /// Polls `condition` until it holds or `timeout` passes.
