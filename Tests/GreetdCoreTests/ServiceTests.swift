@@ -92,6 +92,25 @@ extension LiveServer {
             }
         }
 
+        @Test("--workers 2: each shutdown step is logged once for the service, with the total in flight")
+        func shutdownLinesOnce() async throws {
+            let harness = try Harness(delay: "30s", tick: "10ms", workers: 2) { $0.shutdownTimeout = .milliseconds(50) }
+            let clients = try (0..<4).map { _ in try harness.connect() }
+            for client in clients { try client.sendGet("/") }
+            try await eventually("4 greetings thinking") {
+                harness.server.workers.map { $0.stats.inFlight.load(ordering: .relaxed) }.reduce(0, +) == 4
+            }
+            harness.server.drain()
+            for client in clients { #expect(try await client.readResponse().status == 503) }
+            try await eventually("service stopped") { harness.server.isStopped }
+            let drains = harness.logs.all.filter { $0.message == "Draining: stopped accepting connections" }
+            #expect(drains.count == 1)
+            #expect(drains.first?.metadata["in_flight"] == "4")
+            let cancels = harness.logs.all.filter { $0.message == "Cancelling greetings in flight" }
+            #expect(cancels.count == 1)
+            #expect(cancels.first?.metadata["in_flight"] == "4")
+        }
+
         @Test("/healthz: 200 ok while serving, 503 once draining")
         func healthz() async throws {
             let harness = try Harness(delay: "30s", tick: "10ms") { $0.shutdownTimeout = .seconds(5) }

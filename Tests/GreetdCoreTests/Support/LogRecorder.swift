@@ -9,6 +9,8 @@ final class LogRecorder: Sendable {
         let level: Logger.Level
         let message: String
         let requestID: String?
+        /// The line's metadata (handler's and event's), rendered as text.
+        var metadata: [String: String] = [:]
     }
 
     private let entries = Mutex<[Entry]>([])
@@ -71,7 +73,8 @@ struct RecordingHandler: LogHandler {
 
     func log(event: LogEvent) {
         let id = (event.metadata?[requestIDKey] ?? metadata[requestIDKey]).map { "\($0)" }
-        recorder.append(.init(time: .now, level: event.level, message: "\(event.message)", requestID: id))
+        let all = metadata.merging(event.metadata ?? [:]) { $1 }.mapValues { "\($0)" }
+        recorder.append(.init(time: .now, level: event.level, message: "\(event.message)", requestID: id, metadata: all))
     }
 }
 
