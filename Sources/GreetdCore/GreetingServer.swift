@@ -139,18 +139,18 @@ public final class GreetingServer: HTTPResponder {
             switch action {
             case .stopAccepting:
                 http?.beginDraining()
-            case .announceDrain:
-                if let total = group.workerReached(.draining, inFlight: inFlightBefore) {
+            case .announce(let phase), .pass(let phase):
+                let acted = action == .announce(phase)
+                guard let total = group.workerPassed(phase, acted: acted, inFlight: acted ? inFlightBefore : 0) else { break }
+                if phase == .draining {
                     logger.notice("Draining: stopped accepting connections", metadata: [
                         "in_flight": "\(total)", "budget": "\(configuration.shutdownTimeout)",
                     ])
+                } else {
+                    logger.notice("Cancelling greetings in flight", metadata: ["in_flight": "\(total)"])
                 }
             case .armBudget:
                 arm(after: configuration.shutdownTimeout, .budgetSpent)
-            case .announceCancel:
-                if let total = group.workerReached(.canceling, inFlight: inFlightBefore) {
-                    logger.notice("Cancelling greetings in flight", metadata: ["in_flight": "\(total)"])
-                }
             case .cancelGreetings:
                 root.cancel(.canceled, cause: ShutdownCause())
             case .armGrace:

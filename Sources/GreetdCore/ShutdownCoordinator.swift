@@ -31,12 +31,15 @@ enum ShutdownEvent: Equatable {
 enum ShutdownAction: Equatable {
     /// Close the listeners and the idle connections, then each connection as it turns idle.
     case stopAccepting
-    /// Log (once for the service) that draining began.
-    case announceDrain
+    /// This worker entered `phase` and did its work: it counts toward the line the service logs
+    /// once every worker is past `phase` (`Draining: stopped accepting connections`,
+    /// `Cancelling greetings in flight`).
+    case announce(ShutdownPhase)
+    /// This worker went past `phase` without entering it (it stopped first): it counts toward
+    /// the service's line, which it does not cause.
+    case pass(ShutdownPhase)
     /// Arm the shutdown budget (`shutdownTimeout`): `budgetSpent` when it runs out.
     case armBudget
-    /// Log (once for the service) that greetings are being cancelled.
-    case announceCancel
     /// Cancel the root context with ``ShutdownCause``: every greeting answers `503`.
     case cancelGreetings
     /// Arm the grace period (`shutdownGrace`): `graceSpent` when it runs out.
@@ -60,17 +63,23 @@ struct ShutdownCoordinator {
         switch (phase, event) {
         case (.serving, .drain):
             phase = .draining
-            return [.stopAccepting, .announceDrain, .armBudget]
+            return [.stopAccepting, .announce(.draining), .armBudget]
         case (.serving, .cancel):
             phase = .canceling
-            return [.stopAccepting, .announceCancel, .cancelGreetings, .armGrace]
+            return [.stopAccepting, .announce(.draining), .announce(.canceling), .cancelGreetings, .armGrace]
         case (.draining, .cancel), (.draining, .budgetSpent):
             phase = .canceling
-            return [.announceCancel, .cancelGreetings, .armGrace]
-        case (.serving, .stop), (.draining, .stop):
+            return [.announce(.canceling), .cancelGreetings, .armGrace]
+        case (.serving, .stop):
             phase = .stopped
-            return [.cancelGreetings, .release]
-        case (.draining, .idle), (.canceling, .idle), (.canceling, .graceSpent), (.canceling, .stop):
+            return [.pass(.draining), .pass(.canceling), .cancelGreetings, .release]
+        case (.draining, .stop):
+            phase = .stopped
+            return [.pass(.canceling), .cancelGreetings, .release]
+        case (.draining, .idle):
+            phase = .stopped
+            return [.pass(.canceling), .release]
+        case (.canceling, .idle), (.canceling, .graceSpent), (.canceling, .stop):
             phase = .stopped
             return [.release]
         case (.serving, .idle), (.draining, .drain), (.canceling, .drain), (.canceling, .cancel), (.stopped, _):

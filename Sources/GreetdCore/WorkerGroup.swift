@@ -10,7 +10,7 @@ public final class WorkerGroup: Sendable {
     /// Shared by every worker's ``HTTPServer``.
     public let http: HTTPServerGroup
     private let workers: Int
-    private let tally = Mutex<[ShutdownPhase: (workers: Int, inFlight: Int)]>([:])
+    private let tally = Mutex<[ShutdownPhase: (workers: Int, acted: Bool, inFlight: Int)]>([:])
 
     /// A group for `workers` worker loops.
     public init(workers: Int) {
@@ -18,16 +18,18 @@ public final class WorkerGroup: Sendable {
         self.http = HTTPServerGroup()
     }
 
-    /// A worker reached `phase` (after acting on it) with `inFlight` greetings running.
-    /// - Returns: the total in flight across the workers when this is the last of them to reach
-    ///   `phase` (the caller logs the line then), else `nil`.
-    func workerReached(_ phase: ShutdownPhase, inFlight: Int) -> Int? {
+    /// A worker went past `phase`: it entered it and `acted` (with `inFlight` greetings running),
+    /// or it stopped before it.
+    /// - Returns: the total in flight across the workers when this is the last of them to pass
+    ///   `phase` and at least one acted (the caller logs the line then), else `nil`.
+    func workerPassed(_ phase: ShutdownPhase, acted: Bool, inFlight: Int) -> Int? {
         tally.withLock { tally in
-            var entry = tally[phase] ?? (0, 0)
+            var entry = tally[phase] ?? (0, false, 0)
             entry.workers += 1
+            entry.acted = entry.acted || acted
             entry.inFlight += inFlight
             tally[phase] = entry
-            return entry.workers == workers ? entry.inFlight : nil
+            return entry.workers == workers && entry.acted ? entry.inFlight : nil
         }
     }
 }

@@ -62,18 +62,12 @@ extension HTTPServer {
     /// Answers a connection we will not serve with a canned `503` carrying `X-Request-Id`,
     /// straight on the socket (evhttp has not read from it), after reading what the client
     /// already sent, so that the close that follows is a FIN, not a reset that could destroy the
-    /// answer. The request line, when it came whole, names the request in the access log.
+    /// answer. Its access line has neither method nor target (`-`): the request is not read.
     /// - Returns: the request's head, and the body size.
     private func refuse(_ fd: Int32, start: ContinuousClock.Instant) -> (HTTPRequestHead, Int) {
         var sink = [UInt8](repeating: 0, count: 4096)
-        var first: [UInt8] = []
-        for _ in 0..<4 {
-            let count = recv(fd, &sink, sink.count, Int32(MSG_DONTWAIT))
-            guard count > 0 else { break }
-            if first.isEmpty { first = Array(sink[0..<count]) }
-        }
-        let line = RequestLine(first)
-        let head = cannedHead(method: line?.method ?? "-", target: line?.target ?? "-", start: start, origin: .connectionLimit)
+        for _ in 0..<4 where recv(fd, &sink, sink.count, Int32(MSG_DONTWAIT)) > 0 {}
+        let head = cannedHead(start: start, origin: .connectionLimit)
         let body = "server at connection limit\n"
         // The id comes from the responder; a header value must not carry a line break.
         let idHeader = head.id.utf8.contains { $0 == 10 || $0 == 13 } ? "" : "X-Request-Id: \(head.id)\r\n"
@@ -81,21 +75,6 @@ extension HTTPServer {
             + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\nRetry-After: 1\r\n\(idHeader)\r\n\(body)"
         _ = answer.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
         return (head, body.utf8.count)
-    }
-}
-
-/// The method and target of a request line (`GET /x HTTP/1.1`), read from the first bytes a
-/// refused client sent, for its access-log line; `nil` unless the line came whole.
-struct RequestLine {
-    let method: String
-    let target: String
-
-    init?(_ bytes: [UInt8]) {
-        guard let end = bytes.firstIndex(of: 10) else { return nil }
-        let parts = bytes[..<end].split(separator: 32, omittingEmptySubsequences: false)
-        guard parts.count == 3, !parts[0].isEmpty, !parts[1].isEmpty else { return nil }
-        method = String(decoding: parts[0], as: UTF8.self)
-        target = String(decoding: parts[1], as: UTF8.self)
     }
 }
 

@@ -1,3 +1,4 @@
+import Foundation
 import GreetdCore
 import Testing
 #if canImport(Glibc)
@@ -173,6 +174,20 @@ extension LiveServer {
             #expect(rss.flatMap { Double($0.split(separator: " ")[1]) }.map { $0 > 1_000_000 } == true)
             let fds = text.split(separator: "\n").first { $0.hasPrefix("process_open_fds ") }
             #expect(fds.flatMap { Double($0.split(separator: " ")[1]) }.map { $0 > 3 } == true)
+            for name in ["greetd_requests_total", "greetd_request_duration_seconds", "greetd_requests_in_flight",
+                         "greetd_connections_open", "greetd_timer_ticks_total", "greetd_accept_errors_total",
+                         "process_resident_memory_bytes", "process_open_fds", "process_cpu_seconds_total",
+                         "process_start_time_seconds", "greetd_build_info"] {
+                #expect(text.hasPrefix("# HELP \(name) ") || text.contains("\n# HELP \(name) "), "no # HELP line for \(name)")
+            }
+            let buildInfo = #"greetd_build_info{version="\#(GreetdMetrics.version)"} 1"#
+            #expect(text.split(separator: "\n").contains { $0 == buildInfo || $0 == buildInfo + ".0" }, "\(text)")
+            func value(_ name: String) -> Double? {
+                text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
+            }
+            let started = try #require(value("process_start_time_seconds"))
+            #expect(started > 1_600_000_000 && started <= Date().timeIntervalSince1970 + 1, "start time \(started)")
+            #expect(try #require(value("process_cpu_seconds_total")) > 0)
         }
 
         @Test("access log: one line per request, 499 when the client went away")
