@@ -1,10 +1,5 @@
-import Metrics
 import Prometheus
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import Synchronization
 
 /// How a request ended, for `greetd_requests_total{outcome=...}` and the duration histogram.
 public enum RequestOutcome: String, CaseIterable, Sendable {
@@ -20,53 +15,70 @@ public enum RequestOutcome: String, CaseIterable, Sendable {
     case rejected
 }
 
-/// greetd's metrics, through swift-metrics into one Prometheus registry shared by every worker
-/// loop, so that the numbers add up across workers.
+/// greetd's metrics, in one Prometheus registry shared by every worker loop, so that the numbers
+/// add up across workers. Every metric has a `# HELP` line.
 ///
-/// Sendable: swift-metrics handles are thread-safe (swift-prometheus backs them with atomics and
-/// locks), and every stored property is immutable.
+/// Written by the `RequestRecorder` of each worker; rendered by `/metrics`.
+///
+/// Sendable: swift-prometheus metrics are thread-safe (atomics and locks), every stored property
+/// is immutable, and the CPU time last reported sits behind a mutex.
 public final class GreetdMetrics: Sendable {
+    /// The version `greetd_build_info` reports.
+    public static let version = "0.9.0"
+
     /// The registry `/metrics` renders.
     public let registry: PrometheusCollectorRegistry
-    private let requests: [RequestOutcome: Metrics.Counter]
-    private let durations: [RequestOutcome: Metrics.Timer]
-    let inFlight: Metrics.Meter
-    let connectionsOpen: Metrics.Meter
-    let ticks: Metrics.Counter
+    private let requests: [RequestOutcome: Counter]
+    private let durations: [RequestOutcome: DurationHistogram]
+    let inFlight: Gauge
+    let connectionsOpen: Gauge
+    let ticks: Counter
     /// `accept` failures (out of descriptors, mostly); the listener pauses after each.
-    let acceptErrors: Metrics.Counter
-    private let residentMemory: Metrics.Gauge
-    private let openFDs: Metrics.Gauge
+    let acceptErrors: Counter
+    private let residentMemory: Gauge
+    private let openFDs: Gauge
+    private let cpuSeconds: Counter
+    private let cpuReported = Mutex<Double>(0)
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
-        var factory = PrometheusMetricsFactory(registry: registry)
-        factory.durationHistogramBuckets["greetd_request_duration_seconds"] = [
+        let buckets: [Duration] = [
             .milliseconds(1), .milliseconds(10), .milliseconds(100), .milliseconds(500),
             .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
         ]
-        var requests: [RequestOutcome: Metrics.Counter] = [:]
-        var durations: [RequestOutcome: Metrics.Timer] = [:]
+        let durationName = MetricNameDescriptor(
+            metricName: "greetd_request_duration", unitName: "seconds",
+            helpText: "Time from a request's arrival to its end, by outcome.")
+        let requestsName = metric(
+            "greetd_requests_total",
+            "Greeting requests by how they ended: completed, canceled (client gone), deadline_exceeded, shutdown, rejected (connection limit or draining).")
+        var requests: [RequestOutcome: Counter] = [:]
+        var durations: [RequestOutcome: DurationHistogram] = [:]
         for outcome in RequestOutcome.allCases {
-            let dimensions = [("outcome", outcome.rawValue)]
-            requests[outcome] = Metrics.Counter(label: "greetd_requests_total", dimensions: dimensions, factory: factory)
-            durations[outcome] = Metrics.Timer(label: "greetd_request_duration_seconds", dimensions: dimensions, factory: factory)
+            let labels = [("outcome", outcome.rawValue)]
+            requests[outcome] = registry.makeCounter(descriptor: requestsName, labels: labels)
+            durations[outcome] = registry.makeDurationHistogram(descriptor: durationName, labels: labels, buckets: buckets)
         }
         self.requests = requests
         self.durations = durations
-        inFlight = Metrics.Meter(label: "greetd_requests_in_flight", factory: factory)
-        connectionsOpen = Metrics.Meter(label: "greetd_connections_open", factory: factory)
-        ticks = Metrics.Counter(label: "greetd_timer_ticks_total", factory: factory)
-        acceptErrors = Metrics.Counter(label: "greetd_accept_errors_total", factory: factory)
-        residentMemory = Metrics.Gauge(label: "process_resident_memory_bytes", factory: factory)
-        openFDs = Metrics.Gauge(label: "process_open_fds", factory: factory)
+        inFlight = registry.makeGauge(descriptor: metric("greetd_requests_in_flight", "Greetings thinking right now."))
+        connectionsOpen = registry.makeGauge(descriptor: metric("greetd_connections_open", "Client connections open right now."))
+        ticks = registry.makeCounter(descriptor: metric("greetd_timer_ticks_total", "'Greetings are hard. Thinking...' lines logged."))
+        acceptErrors = registry.makeCounter(descriptor: metric(
+            "greetd_accept_errors_total", "Failed accept calls (out of descriptors, mostly); the listener pauses after each."))
+        residentMemory = registry.makeGauge(descriptor: metric("process_resident_memory_bytes", "Resident memory size in bytes."))
+        openFDs = registry.makeGauge(descriptor: metric("process_open_fds", "Number of open file descriptors."))
+        cpuSeconds = registry.makeCounter(descriptor: metric("process_cpu_seconds_total", "Total user and system CPU time spent in seconds."))
+        let start = registry.makeGauge(descriptor: metric("process_start_time_seconds", "Start time of the process since unix epoch in seconds."))
+        if let started = ProcessStats.startTimeSeconds() { start.set(to: started) }
+        registry.makeGauge(descriptor: metric("greetd_build_info", "A constant 1, labelled with the greetd version."),
+                           labels: [("version", Self.version)]).set(to: 1)
     }
 
-    /// Counts a finished request and records how long it took.
+        /// Counts a finished request and records how long it took.
     func finished(_ outcome: RequestOutcome, after duration: Duration) {
         requests[outcome]!.increment()
-        let (seconds, attoseconds) = duration.components
-        durations[outcome]!.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        durations[outcome]!.record(duration)
     }
 
     /// Counts a request refused without a duration worth recording (a connection over the limit).
@@ -74,41 +86,23 @@ public final class GreetdMetrics: Sendable {
         requests[.rejected]!.increment()
     }
 
-    /// The Prometheus text exposition, with the process gauges read now.
+    /// The Prometheus text exposition, with the process metrics read now.
     public func render() -> String {
-        if let rss = residentMemoryBytes() { residentMemory.record(rss) }
-        if let fds = openFileDescriptors() { openFDs.record(fds) }
+        if let rss = ProcessStats.residentMemoryBytes() { residentMemory.set(to: Double(rss)) }
+        if let fds = ProcessStats.openFileDescriptors() { openFDs.set(to: Double(fds)) }
+        let cpu = ProcessStats.cpuSeconds()
+        cpuReported.withLock { reported in
+            if cpu > reported {
+                cpuSeconds.increment(by: cpu - reported)
+                reported = cpu
+            }
+        }
         return registry.emitToString()
     }
 }
 
-/// Resident set size from `/proc/self/statm` (pages × page size); `nil` off Linux.
-func residentMemoryBytes() -> Int? {
-    guard let file = fopen("/proc/self/statm", "r") else { return nil }
-    defer { fclose(file) }
-    var size = 0, resident = 0
-    guard fscanf_statm(file, &size, &resident) else { return nil }
-    return resident * Int(sysconf(Int32(_SC_PAGESIZE)))
-}
-
-private func fscanf_statm(_ file: UnsafeMutablePointer<FILE>, _ size: inout Int, _ resident: inout Int) -> Bool {
-    var line = [CChar](repeating: 0, count: 256)
-    guard fgets(&line, Int32(line.count), file) != nil else { return false }
-    let fields = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self).split(separator: " ")
-    guard fields.count >= 2, let s = Int(fields[0]), let r = Int(fields[1]) else { return false }
-    size = s
-    resident = r
-    return true
-}
-
-/// Open descriptors, counted in `/proc/self/fd`; `nil` where that does not exist.
-func openFileDescriptors() -> Int? {
-    guard let directory = opendir("/proc/self/fd") else { return nil }
-    defer { closedir(directory) }
-    var count = 0
-    while let entry = readdir(directory) {
-        let first = withUnsafeBytes(of: entry.pointee.d_name) { $0[0] }
-        if first != UInt8(ascii: ".") { count += 1 }
-    }
-    return count - 1  // the descriptor opendir itself holds
+/// A metric's full name and its `# HELP` text (swift-prometheus joins the name's parts, and
+/// skips the empty unit).
+private func metric(_ name: String, _ help: String) -> MetricNameDescriptor {
+    MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
 }

@@ -1,7 +1,8 @@
 import Libevent
 import Synchronization
 
-/// Counters of one server, readable from any thread (tests, and `/metrics` later).
+/// Counters of one worker, readable from any thread (tests and leak checks; `/metrics` reads
+/// ``GreetdMetrics``, which the same `RequestRecorder` writes).
 ///
 /// Written only on the server's loop thread; read anywhere. Relaxed atomics: each number is
 /// exact on its own, but two numbers read one after the other are not a consistent snapshot.

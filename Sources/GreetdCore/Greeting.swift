@@ -4,101 +4,97 @@ import Logging
 
 /// One greeting request: the seed's handler, on the event loop.
 ///
-/// It logs `Handling greeting request`, then thinks: a persistent (`EV_PERSIST`) timer logs
-/// `Greetings are hard. Thinking...` every tick, and after the delay answers `200 Hello Gopher!`.
-/// The same timer ends the thinking: its last period is shortened to what is left of the delay
-/// (one event per greeting instead of two). Every tick due by the delay is logged before the
-/// answer, so the defaults give the seed's five lines.
+/// It logs `Handling greeting request`, then thinks: it logs `Greetings are hard. Thinking...`
+/// at each tick (`start + n × tick`, never before), and at `start + delay` answers `200 Hello
+/// Gopher!`. One ``PunctualTimer`` does both: it is set for whichever comes next. Every tick due
+/// by the delay is logged before the answer, so the defaults give the seed's five lines.
 ///
-/// Its ``Context`` is a child of the server's root context, with the request's deadline, if any.
-/// Whatever ends it first ends the greeting, and its done-callback stops both timers (no tick can
-/// follow) and logs Go's words:
-/// - the client goes away: the connection's close callback cancels it →
-///   `Context Error: context canceled`; access-log status 499;
+/// Its ``Context`` is a child of the server's root context, with the request's deadline, if any
+/// (a second timer, set for `start + timeout`). Whatever ends it first ends the greeting, and its
+/// done-callback stops both timers (no tick can follow) and logs Go's words:
+/// - the client goes away (the server reports the request aborted) → `Context Error: context
+///   canceled`; access-log status 499;
 /// - the deadline passes: `Context Error: context deadline exceeded`; `503`;
 /// - the shutdown budget ends: `Context Error: context canceled (cause: server shutting down)`;
 ///   `503` with `Connection: close`.
 /// As in the seed (a `defer`), `Handled greeting request` closes every path.
 ///
-/// Ownership: the ``GreetingServer`` holds each greeting in its in-flight table until it ends;
-/// the greeting owns its request, context and timers. Every closure it hands out captures it
-/// `unowned`, so ending it (removing it from the table) frees everything at once.
-final class Greeting: EventTarget, ContextObserver, AbortObserver {
+/// Ownership: the ``GreetingServer`` holds each greeting in its in-flight table until its
+/// request ends; the greeting owns its request, context and timers, and the timers hold it
+/// unowned, so ending it (removing it from the table) frees everything at once.
+final class Greeting: EventTarget, ContextObserver {
     private enum State {
-        /// `ticker` is the one persistent timer: it fires every tick, and its last period is
-        /// shortened so that it also fires when the delay is over (`finishing`).
-        case thinking(ticker: Event?, deadline: Event?, finishing: Bool)
+        case thinking(ticker: PunctualTimer?, deadline: PunctualTimer?)
         case finished
     }
 
-    let exchange: Exchange
+    let request: HTTPRequest
     private let context: Context
-    private let delay: GoDuration
-    private let timeout: GoDuration?
+    private let parameters: GreetingParameters
     private unowned let server: GreetingServer
-    private var state: State = .thinking(ticker: nil, deadline: nil, finishing: false)
+    private var state: State = .thinking(ticker: nil, deadline: nil)
     private var ticksLogged = 0
+    /// How the greeting ended, once it has.
+    private(set) var outcome: RequestOutcome?
 
-    var id: UInt64 { exchange.id }
-    private var request: HTTPRequest { exchange.request }
-
-    init(exchange: Exchange, delay: GoDuration, timeout: GoDuration?, server: GreetingServer) {
-        self.exchange = exchange
-        self.delay = delay
-        self.timeout = timeout
+    init(request: HTTPRequest, parameters: GreetingParameters, server: GreetingServer) {
+        self.request = request
+        self.parameters = parameters
         self.server = server
-        self.context = Context(parent: server.root, deadline: timeout.map { exchange.start + $0.duration })
+        self.context = Context(parent: server.root, deadline: parameters.timeout.map { request.head.start + $0.duration })
         server.stats.liveGreetings.bump()
     }
 
     deinit {
-        if case .thinking = state { assertionFailure("greeting \(exchange.id) freed while thinking") }
+        if case .thinking = state { assertionFailure("greeting \(request.id) freed while thinking") }
         server.stats.liveGreetings.bump(-1)
     }
 
+    private var started: ContinuousClock.Instant { request.head.start }
+    private var tick: Duration { server.configuration.tick.duration }
+    /// When the answer is due.
+    private var finish: ContinuousClock.Instant { started + parameters.delay.duration }
+    /// Ticks that fall due within the delay: they are all logged before the answer.
+    private var ticksDue: Int { Int(parameters.delay.nanoseconds / server.configuration.tick.nanoseconds) }
+    /// The next instant the ticker must fire at: the next tick, or the answer.
+    private var nextWake: ContinuousClock.Instant { min(started + tick * (ticksLogged + 1), finish) }
+
     private func log(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message,
                      metadata: @autoclosure () -> Logger.Metadata = [:]) {
-        server.log(level, message(), exchange, metadata: metadata())
-    }
-
-    /// Ticks that fall due within the delay: they are all logged before the answer.
-    private var ticksDue: Int {
-        Int(delay.nanoseconds / server.configuration.tick.nanoseconds)
+        server.logger.log(level, request: request.id, message(), metadata: metadata())
     }
 
     func start() {
         log(.info, "Handling greeting request")
+        if let asked = parameters.cappedFrom {
+            log(.debug, "Delay capped at --max-delay", metadata: ["asked": "\(asked)", "max_delay": "\(parameters.delay)"])
+        }
         context.onDone(observer: self)
         if context.isDone { return }  // the server is already shutting down
-        if let timeout, timeout.nanoseconds == 0 {
+        if let timeout = parameters.timeout, timeout.nanoseconds == 0 {
             context.cancel(.deadlineExceeded)
             return
         }
-        if delay.nanoseconds == 0 {
+        if parameters.delay.nanoseconds == 0 {
             complete()
             return
         }
         do {
-            let base = server.base
-            let tick = server.configuration.tick
-            // Count the ticks and the deadline from now, not from the start of this loop turn (a
-            // burst of new requests can make the loop's cached clock tens of milliseconds old).
-            base.updateCachedTime()
-            let ticker = try Event(base: base, flags: .persist, target: self, tag: Self.tickTag)
-            var deadline: Event?
-            if let timeout {
-                deadline = try Event(base: base, target: self, tag: Self.deadlineTag)
-                try deadline?.add(timeout: timeout.duration)
+            let ticker = try PunctualTimer(base: server.base, target: self, tag: Self.tickTag)
+            var deadline: PunctualTimer?
+            if let timeout = parameters.timeout {
+                let timer = try PunctualTimer(base: server.base, target: self, tag: Self.deadlineTag)
+                try timer.schedule(at: started + timeout.duration)
+                deadline = timer
             }
-            let finishing = delay < tick
-            state = .thinking(ticker: ticker, deadline: deadline, finishing: finishing)
-            try ticker.add(timeout: finishing ? delay.duration : tick.duration)
-            try request.watchForAbort(observer: self)
+            state = .thinking(ticker: ticker, deadline: deadline)
+            try ticker.schedule(at: nextWake)
+            try request.watchForAbort()
         } catch {
             log(.error, "Cannot start greeting: \(error)")
             state = .finished
-            server.respond(exchange, status: 500, body: "internal error: \(error)\n")
-            server.greetingFinished(self, outcome: .shutdown)
+            outcome = .shutdown
+            server.send(request, status: 500, body: "internal error: \(error)\n")
         }
     }
 
@@ -109,26 +105,13 @@ final class Greeting: EventTarget, ContextObserver, AbortObserver {
             context.cancel(.deadlineExceeded)
             return
         }
-        guard case .thinking(let ticker, let deadline, let finishing) = state, let ticker else { return }
-        // Time left until the answer. Re-adding a pending persistent event gives it a new
-        // period; the last one is cut short so that the same timer ends the thinking.
-        let remaining = exchange.start + delay.duration - .now
-        if finishing {
-            if remaining > .zero {  // the loop's clock ran behind: not yet
-                server.base.updateCachedTime()
-                try? ticker.add(timeout: remaining)
-            } else {
-                complete()
-            }
-            return
-        }
-        tick()
-        if remaining <= .zero {
+        guard case .thinking(let ticker, _) = state, let ticker else { return }
+        let now = ContinuousClock.now
+        while ticksLogged < ticksDue && started + tick * (ticksLogged + 1) <= now { logTick() }
+        if now >= finish {
             complete()
-        } else if remaining < server.configuration.tick.duration {
-            state = .thinking(ticker: ticker, deadline: deadline, finishing: true)
-            server.base.updateCachedTime()  // count the last period from now
-            try? ticker.add(timeout: remaining)
+        } else {
+            try? ticker.schedule(at: nextWake)
         }
     }
 
@@ -137,27 +120,31 @@ final class Greeting: EventTarget, ContextObserver, AbortObserver {
         contextDone(error)
     }
 
-    /// The client went away: cancel, as Go's net/http cancels `r.Context()`.
-    func requestAborted(_ request: HTTPRequest, reason: ConnectionEnd) {
+    /// The client went away (the server reported the request aborted): cancel, as Go's
+    /// net/http cancels `r.Context()`.
+    func clientWentAway(_ reason: ConnectionEnd) {
         log(.debug, "Client went away", metadata: ["reason": "\(reason)"])
         context.cancel()
     }
 
-    private func tick() {
-        guard case .thinking = state else { return }
+    private func logTick() {
         ticksLogged += 1
-        server.tickLogged()
+        server.recorder.ticked()
         log(.info, "Greetings are hard. Thinking...")
+    }
+
+    /// Headers every answer of this greeting carries.
+    private var headers: [(String, String)] {
+        parameters.cappedFrom == nil ? [] : [(cappedDelayHeader, "\(parameters.delay)")]
     }
 
     private func complete() {
         guard case .thinking = state else { return }
-        while ticksLogged < ticksDue { tick() }
+        while ticksLogged < ticksDue { logTick() }
         state = .finished  // frees the timers
-        let sent = server.send(exchange, status: 200, body: "Hello Gopher!\n")
+        outcome = .completed
         log(.info, "Handled greeting request")
-        server.logAccess(exchange, status: sent.status, bytes: sent.bytes)
-        server.greetingFinished(self, outcome: .completed)
+        server.send(request, status: 200, headers: headers, body: "Hello Gopher!\n")
     }
 
     private func contextDone(_ err: ContextError) {
@@ -168,21 +155,19 @@ final class Greeting: EventTarget, ContextObserver, AbortObserver {
         } else {
             log(.notice, "Context Error: \(err)")
         }
-        let outcome: RequestOutcome
-        let sent: (status: Int, bytes: Int)
+        log(.info, "Handled greeting request")
         if !request.isPending {
             outcome = .canceled
-            sent = (499, 0)
         } else if err == .deadlineExceeded {
             outcome = .deadlineExceeded
-            sent = server.send(exchange, status: 503, body: "greeting timed out after \(timeout ?? .zero)\n")
+            server.send(request, status: 503, headers: headers, body: "greeting timed out after \(parameters.timeout ?? .zero)\n")
         } else {
             outcome = .shutdown
             // Connection: close is added while the server is stopping.
-            sent = server.send(exchange, status: 503, headers: [("Retry-After", "1")], body: "server shutting down\n")
+            server.send(request, status: 503, headers: headers + [("Retry-After", "1")], body: "server shutting down\n")
         }
-        log(.info, "Handled greeting request")
-        server.logAccess(exchange, status: sent.status, bytes: sent.bytes)
-        server.greetingFinished(self, outcome: outcome)
     }
 }
+
+/// The response header that says `?delay=` was above `--max-delay`; its value is the delay used.
+public let cappedDelayHeader = "X-Delay-Capped"

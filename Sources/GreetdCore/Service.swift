@@ -64,8 +64,9 @@ public final class Worker: Sendable {
 ///
 /// Each worker has its own `event_base`, `evhttp` and listeners; with more than one worker the
 /// listeners share the port through `SO_REUSEPORT` and the kernel spreads connections across
-/// them. Workers share only Sendable things: the metrics registry, the request-id counter and the
-/// logger. The only way into a worker is its ``LoopWakeup`` (``drain()``, ``cancelRemaining()``).
+/// them. Workers share only Sendable things: the metrics registry, the logger and a
+/// ``WorkerGroup`` (the process-wide `--max-connections` count, the request numbering, and the
+/// tally that logs each shutdown step once for the service). The only way into a worker is its ``LoopWakeup`` (``drain()``, ``cancelRemaining()``).
 ///
 /// Sendable: every stored property is immutable and Sendable.
 public final class GreetdService: Sendable {
@@ -100,14 +101,14 @@ public final class GreetdService: Sendable {
             // that it is free first, with plain sockets.
             try HTTPServer.checkPortIsFree(host: configuration.host, port: configuration.port)
         }
-        let ids = RequestIDs()
+        let group = WorkerGroup(workers: configuration.workers)
         var workers: [Worker] = []
         var addresses: [SocketAddress] = []
         do {
             for index in 0..<configuration.workers {
                 let port = index == 0 ? configuration.port : addresses[0].port
                 let (worker, bound) = try startWorker(index: index, configuration: configuration, port: port,
-                                                      logger: logger, metrics: metrics, ids: ids, onStopped: onWorkerStopped)
+                                                      logger: logger, metrics: metrics, group: group, onStopped: onWorkerStopped)
                 workers.append(worker)
                 if index == 0 { addresses = bound }
             }
@@ -121,7 +122,7 @@ public final class GreetdService: Sendable {
 
     private static func startWorker(
         index: Int, configuration: GreetdConfiguration, port: UInt16, logger: Logger,
-        metrics: GreetdMetrics, ids: RequestIDs, onStopped: @escaping @Sendable () -> Void
+        metrics: GreetdMetrics, group: WorkerGroup, onStopped: @escaping @Sendable () -> Void
     ) throws -> (Worker, [SocketAddress]) {
         let worker = Worker(stats: GreetdStats(), control: try WorkerControl(), done: DispatchSemaphore(value: 0))
         let ready = DispatchSemaphore(value: 0)
@@ -129,7 +130,7 @@ public final class GreetdService: Sendable {
         let thread = Thread {
             do {
                 try runWorker(configuration: configuration, port: port, logger: logger, metrics: metrics,
-                              ids: ids, worker: worker) { addresses in
+                              group: group, worker: worker) { addresses in
                     outcome.withLock { $0 = .success(addresses) }
                     ready.signal()
                 }
@@ -181,12 +182,12 @@ public final class GreetdService: Sendable {
 /// stopped, then frees everything in reverse order of creation.
 private func runWorker(
     configuration: GreetdConfiguration, port: UInt16, logger: Logger, metrics: GreetdMetrics,
-    ids: RequestIDs, worker: Worker, onReady: ([SocketAddress]) -> Void
+    group: WorkerGroup, worker: Worker, onReady: ([SocketAddress]) -> Void
 ) throws {
     let control = worker.control
     let base = try EventBase(avoiding: configuration.avoidBackends, counters: worker.stats.libevent)
     let server = try GreetingServer(configuration: configuration, logger: logger, base: base, metrics: metrics,
-                                    stats: worker.stats, requestIDs: ids, port: port)
+                                    stats: worker.stats, group: group, port: port)
     server.onStopped = { [unowned base] in base.exit() }
     let controlEvent = try control.wakeup.makeEvent(on: base) { [unowned server] in
         let requests = control.take()

@@ -5,43 +5,21 @@ import Glibc
 import Darwin
 #endif
 
-/// Why a connection ended; what a watched request's abort handler receives.
-public enum ConnectionEnd: Equatable, Sendable, CustomStringConvertible {
-    /// The client closed its sending side: FIN, whether a full close or a half-close.
-    case peerClosed
-    /// Reading the socket failed, typically `ECONNRESET` after an RST.
-    case socketError(errno: Int32)
-    /// The client sent more than ``HTTPServerOptions/pipelineLimit`` bytes behind a pending request.
-    case pipelineLimitExceeded
-    /// The client did not send a whole request in time (header timeout, or idle keep-alive).
-    case readTimeout
-    /// The server freed the connection itself (shutdown, or an evhttp error).
-    case serverClosed
-
-    public var description: String {
-        switch self {
-        case .peerClosed: return "client closed the connection"
-        case .socketError(let code): return "connection error: \(errnoDescription(code))"
-        case .pipelineLimitExceeded: return "client sent too much data while the request was pending"
-        case .readTimeout: return "client too slow to send its request"
-        case .serverClosed: return "server closed the connection"
-        }
-    }
-}
-
-/// One client connection of an ``HTTPServer``, from its first request to its close.
+/// One client connection of an ``HTTPServer``, from its adoption to its close.
 ///
 /// ## States
 /// `awaitingRequest` (reading a request, under a read deadline) → `handling` (a request was handed
-/// to the handler) → `replying` (the reply is being written) → `awaitingRequest` again on
+/// to the responder) → `replying` (the reply is being written) → `awaitingRequest` again on
 /// keep-alive, or `closed`.
 ///
 /// ## Ownership and the one retain
 /// evhttp owns the `struct evhttp_connection`. This object installs the connection's close
-/// callback when the connection first shows up (`evhttp_set_newreqcb`), with exactly one retain
-/// of itself as its argument. evhttp calls that callback from `evhttp_connection_free`, however
-/// the connection ends (client gone, error, timeout, server freed); ``closed()`` then releases
-/// the retain. Nothing else retains it, except a request it is handling.
+/// callback when the server adopts the connection (right after evhttp accepted it, see
+/// `HTTPServer.adoptNewConnections`), with exactly one retain of itself as its argument. evhttp
+/// calls that callback from `evhttp_connection_free`, however the connection ends (client gone,
+/// error, timeout, server closed); ``closed(connectionFreed:)`` then releases the retain.
+/// While `handling`, the connection holds its ``HTTPRequest`` strongly (the request holds the
+/// connection too); the pair parts when the request is answered or aborted.
 ///
 /// ## Seeing the client go away while a request is pending
 /// Stock evhttp (2.1.9 and later) disables reading while a request is pending, so it never sees
@@ -57,45 +35,48 @@ public enum ConnectionEnd: Equatable, Sendable, CustomStringConvertible {
 ///
 /// Threading: loop-confined.
 final class HTTPConnection: EventTarget {
-    private enum State {
+    enum State {
         case awaitingRequest(deadline: Event?)
-        case handling
+        case handling(HTTPRequest)
         case replying
         case closed
     }
 
     let raw: OpaquePointer
     let fd: Int32
-    /// Unowned: the server outlives its connections, except while its `deinit` frees them;
-    /// ``detachFromServer()`` is called first then, and `closed()` no longer reports back.
-    private unowned let server: HTTPServer
+    /// Unowned: the server frees its connections before it goes; its `deinit` detaches them first
+    /// (``detachFromServer()``), and `closed` no longer reports back then.
+    unowned let server: HTTPServer
     private var serverAttached = true
     /// Kept apart from `server`: the last release may come after the server is gone.
     private let counters: LibeventCounters
-    private var state: State = .awaitingRequest(deadline: nil)
+    /// Every C callback of the connection counts itself in here (see `SafePoint`).
+    let safePoint: SafePoint
+    /// Holds the connection slot this connection took; released in `closed`.
+    private let group: HTTPServerGroup
+    private(set) var state: State = .awaitingRequest(deadline: nil)
     private var retain: Unmanaged<HTTPConnection>?
-    /// The request being handled. Not retained, so that a handler that drops it unanswered gets
-    /// it answered by `HTTPRequest.deinit`. It cannot dangle: a request is freed only once
-    /// answered (its `respond` clears this through ``beginReplying()``, `deinit` answers a
-    /// pending one) or aborted (``closed()`` clears it first). A weak reference would cost every
-    /// request a side-table allocation.
-    private unowned(unsafe) var request: HTTPRequest?
     /// The abort watch, while a request is pending and watched.
     private var watch: Event?
     /// Why we freed the connection ourselves, for the close callback.
     private var endReason: ConnectionEnd?
-    private(set) var requestCount = 0
-    /// Whether a byte of the next request has arrived since ``awaitRequest()`` (a draining
-    /// server closes only connections that are truly idle, as Go's `Shutdown` does).
-    private var requestStarted = false
-    /// Our callback on the input buffer that sets `requestStarted`; removed in ``closed()``.
+    private var requestCount = 0
+    /// When the first byte of the request being read arrived: the start of a canned response's
+    /// request. `nil` while no byte has arrived (the connection is idle, safe to close when
+    /// draining, as Go's `Shutdown` does).
+    private(set) var requestStarted: ContinuousClock.Instant?
+    /// Our callback on the input buffer that sets `requestStarted`; removed in `closed`.
     private var inputCallback: OpaquePointer?
+    /// The output-buffer watch (`HTTPConnection+Output.swift`).
+    var output = OutputWatch()
 
     init(raw: OpaquePointer, fd: Int32, server: HTTPServer) {
         self.raw = raw
         self.fd = fd
         self.server = server
         self.counters = server.base.counters
+        self.safePoint = server.safePoint
+        self.group = server.group
         let retain = Unmanaged.passRetained(self)
         self.retain = retain
         evhttp_connection_set_closecb(raw, connectionCloseTrampoline, retain.toOpaque())
@@ -106,18 +87,20 @@ final class HTTPConnection: EventTarget {
         counters.liveConnections.bump(-1)
     }
 
-    /// Whether the connection waits for a request and has received no byte of it: safe to close
-    /// when draining.
+    /// Whether the connection waits for a request and has received no byte of it.
     var isIdle: Bool {
         guard case .awaitingRequest = state else { return false }
-        return !requestStarted
+        return requestStarted == nil
     }
 
+    /// The bufferevent evhttp reads and writes through; `nil` once it is freed.
+    var bufferevent: OpaquePointer? { retain == nil ? nil : evhttp_connection_get_bufferevent(raw) }
+
     /// Adds or removes our input-buffer callback. Only a connection waiting for a request needs
-    /// it, so a pending greeting does not hold one. Unretained: removed in closed(), before the
+    /// it, so a pending greeting does not hold one. Unretained: removed in `closed`, before the
     /// close callback's retain is released.
     private func watchInput(_ on: Bool) {
-        guard let bufferevent = evhttp_connection_get_bufferevent(raw) else { return }
+        guard let bufferevent else { return }
         let input = bufferevent_get_input(bufferevent)
         if on, inputCallback == nil {
             inputCallback = evbuffer_add_cb(input, inputTrampoline, Unmanaged.passUnretained(self).toOpaque())
@@ -128,12 +111,13 @@ final class HTTPConnection: EventTarget {
     }
 
     fileprivate func bytesArrived() {
-        requestStarted = true
+        if requestStarted == nil { requestStarted = .now }
     }
 
     /// evhttp starts reading a request (the first, or the next on a keep-alive connection).
     /// The whole request must arrive within the header timeout (first) or the idle timeout
-    /// (later ones, which includes the time the connection sits idle).
+    /// (later ones, which includes the time the connection sits idle). A draining server
+    /// closes the connection instead, unless bytes of the next request already wait.
     func awaitRequest() {
         let limit = requestCount == 0 ? server.options.headerTimeout : server.options.idleTimeout
         var deadline: Event?
@@ -142,33 +126,34 @@ final class HTTPConnection: EventTarget {
             try? deadline?.add(timeout: limit)
         }
         state = .awaitingRequest(deadline: deadline)
-        requestStarted = false
+        requestStarted = nil
         watchInput(true)
+        watchOutput(.cannedResponse)
         // Pipelined bytes may already wait in the buffer.
-        if let bufferevent = evhttp_connection_get_bufferevent(raw), evbuffer_get_length(bufferevent_get_input(bufferevent)) > 0 {
-            requestStarted = true
+        if let bufferevent, evbuffer_get_length(bufferevent_get_input(bufferevent)) > 0 {
+            requestStarted = .now
         }
+        if server.isDraining && requestStarted == nil { end(.serverClosed) }
     }
 
     /// A whole request arrived: the read deadline no longer applies.
     func beginHandling(_ request: HTTPRequest) {
         requestCount += 1
-        self.request = request
-        state = .handling  // drops the read deadline
+        state = .handling(request)  // drops the read deadline
         watchInput(false)
+        watchOutput(.off)
     }
 
-    /// evhttp wrote the reply. On keep-alive it now reads the next request; with
-    /// `Connection: close` the close callback follows at once.
-    func replyWritten() {
+    /// evhttp wrote the reply (inside `evhttp_send_done`). On keep-alive it now reads the next
+    /// request; with `Connection: close` the close callback follows at once.
+    fileprivate func replyWritten() {
         guard case .replying = state else { return }
-        awaitRequest()
+        safePoint.callback { awaitRequest() }
     }
 
-    /// The reply was handed to evhttp.
+    /// The reply was handed to evhttp; the request is no longer the connection's.
     func beginReplying() {
         stopAbortWatch()
-        request = nil
         state = .replying
     }
 
@@ -196,7 +181,7 @@ final class HTTPConnection: EventTarget {
             end(.peerClosed)
             return
         }
-        guard let bufferevent = evhttp_connection_get_bufferevent(raw) else { return }
+        guard let bufferevent else { return }
         let input = bufferevent_get_input(bufferevent)
         // A socket bufferevent keeps the end of its input buffer frozen and thaws it only around
         // its own reads (bufferevent_sock.c); do the same, or evbuffer_read refuses with -1.
@@ -213,11 +198,17 @@ final class HTTPConnection: EventTarget {
         }
     }
 
-    /// Frees the connection now; evhttp runs the close callback from inside.
+    /// Frees the connection at the next safe point (at once when no evhttp callback runs).
     func end(_ reason: ConnectionEnd) {
+        safePoint.perform { [self] in endNow(reason) }
+    }
+
+    /// Frees the connection now; evhttp runs the close callback from inside. Only where no evhttp
+    /// callback is on the stack (see `SafePoint`).
+    func endNow(_ reason: ConnectionEnd) {
         guard retain != nil else { return }
         endReason = reason
-        if reason == .readTimeout { server.base.counters.timedOutConnections.bump() }
+        if reason == .readTimeout { counters.timedOutConnections.bump() }
         evhttp_connection_free(raw)
         // evhttp runs the close callback only for a connection it counts as connected, which a
         // server connection always is. Should that change, finish the job here, without
@@ -230,19 +221,25 @@ final class HTTPConnection: EventTarget {
         serverAttached = false
     }
 
+    /// Reports a request's end to the responder, unless the server is going away.
+    func report(_ head: HTTPRequestHead, _ end: HTTPRequestEnd) {
+        if serverAttached { server.report(head, end) }
+    }
+
     /// The close callback: the connection and any request on it are being freed.
     fileprivate func closed(connectionFreed: Bool = false) {
         guard let retain else { return }
         stopAbortWatch()
         if !connectionFreed {
             watchInput(false)
+            watchOutput(.off)
             evhttp_connection_set_closecb(raw, nil, nil)
         }
+        let previous = state
         state = .closed  // drops a read deadline
-        let reason = endReason ?? .serverClosed
-        let pending = request
-        request = nil
-        pending?.connectionClosed(reason)
+        group.release()
+        if case .handling(let request) = previous { request.connectionClosed(endReason ?? .serverClosed) }
+        finishCannedResponse()
         if serverAttached { server.connectionClosed(self) }
         self.retain = nil
         retain.release()  // balances init's passRetained
@@ -254,11 +251,19 @@ private func connectionCloseTrampoline(_ connection: OpaquePointer?, _ arg: Unsa
     guard let arg else { return }
     // Unretained: closed() releases the callback's retain itself, exactly once; this local
     // reference keeps the object alive until it returns.
-    Unmanaged<HTTPConnection>.fromOpaque(arg).takeUnretainedValue().closed()
+    let connection = Unmanaged<HTTPConnection>.fromOpaque(arg).takeUnretainedValue()
+    connection.safePoint.callback { connection.closed() }
 }
 
 /// The C input-buffer callback: bytes were added to (or drained from) the connection's input.
 private func inputTrampoline(_ buffer: OpaquePointer?, _ info: UnsafePointer<evbuffer_cb_info>?, _ arg: UnsafeMutableRawPointer?) {
     guard let arg, let info, info.pointee.n_added > 0 else { return }
     Unmanaged<HTTPConnection>.fromOpaque(arg).takeUnretainedValue().bytesArrived()
+}
+
+/// The C request-complete callback (inside `evhttp_send_done`): the reply was written; a
+/// keep-alive connection now waits for its next request.
+func requestCompleteTrampoline(_ request: UnsafeMutablePointer<evhttp_request>?, _ arg: UnsafeMutableRawPointer?) {
+    guard let arg else { return }
+    Unmanaged<HTTPConnection>.fromOpaque(arg).takeUnretainedValue().replyWritten()
 }

@@ -1,9 +1,4 @@
 import CLibevent
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// An HTTP method, as evhttp parsed it.
 public enum HTTPMethod: String, Sendable {
@@ -27,13 +22,6 @@ public enum HTTPMethod: String, Sendable {
     }
 }
 
-/// An object told when a watched request's client goes away: no closure, so no capture context
-/// per request.
-public protocol AbortObserver: AnyObject {
-    /// Called once, on the loop thread, when the connection under `request` ends before a reply.
-    func requestAborted(_ request: HTTPRequest, reason: ConnectionEnd)
-}
-
 /// One request received by an ``HTTPServer``, from the moment evhttp hands it over until it is
 /// answered or its connection goes away.
 ///
@@ -42,16 +30,18 @@ public protocol AbortObserver: AnyObject {
 /// forgets the pointer at both moments, so no call here can touch freed memory; after either,
 /// ``respond(status:reason:headers:body:)`` returns `false`.
 ///
-/// To keep a request pending (the greeting thinks), call ``watchForAbort(observer:)``: the connection
-/// then watches its socket (see `HTTPConnection`) and calls the handler once if the client goes.
+/// To keep a request pending (the greeting thinks), call ``watchForAbort()``: the connection then
+/// watches its socket (see `HTTPConnection`), and if the client goes away first the server
+/// reports ``HTTPRequestEnd/aborted(_:)`` to its responder.
+///
+/// Ownership: the request and its connection hold each other strongly while the request is
+/// pending; the pair parts when it is answered or aborted. A responder may keep the request as
+/// long as it likes.
 ///
 /// Threading: loop-confined.
 public final class HTTPRequest {
-    /// Why a watched request ended without a reply.
-    public typealias AbortReason = ConnectionEnd
-
     private enum State {
-        /// Handed to the handler, not answered.
+        /// Handed to the responder, not answered.
         case pending(request: UnsafeMutablePointer<evhttp_request>)
         /// The reply was handed to evhttp; the C request is evhttp's to free.
         case responded
@@ -61,58 +51,48 @@ public final class HTTPRequest {
 
     private var state: State
     private let connection: HTTPConnection
-    /// For thread checks; strong, since an abort observer may call `respond` while the server is
-    /// being freed (its connections close from inside `evhttp_free`).
-    private let base: EventBase
+    private let thread: LoopThread
     private let counters: LibeventCounters
-    /// Who to tell if the client goes away; held unowned (the observer owns the request).
-    private unowned(unsafe) var abortObserver: (any AbortObserver)?
-    private var isWatched = false
+    /// Whether ``watchForAbort()`` was called.
+    public private(set) var isWatched = false
 
+    /// Its name, method, target and arrival, as the access log sees them.
+    public let head: HTTPRequestHead
     /// The request method.
     public let method: HTTPMethod
-    /// The request target as sent, e.g. `/?delay=2s`.
-    public let uri: String
     /// The path component of the target, undecoded, e.g. `/`.
     public let path: String
     /// The raw query string, without `?`, if any.
     public let query: String?
-    /// Whether the request line said HTTP/1.0 or HTTP/1.1 (evhttp 2.1 accepts `HTTP/-1.1`,
-    /// `HTTP/1.10`, ... and would echo them in the status line).
-    public let hasSupportedVersion: Bool
+    /// The request target as sent, e.g. `/?delay=2s`.
+    public var uri: String { head.target }
+    /// The request's name: the `X-Request-Id` its response carries.
+    public var id: String { head.id }
 
-    /// Whether this is the first request on its connection.
-    public var isFirstOnConnection: Bool { connection.requestCount == 1 }
-
-    init(raw: UnsafeMutablePointer<evhttp_request>, connection: HTTPConnection, server: HTTPServer) {
+    init(raw: UnsafeMutablePointer<evhttp_request>, head: HTTPRequestHead, connection: HTTPConnection) {
         self.state = .pending(request: raw)
         self.connection = connection
-        self.base = server.base
-        self.counters = server.base.counters
+        self.thread = connection.server.base.thread
+        self.counters = connection.server.base.counters
+        self.head = head
         self.method = HTTPMethod(evhttp_request_get_command(raw))
-        self.uri = evhttp_request_get_uri(raw).map { String(cString: $0) } ?? ""
         let parsed = evhttp_request_get_evhttp_uri(raw)
         self.path = parsed.flatMap { evhttp_uri_get_path($0) }.map { String(cString: $0) } ?? ""
         self.query = parsed.flatMap { evhttp_uri_get_query($0) }.map { String(cString: $0) }
-        // The fields of `struct evhttp_request` (http_struct.h) are the only way to the version.
-        self.hasSupportedVersion = raw.pointee.major == 1 && (raw.pointee.minor == 0 || raw.pointee.minor == 1)
-        if !hasSupportedVersion {
-            // Answer in HTTP/1.1 whatever the client claimed, and close.
-            raw.pointee.major = 1
-            raw.pointee.minor = 1
-        }
         counters.liveRequests.bump()
         connection.beginHandling(self)
     }
 
     deinit {
-        if case .pending = state {
-            // A handler dropped the request without answering. Answer rather than leave the
-            // client hanging; in debug builds, say so loudly.
-            assertionFailure("HTTPRequest dropped without a reply: \(method.rawValue) \(uri)")
-            _ = respond(status: 500, body: "internal error: request dropped\n")
-        }
         counters.liveRequests.bump(-1)
+    }
+
+    /// Whether the request line said HTTP/1.0 or HTTP/1.1 (evhttp 2.1 accepts `HTTP/-1.1`,
+    /// `HTTP/1.10`, ... and would echo them in the status line).
+    ///
+    /// The one use of `http_struct.h`: evhttp 2.1 has no accessor for the version. Read only.
+    static func hasSupportedVersion(_ raw: UnsafeMutablePointer<evhttp_request>) -> Bool {
+        raw.pointee.major == 1 && (raw.pointee.minor == 0 || raw.pointee.minor == 1)
     }
 
     /// Whether the request still waits for a reply.
@@ -142,7 +122,7 @@ public final class HTTPRequest {
         return items
     }
 
-    /// The client's address, `host:port`, while the connection is open.
+    /// The client's address, `host:port`, while the request is pending.
     public var peer: String? {
         guard case .pending = state else { return nil }
         var address: UnsafeMutablePointer<CChar>?
@@ -152,8 +132,10 @@ public final class HTTPRequest {
         return "\(String(cString: address)):\(port)"
     }
 
-    /// Sends the reply. The status line's reason defaults to the standard phrase; the content
-    /// type to `text/plain; charset=utf-8`.
+    /// Sends the reply, with `X-Request-Id` (the transport's: one in `headers` is dropped), and
+    /// reports ``HTTPRequestEnd/responded(status:bytes:)`` to the responder before returning.
+    /// The status line's reason defaults to the standard phrase; the content type to
+    /// `text/plain; charset=utf-8`.
     ///
     /// Stops the abort watch first, so a client that closes once it has its answer (a
     /// keep-alive connection ending, say) is never taken for an abort. A `HEAD` request gets the
@@ -161,20 +143,20 @@ public final class HTTPRequest {
     /// - Returns: `false` if the request was already answered or its client had gone.
     @discardableResult
     public func respond(status: Int, reason: String? = nil, headers: [(String, String)] = [], body: String = "") -> Bool {
-        base.thread.preconditionOnThread()
+        thread.preconditionOnThread()
         guard case .pending(let request) = state else { return false }
         state = .responded
-        isWatched = false
-        abortObserver = nil
         connection.beginReplying()
         let output = evhttp_request_get_output_headers(request)
-        for (name, value) in headers {
+        for (name, value) in headers where name.lowercased() != "x-request-id" {
             // evhttp_add_header refuses values with CR/LF (-1): header injection is dropped.
             _ = evhttp_add_header(output, name, value)
         }
+        _ = evhttp_add_header(output, "X-Request-Id", head.id)
         if evhttp_find_header(output, "Content-Type") == nil {
             _ = evhttp_add_header(output, "Content-Type", "text/plain; charset=utf-8")
         }
+        let bytes = method == .head ? 0 : body.utf8.count
         if method == .head {
             // evhttp neither drops the body of a HEAD reply nor sets its length: do both here.
             _ = evhttp_add_header(output, "Content-Length", String(body.utf8.count))
@@ -186,19 +168,19 @@ public final class HTTPRequest {
         }
         // evhttp takes the request from here; it frees it once the reply is written or fails.
         evhttp_send_reply(request, Int32(status), reason, nil)
+        connection.report(head, .responded(status: status, bytes: bytes))
         return true
     }
 
-    /// Keeps the request pending and tells `observer` once, on the loop thread, if the client
-    /// goes away (or the server frees the connection) before ``respond(status:reason:headers:body:)``.
-    /// The observer is held unowned: it must own this request. Call it at most once, while pending.
-    public func watchForAbort(observer: any AbortObserver) throws(LibeventError) {
-        base.thread.preconditionOnThread()
+    /// Keeps the request pending and watches its connection: if the client goes away (or the
+    /// server closes) before ``respond(status:reason:headers:body:)``, the responder is told
+    /// ``HTTPRequestEnd/aborted(_:)``. Call it at most once, while pending.
+    public func watchForAbort() throws(LibeventError) {
+        thread.preconditionOnThread()
         guard case .pending = state, !isWatched else {
             preconditionFailure("watchForAbort called on a request that is not pending or is already watched")
         }
         try connection.startAbortWatch()
-        abortObserver = observer
         isWatched = true
     }
 
@@ -206,10 +188,7 @@ public final class HTTPRequest {
     func connectionClosed(_ reason: ConnectionEnd) {
         guard case .pending = state else { return }
         state = .aborted(reason)
-        let observer = isWatched ? abortObserver : nil
-        abortObserver = nil
         isWatched = false
-        observer?.requestAborted(self, reason: reason)
+        connection.report(head, .aborted(reason))
     }
 }
-

@@ -10,7 +10,7 @@ extension LiveServer {
             let harness = try Harness(delay: "100ms", tick: "20ms")
             let client = try harness.connect()
             try client.sendGet("/")
-            let response = try client.readResponse()
+            let response = try await client.readResponse()
             #expect(response.status == 200)
             #expect(response.body == "Hello Gopher!\n")
             #expect(response.headers["content-type"] == "text/plain; charset=utf-8")
@@ -30,7 +30,7 @@ extension LiveServer {
             let client = try harness.connect()
             let start = ContinuousClock.now
             try client.sendGet("/?delay=0s")
-            let response = try client.readResponse()
+            let response = try await client.readResponse()
             #expect(response.status == 200)
             #expect(ContinuousClock.now - start < .seconds(2))
             let id = try #require(response.headers["x-request-id"])
@@ -44,7 +44,7 @@ extension LiveServer {
             let client = try harness.connect()
             let start = ContinuousClock.now
             try client.sendGet("/?delay=1h")
-            let response = try client.readResponse(timeout: .seconds(5))
+            let response = try await client.readResponse(timeout: .seconds(5))
             #expect(response.status == 200)
             #expect(ContinuousClock.now - start < .seconds(3))
             try await harness.expectNothingLeft()
@@ -55,14 +55,14 @@ extension LiveServer {
             let harness = try Harness(delay: "0s")
             let client = try harness.connect()
             try client.sendGet("/", extraHeaders: "X-Request-Id: abc-123.Z_9:x\r\n")
-            let accepted = try client.readResponse()
+            let accepted = try await client.readResponse()
             #expect(accepted.headers["x-request-id"] == "abc-123.Z_9:x")
             #expect(harness.logs.messages(request: "abc-123.Z_9:x") == ["Handling greeting request", "Handled greeting request"])
             try client.sendGet("/", extraHeaders: "X-Request-Id: has space\r\n")
-            let replaced = try client.readResponse()
+            let replaced = try await client.readResponse()
             #expect(replaced.headers["x-request-id"] == "2")
             try client.sendGet("/", extraHeaders: "X-Request-Id: \(String(repeating: "a", count: 65))\r\n")
-            #expect(try client.readResponse().headers["x-request-id"] == "3")
+            #expect(try await client.readResponse().headers["x-request-id"] == "3")
         }
 
         @Test("HEAD / greets with headers only")
@@ -70,12 +70,12 @@ extension LiveServer {
             let harness = try Harness(delay: "0s")
             let client = try harness.connect()
             try client.send("HEAD / HTTP/1.1\r\nHost: test\r\n\r\n")
-            let response = try client.readResponse(headRequest: true)
+            let response = try await client.readResponse(headRequest: true)
             #expect(response.status == 200)
             #expect(response.headers["content-length"] == "14")
             // Nothing follows the headers: the next response on this connection parses cleanly.
             try client.sendGet("/nope")
-            #expect(try client.readResponse().status == 404)
+            #expect(try await client.readResponse().status == 404)
         }
 
         @Test("keep-alive: two greetings on one connection, then a close, log no context error")
@@ -84,7 +84,7 @@ extension LiveServer {
             let client = try harness.connect()
             for _ in 0..<2 {
                 try client.sendGet("/")
-                let response = try client.readResponse()
+                let response = try await client.readResponse()
                 #expect(response.status == 200)
                 #expect(response.body == "Hello Gopher!\n")
             }
@@ -104,9 +104,9 @@ extension LiveServer {
                 "GET /?delay=60ms HTTP/1.1\r\nHost: t\r\n\r\n"
                     + "GET /?delay=0s HTTP/1.1\r\nHost: t\r\n\r\n"
                     + "GET /missing HTTP/1.1\r\nHost: t\r\n\r\n")
-            let first = try client.readResponse()
-            let second = try client.readResponse()
-            let third = try client.readResponse()
+            let first = try await client.readResponse()
+            let second = try await client.readResponse()
+            let third = try await client.readResponse()
             #expect([first.status, second.status, third.status] == [200, 200, 404])
             let ids = [first, second, third].compactMap { $0.headers["x-request-id"].flatMap { Int($0) } }
             #expect(ids == ids.sorted() && ids.count == 3, "responses in request order: \(ids)")

@@ -19,7 +19,7 @@ extension LiveServer {
             let harness = try Harness(delay: "0s")
             let client = try harness.connect()
             try client.sendGet("/?\(query)")
-            let response = try client.readResponse()
+            let response = try await client.readResponse()
             #expect(response.status == 400)
             #expect(response.body.contains(fragment), "body: \(response.body)")
             #expect(harness.stats.started.load(ordering: .relaxed) == 0)
@@ -31,10 +31,10 @@ extension LiveServer {
             let harness = try Harness(delay: "0s")
             let client = try harness.connect()
             try client.sendGet("/nope")
-            #expect(try client.readResponse().status == 404)
+            #expect(try await client.readResponse().status == 404)
             for method in ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"] {
                 try client.send("\(method) / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")
-                let response = try client.readResponse()
+                let response = try await client.readResponse()
                 #expect(response.status == 405, "\(method)")
                 #expect(response.headers["allow"] == "GET, HEAD")
             }
@@ -56,12 +56,12 @@ extension LiveServer {
             let harness = try Harness(delay: "0s")
             let client = try harness.connect()
             try client.send(text)
-            if let response = try? client.readResponse(timeout: .seconds(2)) {
+            if let response = try? await client.readResponse(timeout: .seconds(2)) {
                 #expect((400..<500).contains(response.status), "status \(response.status) for \(text.debugDescription)")
             }
             let probe = try harness.connect()
             try probe.sendGet("/?delay=0s")
-            #expect(try probe.readResponse().status == 200)
+            #expect(try await probe.readResponse().status == 200)
             try await harness.expectNothingLeft()
         }
 
@@ -71,7 +71,7 @@ extension LiveServer {
             let harness = try Harness(delay: "0s")
             let client = try harness.connect()
             try client.send("GET /?delay=0s \(version)\r\nHost: t\r\n\r\n")
-            let response = try client.readResponse()
+            let response = try await client.readResponse()
             #expect(response.status == 400)
             if version != "HTTP/2.0" {  // evhttp itself refuses a major version above 1
                 #expect(response.body == "unsupported HTTP version; use HTTP/1.1\n")
@@ -84,7 +84,7 @@ extension LiveServer {
             let harness = try Harness(delay: "0s")
             let client = try harness.connect()
             try client.send("GET /x status=200 duration=1s bytes=14 HTTP/1.1\r\nHost: t\r\n\r\n")
-            let response = try client.readResponse()
+            let response = try await client.readResponse()
             let id = try #require(response.headers["x-request-id"])
             let line = try #require(harness.logs.accessLine(request: id))
             #expect(line.hasPrefix(#"access method=GET target="/x status=200 duration=1s bytes=14" status=\#(response.status) "#), "\(line)")
@@ -95,12 +95,12 @@ extension LiveServer {
             let harness = try Harness(delay: "0s")
             let client = try harness.connect()
             try client.send("FOO / HTTP/1.1\r\nHost: t\r\n\r\n")
-            let onRoot = try client.readResponse()
+            let onRoot = try await client.readResponse()
             #expect(onRoot.status == 405)
             #expect(onRoot.headers["allow"] == "GET, HEAD")
             #expect(onRoot.headers["x-request-id"] != nil)
             try client.send("BREW /pot HTTP/1.1\r\nHost: t\r\n\r\n")
-            #expect(try client.readResponse().status == 404)
+            #expect(try await client.readResponse().status == 404)
         }
 
         @Test("request headers over the limit are refused with a 4xx")
@@ -109,12 +109,12 @@ extension LiveServer {
             let client = try harness.connect()
             let big = String(repeating: "a", count: 16 * 1024)
             try client.send("GET / HTTP/1.1\r\nHost: t\r\nX-Big: \(big)\r\n\r\n")
-            let response = try client.readResponse()
+            let response = try await client.readResponse()
             #expect((400..<500).contains(response.status))
             #expect(harness.stats.started.load(ordering: .relaxed) == 0)
             let probe = try harness.connect()
             try probe.sendGet("/?delay=0s")
-            #expect(try probe.readResponse().status == 200)
+            #expect(try await probe.readResponse().status == 200)
         }
 
         @Test("a client that disconnects mid-request starts nothing", arguments: AbortStyle.allCases)
@@ -128,7 +128,7 @@ extension LiveServer {
             #expect(harness.stats.started.load(ordering: .relaxed) == 0)
             let probe = try harness.connect()
             try probe.sendGet("/?delay=0s")
-            #expect(try probe.readResponse().status == 200)
+            #expect(try await probe.readResponse().status == 200)
             try await harness.expectNothingLeft()
         }
     }

@@ -43,6 +43,15 @@ final class Harness {
 
     func connect() throws -> TestConnection { try TestConnection(port: port) }
 
+    /// Returns once the (first) worker has run a full loop turn after this call: a request on a
+    /// new connection is answered. Bytes sent earlier on other connections have been read by
+    /// then (the loop handles every ready socket in a turn), so tests need no sleep to order them.
+    func barrier() async throws {
+        let client = try connect()
+        try client.sendGet("/healthz")
+        _ = try await client.readResponse()
+    }
+
     /// Request id of the `n`-th greeting started (1-based), once it has logged.
     func startedRequestID(_ n: Int = 1) async throws -> String {
         try await eventually("greeting \(n) started") { logs.requestIDs(logging: "Handling greeting request").count >= n }

@@ -9,6 +9,8 @@ final class LogRecorder: Sendable {
         let level: Logger.Level
         let message: String
         let requestID: String?
+        /// The line's metadata (handler's and event's), rendered as text.
+        var metadata: [String: String] = [:]
     }
 
     private let entries = Mutex<[Entry]>([])
@@ -32,6 +34,12 @@ final class LogRecorder: Sendable {
     /// The access-log line of one request.
     func accessLine(request id: String) -> String? {
         all.first { $0.requestID == id && $0.message.hasPrefix("access ") }?.message
+    }
+
+    /// Waits until the access-log line of `id` has been logged; returns it.
+    func waitForAccessLine(request id: String, timeout: Duration = .seconds(5)) async throws -> String {
+        try await eventually(timeout: timeout, "access line for request \(id)") { accessLine(request: id) != nil }
+        return accessLine(request: id)!
     }
 
     /// Request ids that logged `message`.
@@ -65,13 +73,22 @@ struct RecordingHandler: LogHandler {
 
     func log(event: LogEvent) {
         let id = (event.metadata?[requestIDKey] ?? metadata[requestIDKey]).map { "\($0)" }
-        recorder.append(.init(time: .now, level: event.level, message: "\(event.message)", requestID: id))
+        let all = metadata.merging(event.metadata ?? [:]) { $1 }.mapValues { "\($0)" }
+        recorder.append(.init(time: .now, level: event.level, message: "\(event.message)", requestID: id, metadata: all))
     }
 }
 
 struct TestFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// The `duration=` field of an access-log line.
+func accessDuration(_ line: String) throws -> Duration {
+    guard let field = line.split(separator: " ").first(where: { $0.hasPrefix("duration=") }) else {
+        throw TestFailure("no duration in \(line)")
+    }
+    return try GoDuration(parsing: String(field.dropFirst("duration=".count))).duration
 }
 
 /// Polls `condition` until it holds or `timeout` passes.

@@ -6,6 +6,8 @@ import Darwin
 
 /// A parsed HTTP response.
 struct TestResponse {
+    /// The status line as sent, e.g. `HTTP/1.1 200 OK`.
+    let statusLine: String
     let status: Int
     let headers: [String: String]  // lower-cased names
     let body: String
@@ -89,16 +91,17 @@ final class TestConnection {
         try send("GET \(target) HTTP/1.1\r\nHost: test\r\n\(extraHeaders)\r\n")
     }
 
-    /// Reads more bytes; returns false at end of stream.
-    private func fill(until deadline: ContinuousClock.Instant) throws -> Bool {
-        let remaining = deadline - .now
-        guard remaining > .zero else { throw TestFailure("timed out reading from server") }
-        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        let ms = Int32(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000)
-        let ready = poll(&pfd, 1, max(ms, 1))
-        if ready == 0 { throw TestFailure("timed out reading from server") }
+    /// Reads more bytes; returns false at end of stream. Never blocks the calling thread (tests
+    /// run on the cooperative pool): it polls without waiting, and sleeps the task between polls.
+    private func fill(until deadline: ContinuousClock.Instant) async throws -> Bool {
+        while true {
+            guard ContinuousClock.now < deadline else { throw TestFailure("timed out reading from server") }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&pfd, 1, 0) > 0 { break }
+            try await Task.sleep(for: .milliseconds(1))
+        }
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        let n = recv(fd, &chunk, chunk.count, 0)
+        let n = recv(fd, &chunk, chunk.count, Int32(MSG_DONTWAIT))
         if n < 0 {
             if errno == EINTR || errno == EAGAIN { return true }
             throw TestFailure("recv: \(String(cString: strerror(errno)))")
@@ -109,17 +112,18 @@ final class TestConnection {
     }
 
     /// Reads one response (body sized by Content-Length, or up to end of stream).
-    func readResponse(timeout: Duration = .seconds(5), headRequest: Bool = false) throws -> TestResponse {
+    func readResponse(timeout: Duration = .seconds(5), headRequest: Bool = false) async throws -> TestResponse {
         let deadline = ContinuousClock.now + timeout
         let separator: [UInt8] = [13, 10, 13, 10]
         var headerEnd: Int?
         while headerEnd == nil {
             if let range = buffer.firstRange(of: separator) { headerEnd = range.upperBound; break }
-            guard try fill(until: deadline) else { throw TestFailure("connection closed before a response (got \(buffer.count) bytes)") }
+            guard try await fill(until: deadline) else { throw TestFailure("connection closed before a response (got \(buffer.count) bytes)") }
         }
         let head = String(decoding: buffer[0..<headerEnd!], as: UTF8.self)
         var lines = head.split(separator: "\r\n", omittingEmptySubsequences: true)
-        let statusLine = lines.removeFirst().split(separator: " ")
+        let firstLine = String(lines.removeFirst())
+        let statusLine = firstLine.split(separator: " ")
         guard statusLine.count >= 2, let status = Int(statusLine[1]) else { throw TestFailure("bad status line: \(head)") }
         var headers: [String: String] = [:]
         for line in lines {
@@ -132,24 +136,24 @@ final class TestConnection {
             body = []
         } else if let lengthText = headers["content-length"], let length = Int(lengthText) {
             while buffer.count < length {
-                guard try fill(until: deadline) else { throw TestFailure("connection closed inside a body") }
+                guard try await fill(until: deadline) else { throw TestFailure("connection closed inside a body") }
             }
             body = Array(buffer[0..<length])
             buffer.removeFirst(length)
         } else {
-            while try fill(until: deadline) {}
+            while try await fill(until: deadline) {}
             body = buffer
             buffer = []
         }
-        return TestResponse(status: status, headers: headers, body: String(decoding: body, as: UTF8.self))
+        return TestResponse(statusLine: firstLine, status: status, headers: headers, body: String(decoding: body, as: UTF8.self))
     }
 
     /// Whether the server closes the connection within `timeout` (reading and discarding data).
-    func waitForClose(timeout: Duration = .seconds(5)) -> Bool {
+    func waitForClose(timeout: Duration = .seconds(5)) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while true {
             do {
-                if try !fill(until: deadline) { return true }
+                if try await !fill(until: deadline) { return true }
             } catch {
                 return errno == ECONNRESET
             }

@@ -1,0 +1,121 @@
+import Libevent
+import Logging
+
+/// The one place that turns what happens to requests into the access log, the worker's
+/// ``GreetdStats`` and the shared ``GreetdMetrics`` (middleware in Hummingbird's sense: the
+/// router and the greeting never count anything themselves).
+///
+/// Ownership: owned by its ``GreetingServer``; it holds the logger, the stats and the metrics.
+///
+/// Threading: loop-confined (called from the server's responder methods and greetings).
+final class RequestRecorder {
+    let logger: Logger
+    let stats: GreetdStats
+    let metrics: GreetdMetrics
+    private let maxConnections: Int
+    private var refusals = RateLimitedCount()
+    private var acceptErrors = RateLimitedCount()
+    private var openConnections = 0
+
+    init(logger: Logger, stats: GreetdStats, metrics: GreetdMetrics, maxConnections: Int) {
+        self.logger = logger
+        self.stats = stats
+        self.metrics = metrics
+        self.maxConnections = maxConnections
+    }
+
+    /// A greeting began thinking.
+    func greetingStarted() {
+        stats.started.bump()
+        stats.inFlight.bump()
+        metrics.inFlight.increment()
+    }
+
+    /// A greeting logged `Greetings are hard. Thinking...`.
+    func ticked() {
+        stats.ticks.bump()
+        metrics.ticks.increment()
+    }
+
+    /// A request ended: one access-log line (status `499` when the client went away first), and
+    /// its outcome counted. `outcome` is `nil` for requests that are neither greetings nor
+    /// refusals (health, metrics, 4xx).
+    func requestEnded(_ head: HTTPRequestHead, _ end: HTTPRequestEnd, outcome: RequestOutcome?) {
+        let elapsed = ContinuousClock.now - head.start
+        let (status, bytes): (Int, Int)
+        switch end {
+        case .responded(let code, let size): (status, bytes) = (code, size)
+        case .aborted: (status, bytes) = (499, 0)
+        }
+        logger.log(.info, request: head.id,
+                   "access method=\(head.method) target=\(logField(head.target)) status=\(status) duration=\(GoDuration(elapsed)) bytes=\(bytes)")
+        if head.origin == .connectionLimit {
+            metrics.rejected()
+            refusals.record { count in
+                logger.warning("Connections refused at --max-connections", metadata: [
+                    "limit": "\(maxConnections)", "refused": "\(count)",
+                ])
+            }
+            return
+        }
+        guard let outcome else { return }
+        if outcome != .rejected {
+            stats.inFlight.bump(-1)
+            metrics.inFlight.decrement()
+            switch outcome {
+            case .completed: stats.completed.bump()
+            case .canceled: stats.canceled.bump()
+            case .deadlineExceeded: stats.deadlineExceeded.bump()
+            case .shutdown: stats.shutdown.bump()
+            case .rejected: break
+            }
+        }
+        metrics.finished(outcome, after: elapsed)
+    }
+
+    /// The worker's open connections changed to `count`.
+    func connectionsChanged(to count: Int) {
+        metrics.connectionsOpen.increment(by: Double(count - openConnections))
+        openConnections = count
+    }
+
+    /// `accept` failed with `code`; the listener pauses for `pause`. Logged at most once a second.
+    func acceptFailed(_ code: Int32, pause: Duration) {
+        metrics.acceptErrors.increment()
+        acceptErrors.record { count in
+            logger.error("Cannot accept connections: \(errnoDescription(code)); pausing the listener", metadata: [
+                "pause": "\(GoDuration(pause))", "errors": "\(count)",
+            ])
+        }
+    }
+}
+
+extension Logger {
+    /// Logs a line about one request, with `request_id` set to its id. The metadata is built
+    /// per line, and only if the level is enabled, so a pending request holds none.
+    func log(_ level: Logger.Level, request id: String, _ message: @autoclosure () -> Logger.Message,
+             metadata: @autoclosure () -> Logger.Metadata = [:]) {
+        guard logLevel <= level else { return }
+        var all = metadata()
+        all[requestIDKey] = .string(id)
+        log(level: level, message(), metadata: all)
+    }
+}
+
+/// Counts occurrences of a condition and reports them at most once a second, however fast they
+/// come (refused connections, failed accepts): the log must not become the next problem.
+struct RateLimitedCount {
+    private var sinceReport = 0
+    private var lastReport: ContinuousClock.Instant?
+
+    /// Counts one occurrence; calls `report` with the count since the last report when a second
+    /// has passed since then (or on the first occurrence).
+    mutating func record(_ report: (Int) -> Void) {
+        sinceReport += 1
+        let now = ContinuousClock.now
+        if let lastReport, now - lastReport < .seconds(1) { return }
+        report(sinceReport)
+        sinceReport = 0
+        lastReport = now
+    }
+}
