@@ -1,0 +1,101 @@
+@testable import GreetdCore
+import Logging
+import Testing
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// GreetdCore's log handler: swift-log's values in GreetdRules' line, and sd-daemon priorities
+/// when standard error is the journal's stream.
+@Suite struct LogHandlerTests {
+    /// A pipe; the handler writes to `writeEnd`, the test reads `readEnd`.
+    private final class Pipe {
+        let readEnd: Int32, writeEnd: Int32
+        init() throws {
+            var fds: [Int32] = [0, 0]
+            guard pipe(&fds) == 0 else { throw PipeFailure() }
+            readEnd = fds[0]
+            writeEnd = fds[1]
+        }
+        deinit {
+            close(readEnd)
+            close(writeEnd)
+        }
+        /// `JOURNAL_STREAM` as systemd would set it for the write end: `<st_dev>:<st_ino>`.
+        var journalStream: String {
+            var status = stat()
+            fstat(writeEnd, &status)
+            return "\(status.st_dev):\(status.st_ino)"
+        }
+        /// What has been written so far (the lines are already in the pipe: no waiting).
+        func lines() -> [String] {
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            let n = read(readEnd, &buffer, buffer.count)
+            return String(decoding: buffer.prefix(max(0, n)), as: UTF8.self).split(separator: "\n").map(String.init)
+        }
+    }
+    private struct PipeFailure: Error {}
+
+    private func logger(_ handler: FileDescriptorLogHandler) -> Logger {
+        var logger = Logger(label: "test") { _ in handler }
+        logger.logLevel = .trace
+        return logger
+    }
+
+    @Test("under systemd (JOURNAL_STREAM names the descriptor) each line starts with its sd-daemon priority")
+    func journalPriorities() throws {
+        let pipe = try Pipe()
+        let handler = FileDescriptorLogHandler(fd: pipe.writeEnd, level: .trace, journalStream: pipe.journalStream)
+        #expect(handler.journalPriorities)
+        let log = logger(handler)
+        log.debug("d")
+        log.info("i", metadata: [requestIDKey: "7"])
+        log.notice("n")
+        log.warning("w")
+        log.error("e")
+        log.critical("c")
+        let parsed = pipe.lines().compactMap(LogLine.init(parsing:))
+        #expect(parsed.map(\.priority) == [7, 6, 5, 4, 3, 2])
+        #expect(parsed.map(\.message) == ["d", "i", "n", "w", "e", "c"])
+        #expect(parsed[1].requestID == "7")
+    }
+
+    @Test("no priorities without JOURNAL_STREAM, or when it names another file (output redirected)",
+          arguments: [nil, "1:2", "garbage", ""] as [String?])
+    func noPriorities(_ journalStream: String?) throws {
+        let pipe = try Pipe()
+        let handler = FileDescriptorLogHandler(fd: pipe.writeEnd, level: .info, journalStream: journalStream)
+        #expect(!handler.journalPriorities)
+        logger(handler).warning("w")
+        let lines = pipe.lines()
+        #expect(lines.count == 1)
+        #expect(lines.first.flatMap(LogLine.init(parsing:))?.priority == nil)
+        #expect(lines.first?.first != "<")
+    }
+
+    @Test("swift-log's values: request id after the level, handler and event metadata sorted after the message")
+    func lineLayout() throws {
+        let time = LogTimestamp(seconds: 1_795_603_730, nanoseconds: 123_456_000)
+        let line = formatLogLine(level: .notice, message: "Context Error: context canceled",
+                                 metadata: [requestIDKey: "17", "zeta": "1", "alpha": "x y"], at: time)
+        #expect(String(decoding: line, as: UTF8.self)
+            == "2026-11-25T10:48:50.123456Z notice [request_id=17] Context Error: context canceled alpha=x y zeta=1")
+
+        let pipe = try Pipe()
+        var handler = FileDescriptorLogHandler(fd: pipe.writeEnd, level: .info, journalStream: nil)
+        handler[metadataKey: "worker"] = "2"
+        logger(handler).info("Server listening", metadata: ["b": "1", "a": .array(["x", "y"])])
+        let parsed = try #require(pipe.lines().first.flatMap(LogLine.init(parsing:)))
+        #expect(parsed.level == .info)
+        #expect(parsed.message == #"Server listening a=["x", "y"] b=1 worker=2"#)
+    }
+
+    @Test("levels map one to one onto GreetdRules' LogLevel")
+    func levels() {
+        for level in Logger.Level.allCases {
+            #expect(LogLevel(level).rawValue == level.rawValue)
+        }
+    }
+}
