@@ -18,34 +18,35 @@ public struct LogLine: Equatable, Sendable {
     public var message: String
 
     /// A line; `nil` unless it has greetd's shape (a valid timestamp, a known level). One
-    /// trailing newline is ignored.
+    /// trailing newline is ignored. Read byte by byte, never by `Character`: a combining mark
+    /// after a space must not glue the two together.
     public init?(parsing line: String) {
-        var rest = Substring(line)
-        if rest.hasSuffix("\n") { rest = rest.dropLast() }
+        var bytes = Array(line.utf8)[...]
+        if bytes.last == UInt8(ascii: "\n") { bytes = bytes.dropLast() }
         priority = nil
-        if rest.first == "<", rest.count >= 3, let digit = rest.dropFirst().first?.wholeNumberValue,
-           rest.dropFirst(2).first == ">" {
-            priority = digit
-            rest = rest.dropFirst(3)
+        if bytes.count >= 3, bytes.first == UInt8(ascii: "<"), bytes[bytes.startIndex + 2] == UInt8(ascii: ">"),
+           case let digit = bytes[bytes.startIndex + 1], digit >= UInt8(ascii: "0"), digit <= UInt8(ascii: "9") {
+            priority = Int(digit - UInt8(ascii: "0"))
+            bytes = bytes.dropFirst(3)
         }
-        guard let time = parseTimestamp(rest.prefix(27)) else { return nil }
+        guard let time = parseTimestamp(bytes.prefix(27)) else { return nil }
         self.time = time
-        rest = rest.dropFirst(27)
-        guard rest.first == " " else { return nil }
-        rest = rest.dropFirst()
-        let word = rest.prefix { $0 != " " }
-        guard let level = LogLevel(rawValue: String(word)) else { return nil }
+        bytes = bytes.dropFirst(27)
+        guard bytes.first == UInt8(ascii: " ") else { return nil }
+        bytes = bytes.dropFirst()
+        let word = bytes.prefix { $0 != UInt8(ascii: " ") }
+        guard let level = LogLevel(rawValue: String(decoding: word, as: UTF8.self)) else { return nil }
         self.level = level
-        rest = rest.dropFirst(word.count)
-        guard rest.first == " " else { return nil }
-        rest = rest.dropFirst()
+        bytes = bytes.dropFirst(word.count)
+        guard bytes.first == UInt8(ascii: " ") else { return nil }
+        bytes = bytes.dropFirst()
         requestID = nil
-        let opening = "[\(requestIDKey)="
-        if rest.hasPrefix(opening), let close = rest.firstRange(of: "] ") {
-            requestID = String(rest[rest.index(rest.startIndex, offsetBy: opening.count)..<close.lowerBound])
-            rest = rest[close.upperBound...]
+        let opening = Array("[\(requestIDKey)=".utf8)
+        if bytes.starts(with: opening), let close = bytes.firstRange(of: [UInt8(ascii: "]"), UInt8(ascii: " ")]) {
+            requestID = String(decoding: bytes[(bytes.startIndex + opening.count)..<close.lowerBound], as: UTF8.self)
+            bytes = bytes[close.upperBound...]
         }
-        message = String(rest)
+        message = String(decoding: bytes, as: UTF8.self)
     }
 
     /// The value of the first ` key=value` field of the message, or `nil`. A quoted value
@@ -116,8 +117,8 @@ private func hexValue(_ c: UInt8) -> UInt8? {
 
 /// `2026-11-25T10:48:50.123456Z` (exactly 27 characters) as an instant; `nil` if malformed or
 /// not a real date.
-private func parseTimestamp(_ text: Substring) -> LogTimestamp? {
-    let b = Array(text.utf8)
+private func parseTimestamp(_ text: ArraySlice<UInt8>) -> LogTimestamp? {
+    let b = Array(text)
     guard b.count == 27, b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-"), b[10] == UInt8(ascii: "T"),
           b[13] == UInt8(ascii: ":"), b[16] == UInt8(ascii: ":"), b[19] == UInt8(ascii: "."), b[26] == UInt8(ascii: "Z")
     else { return nil }

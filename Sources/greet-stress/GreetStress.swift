@@ -34,9 +34,10 @@ struct GreetStress: ParsableCommand {
             sent before closing (Go's net/http sends 500) are reported, not failed.
 
             Unless --no-verify, /metrics is read before the run, every 500 ms during it (peak \
-            memory) and after it, and the run passes only if greetd_requests_total \
-            {outcome="canceled"} grew by the aborted count, {outcome="completed"} by the \
-            completed count, greetd_requests_in_flight came back to its starting value within \
+            memory) and after it, and the run passes only if \(MetricName.requests) \
+            {\(MetricName.outcomeLabel)="\(MetricName.Outcome.canceled.rawValue)"} grew by the aborted count, \
+            {\(MetricName.outcomeLabel)="\(MetricName.Outcome.completed.rawValue)"} by the \
+            completed count, \(MetricName.requestsInFlight) came back to its starting value within \
             --settle, and no request ended in an error. Connects put off because this machine ran \
             short (EMFILE, ENFILE, EADDRNOTAVAIL) are retried after a short back-off and \
             reported, not failed. The soft open-files limit is raised to the hard limit.

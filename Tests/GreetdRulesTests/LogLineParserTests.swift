@@ -79,3 +79,18 @@ import Testing
         #expect(parsed.message == "")
     }
 }
+
+/// A combining mark after a space glues the two into one `Character`; the reader goes by bytes.
+@Suite struct LogLineCombiningMarkTests {
+    @Test("a message, request id or field value starting with a combining mark reads back (fuzz regression)")
+    func combiningMarks() throws {
+        let time = LogTimestamp(seconds: 0, nanoseconds: 0)
+        let text = String(decoding: formatLogLine(level: .info, message: "\u{0363}msg", requestID: "\u{0301}id",
+                                                  fields: [("k", "\u{0363}v")], at: time), as: UTF8.self)
+        let parsed = try #require(LogLine(parsing: text))
+        #expect(parsed.level == .info)
+        #expect(Array(parsed.requestID?.utf8 ?? "".utf8) == Array("\u{0301}id".utf8))
+        #expect(Array(parsed.message.utf8) == Array("\u{0363}msg k=\u{0363}v".utf8))
+        #expect(parsed.field("k").map { Array($0.utf8) } == Array("\u{0363}v".utf8))
+    }
+}
