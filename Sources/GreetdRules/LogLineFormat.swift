@@ -9,6 +9,7 @@
 
 /// How severe a log line is; the names and order are swift-log's `Logger.Level`.
 public enum LogLevel: String, CaseIterable, Comparable, Sendable {
+    /// The levels, least severe first; each shows in a line as its raw value (`notice`).
     case trace, debug, info, notice, warning, error, critical
 
     /// The sd-daemon priority (`<sd-daemon.h>`, syslog's numbers): `trace` and `debug` 7
