@@ -13,15 +13,17 @@ Two figures per abort, both from the moment just before close():
 Usage: Benchmarks/cancel-latency.py [--binary PATH] [--count N] [--backend epoll|select]
 Bounded: N aborts (default 200), loopback only, and it stops greetd when done.
 """
-import argparse, datetime, os, queue, re, socket, struct, subprocess, sys, threading, time
+import argparse, os, queue, socket, struct, subprocess, sys, threading, time
 
-LINE = re.compile(r"^(\S+) (\w+) \[request_id=(\d+)\] (.*)$")
+from greetd_format import parse_line, parse_time_ns  # greetd's log-line format, shared with run.py
 
 
-def parse_ts(text):
-    # 2026-11-25T10:48:50.123456Z -> ns since epoch
-    dt = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
-    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
+def about(request, message):
+    """A predicate on raw stderr lines: greetd's line `message` (or one starting with it) for `request`."""
+    def matches(text):
+        line = parse_line(text)
+        return line is not None and line.request_id == str(request) and line.message.startswith(message)
+    return matches
 
 
 def percentile(values, p):
@@ -74,14 +76,14 @@ def main():
         for i in range(1, args.count + 1):
             s = socket.create_connection(("127.0.0.1", port))
             s.sendall(b"GET /?delay=60s HTTP/1.1\r\nHost: bench\r\n\r\n")
-            wait_for(lambda l: f"[request_id={i}] Handling greeting request" in l)
+            wait_for(about(i, "Handling greeting request"))
             time.sleep(0.002)
             if i % 2 == 0:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             t0 = time.time_ns()
             s.close()
-            arrival, line = wait_for(lambda l: f"[request_id={i}] Context Error: context canceled" in l)
-            logged.append(parse_ts(line.split(" ", 1)[0]) - t0)
+            arrival, line = wait_for(about(i, "Context Error: context canceled"))
+            logged.append(parse_time_ns(parse_line(line).time) - t0)
             arrived.append(arrival - t0)
     finally:
         proc.terminate()

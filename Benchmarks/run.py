@@ -4,7 +4,8 @@
 One command, from the repository root:
 
     python3 Benchmarks/run.py            # full run, rewrites BENCHMARKS.md and the chart
-    python3 Benchmarks/run.py --quick    # smaller counts, to check the runner itself
+    python3 Benchmarks/run.py --quick    # smaller counts, to check the runner itself; writes
+                                         # only under .build-bench/quick/, never the tracked files
 
 It builds greetd and greet-stress in release mode, the Go reference (Benchmarks/go-greetd,
 when `go` is installed; `apt-get install golang-go`) and the C evhttp floor
@@ -21,6 +22,11 @@ when `go` is installed; `apt-get install golang-go`) and the C evhttp floor
    its pre-storm figure, no crash.
 
 Everything is bounded in count and time and stops the servers it started.
+
+Outputs: BENCHMARKS.md and Benchmarks/cancel-latency.svg; Benchmarks/results/latest.json, a
+small summary of the run (percentiles, and the quantiles the chart is drawn from), committed;
+Benchmarks/results/raw.json, every sample, git-ignored. `--report-only` redraws the first two
+from the summary alone.
 """
 import argparse
 import datetime
@@ -39,9 +45,10 @@ import tempfile
 import threading
 import time
 
+from greetd_format import parse_line, parse_time_ns as parse_wall  # greetd's log-line format
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_BUILD = os.path.join(ROOT, ".build-bench")
-LINE = re.compile(r"^(\S+) (\w+) (?:\[request_id=([^\]]+)\] )?(.*)$")
 
 # A separate process stamps each stderr line as it arrives, so that the runner's own work (and
 # Python's GIL) cannot delay the stamps. CLOCK_MONOTONIC is shared by every process.
@@ -83,11 +90,6 @@ def percentile(values, p):
     ordered = sorted(values)
     k = min(len(ordered) - 1, max(0, int(round(p / 100 * (len(ordered) - 1)))))
     return ordered[k]
-
-
-def parse_wall(ts):
-    dt = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
-    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
 
 
 class Server:
@@ -168,14 +170,15 @@ def abort(s, rst):
 
 
 def wait_lines(server, predicate, count, timeout, collected=None):
-    """Collects stamped lines until `count` of them satisfy `predicate`; returns those."""
+    """Collects stamped lines until `count` of them satisfy `predicate` (given a
+    greetd_format.LogLine); returns those as (stamp, LogLine)."""
     found = collected if collected is not None else []
     deadline = time.monotonic() + timeout
     while len(found) < count and time.monotonic() < deadline:
         for stamp, text in server.new_lines():
-            m = LINE.match(text)
-            if m and predicate(m):
-                found.append((stamp, m))
+            line = parse_line(text)
+            if line and predicate(line):
+                found.append((stamp, line))
         time.sleep(0.01)
     return found
 
@@ -187,15 +190,15 @@ def cancel_sequential(server, n):
     for i in range(n):
         rid = f"s{i}"
         s = connect(server.port, "/?delay=60s", rid)
-        wait_lines(server, lambda m: m.group(3) == rid and m.group(4) == "Handling greeting request", 1, 10)
+        wait_lines(server, lambda l: l.request_id == rid and l.message == "Handling greeting request", 1, 10)
         time.sleep(0.002)
         t_mono, t_wall = time.monotonic_ns(), time.time_ns()
         abort(s, rst=i % 2 == 1)
-        got = wait_lines(server, lambda m: m.group(3) == rid and m.group(4).startswith("Context Error"), 1, 10)
+        got = wait_lines(server, lambda l: l.request_id == rid and l.message.startswith("Context Error"), 1, 10)
         if got:
-            stamp, m = got[0]
+            stamp, line = got[0]
             arrival.append((stamp - t_mono) / 1000)
-            logged.append((parse_wall(m.group(1)) - t_wall) / 1000)
+            logged.append((parse_wall(line.time) - t_wall) / 1000)
     return {"arrival_us": arrival, "logged_us": logged, "aborts": n, "seen": len(arrival)}
 
 
@@ -203,16 +206,16 @@ def cancel_concurrent(server, n):
     socks = {}
     for i in range(n):
         socks[f"c{i}"] = connect(server.port, "/?delay=120s", f"c{i}")
-    started = wait_lines(server, lambda m: m.group(3) in socks and m.group(4) == "Handling greeting request", n, 60)
+    started = wait_lines(server, lambda l: l.request_id in socks and l.message == "Handling greeting request", n, 60)
     if len(started) < n:
         log(f"  {server.name}: only {len(started)} of {n} greetings started")
     closed = {}
     for i, (rid, s) in enumerate(socks.items()):
         closed[rid] = (time.monotonic_ns(), time.time_ns())
         abort(s, rst=i % 2 == 1)
-    got = wait_lines(server, lambda m: m.group(3) in closed and m.group(4).startswith("Context Error"), n, 60)
-    arrival = [(stamp - closed[m.group(3)][0]) / 1000 for stamp, m in got]
-    logged = [(parse_wall(m.group(1)) - closed[m.group(3)][1]) / 1000 for _, m in got]
+    got = wait_lines(server, lambda l: l.request_id in closed and l.message.startswith("Context Error"), n, 60)
+    arrival = [(stamp - closed[l.request_id][0]) / 1000 for stamp, l in got]
+    logged = [(parse_wall(l.time) - closed[l.request_id][1]) / 1000 for _, l in got]
     return {"arrival_us": arrival, "logged_us": logged, "aborts": n, "seen": len(got)}
 
 
@@ -235,11 +238,11 @@ def hold_pending(server, n, seconds, tick_lines):
             errors[e.__class__.__name__] = errors.get(e.__class__.__name__, 0) + 1
             if len(errors) and sum(errors.values()) > 50:
                 break
-    started = wait_lines(server, lambda m: m.group(3) and m.group(3).startswith("p") and m.group(4) == "Handling greeting request",
+    started = wait_lines(server, lambda l: l.request_id and l.request_id.startswith("p") and l.message == "Handling greeting request",
                          len(socks), 120) if tick_lines else []
     if not tick_lines:
         time.sleep(2.0)
-    start_wall = {m.group(3): parse_wall(m.group(1)) for _, m in started}
+    start_wall = {l.request_id: parse_wall(l.time) for _, l in started}
     time.sleep(1.0)
     rss_after = server.rss()
     late = []
@@ -252,9 +255,9 @@ def hold_pending(server, n, seconds, tick_lines):
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             for _, text in server.new_lines():
-                m = LINE.match(text)
-                if m and m.group(4) == "Greetings are hard. Thinking..." and m.group(3) in start_wall:
-                    since = parse_wall(m.group(1)) - start_wall[m.group(3)]
+                line = parse_line(text)
+                if line and line.message == "Greetings are hard. Thinking..." and line.request_id in start_wall:
+                    since = parse_wall(line.time) - start_wall[line.request_id]
                     k = max(1, round(since / 1_000_000_000))
                     late.append((since - k * 1_000_000_000) / 1e6)
             time.sleep(0.05)
@@ -414,10 +417,54 @@ def measure(args, have_go):
     return results
 
 
+# -- summary -------------------------------------------------------------------------------------
+
+# The quantiles kept for a distribution the chart draws: every percent, and per mille in the tail.
+CHART_QUANTILES = [float(p) for p in range(100)] + [99 + k / 10 for k in range(1, 10)] + [100.0]
+SAMPLE_KEYS = ("arrival_us", "logged_us", "tick_late_ms")
+
+
+def sample_summary(values, quantiles=False):
+    """A list of samples as a few numbers: n, p50, p99, max (and the chart's quantiles)."""
+    if not values:
+        return {"n": 0}
+    out = {"n": len(values), "p50": round(percentile(values, 50), 3), "p99": round(percentile(values, 99), 3),
+           "max": round(max(values), 3)}
+    if quantiles:
+        out["quantiles"] = [[q, round(percentile(values, q), 1)] for q in CHART_QUANTILES]
+    return out
+
+
+def summarize_results(results):
+    """The committed summary of a run: the raw results with every list of samples replaced by its
+    sample_summary (the concurrent cancel latencies keep the quantiles the chart is drawn from)."""
+    def walk(node, path):
+        if isinstance(node, dict):
+            return {k: walk(v, path + (k,)) for k, v in node.items()}
+        if isinstance(node, list) and path and path[-1] in SAMPLE_KEYS:
+            return sample_summary(node, quantiles=path[-2:] == ("cancel_concurrent", "arrival_us"))
+        return node
+    summary = walk(results, ())
+    summary["summary_of"] = "Benchmarks/results/raw.json (every sample; not committed)"
+    return summary
+
+
+def summary_json(summary):
+    """The summary as JSON, one key a line, but each list of numbers on one line (a few KB)."""
+    text = json.dumps(summary, indent=1, ensure_ascii=False)
+    flat = re.sub(r"\[\s+([-0-9.eE, \n]*?)\s+\]", lambda m: "[" + re.sub(r"\s+", " ", m.group(1)) + "]", text)
+    return flat + "\n"
+
+
 # -- report ---------------------------------------------------------------------------------------
 
-def summarize(values):
-    return {"p50": percentile(values, 50), "p99": percentile(values, 99), "max": max(values) if values else float("nan")}
+NAN = float("nan")
+
+
+def stat(summary, key):
+    """One figure of a sample_summary, NaN when there were no samples."""
+    value = summary.get(key) if summary else None
+    return NAN if value is None else value
 
 
 def fmt_us(v):
@@ -432,16 +479,26 @@ def ratio(a, b, higher_is_better=False):
     return f"{(a / b):.2f}×"
 
 
+def verdict(ok):
+    """The `met` column: met, missed, or n/a when the figure is missing."""
+    if ok is None:
+        return "n/a"
+    return "met" if ok else "**missed**"
+
+
 def chart(results, path):
-    """An SVG of the concurrent cancel-latency distributions (CDF), hand-drawn: no matplotlib here."""
+    """An SVG of the concurrent cancel-latency distributions (CDF), hand-drawn: no matplotlib here.
+    Drawn from the summary's quantiles."""
     series = []
     for name, color in (("greetd", "#d9480f"), ("go", "#1c7ed6")):
         if name in results:
-            values = sorted(results[name]["cancel_concurrent"]["arrival_us"])
-            if values:
-                series.append((name, color, values))
+            summary = results[name]["cancel_concurrent"]["arrival_us"]
+            if summary.get("quantiles"):
+                series.append((name, color, summary))
     width, height, left, bottom, top, right = 720, 420, 70, 50, 30, 20
-    xmax = max(percentile(v, 99.9) for _, _, v in series) * 1.1 if series else 1
+    def p999(summary):
+        return next(v for q, v in summary["quantiles"] if q >= 99.9)
+    xmax = max(p999(sm) for _, _, sm in series) * 1.1 if series else 1
     def x(v):
         return left + (width - left - right) * min(v, xmax) / xmax
     def y(p):
@@ -458,62 +515,73 @@ def chart(results, path):
         parts.append(f'<line x1="{left}" y1="{y(p)}" x2="{width - right}" y2="{y(p)}" stroke="#eee"/>')
         parts.append(f'<text x="{left - 6}" y="{y(p) + 4}" text-anchor="end">{int(p * 100)}%</text>')
     parts.append(f'<text x="{width / 2}" y="{height - 10}" text-anchor="middle">latency (fraction of aborts at or below)</text>')
-    for k, (name, color, values) in enumerate(series):
-        n = len(values)
-        points = " ".join(f"{x(v):.1f},{y((i + 1) / n):.1f}" for i, v in enumerate(values) if i % max(1, n // 400) == 0 or i == n - 1)
+    for k, (name, color, summary) in enumerate(series):
+        points = " ".join(f"{x(v):.1f},{y(q / 100):.1f}" for q, v in summary["quantiles"])
         parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{points}"/>')
         parts.append(f'<rect x="{left + 20}" y="{top + 10 + k * 18}" width="12" height="12" fill="{color}"/>')
-        parts.append(f'<text x="{left + 38}" y="{top + 21 + k * 18}">{name}: p50 {fmt_us(percentile(values, 50))}, '
-                     f'p99 {fmt_us(percentile(values, 99))}</text>')
+        parts.append(f'<text x="{left + 38}" y="{top + 21 + k * 18}">{name}: p50 {fmt_us(stat(summary, "p50"))}, '
+                     f'p99 {fmt_us(stat(summary, "p99"))}</text>')
     parts.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(parts) + "\n")
 
 
 def report(results, out_path, chart_path):
+    """BENCHMARKS.md from the summary: one row per figure, with its target and whether it was met."""
     g = results["greetd"]
     go = results.get("go")
     c = results.get("c_evhttp", {})
     m = results["machine"]
 
     def lat(r, key, field="arrival_us"):
-        return summarize(r[key][field]) if r else None
+        return r[key][field] if r else None
 
     rows = []
     for label, key in (("one at a time", "cancel_sequential"), ("concurrent", "cancel_concurrent")):
         gs, gos = lat(g, key), lat(go, key)
         n = g[key]["aborts"]
-        for stat in ("p50", "p99", "max"):
-            rows.append((f"Cancel latency, {n} aborts {label}, {stat}", fmt_us(gs[stat]),
-                         fmt_us(gos[stat]) if gos else "n/a", ratio(gs[stat], gos[stat]) if gos else "n/a",
-                         "p99 ≤ 1 ms and ≤ Go" if (key == "cancel_concurrent" and stat == "p99") else ""))
-    rows.append(("Memory per pending greeting", f"{g['memory']['bytes_per_pending']:.0f} B",
+        for name in ("p50", "p99", "max"):
+            a, b = stat(gs, name), stat(gos, name)
+            target, met = "", ""
+            if key == "cancel_concurrent" and name == "p99":
+                target = "p99 ≤ 1 ms and ≤ Go"
+                met = verdict(None if a != a else a <= 1000 and (not gos or a <= b))
+            rows.append((f"Cancel latency, {n} aborts {label}, {name}", fmt_us(a),
+                         fmt_us(b) if gos else "n/a", ratio(a, b) if gos else "n/a", target, met))
+    per = g["memory"]["bytes_per_pending"]
+    rows.append(("Memory per pending greeting", f"{per:.0f} B",
                  f"{go['memory']['bytes_per_pending']:.0f} B" if go else "n/a",
-                 ratio(g['memory']['bytes_per_pending'], go['memory']['bytes_per_pending']) if go else "n/a", "≤ 3 KB"))
+                 ratio(per, go['memory']['bytes_per_pending']) if go else "n/a", "≤ 3 KB (3,072 B)", verdict(per <= 3072)))
     if c.get("memory"):
-        rows.append(("Memory per pending request, raw C evhttp (no abort watch)", f"{c['memory']['bytes_per_pending']:.0f} B", "", "", "floor"))
+        rows.append(("Memory per pending request, raw C evhttp (no abort watch)", f"{c['memory']['bytes_per_pending']:.0f} B",
+                     "", "", "floor", ""))
     late_g = g["capacity"]["tick_late_ms"]
-    late_go = go["capacity"]["tick_late_ms"] if go else []
+    late_go = go["capacity"]["tick_late_ms"] if go else {}
     rows.append(("Capacity: pending greetings held", f"{g['capacity']['held']} of {g['capacity']['asked']}",
-                 f"{go['capacity']['held']} of {go['capacity']['asked']}" if go else "n/a", "", "19,000"))
+                 f"{go['capacity']['held']} of {go['capacity']['asked']}" if go else "n/a", "", "19,000",
+                 verdict(g["capacity"]["held"] >= 19000)))
+    p99 = stat(late_g, "p99")
     rows.append(("Tick lateness while holding them, p50 / p99 / max",
-                 f"{percentile(late_g, 50):.1f} / {percentile(late_g, 99):.1f} / {max(late_g):.1f} ms",
-                 f"{percentile(late_go, 50):.1f} / {percentile(late_go, 99):.1f} / {max(late_go):.1f} ms" if go else "n/a",
-                 ratio(percentile(late_g, 99), percentile(late_go, 99)) if go else "n/a", "p99 < 10 ms"))
-    rows.append(("Fast path, wrk -t1 -c64, requests/s (default workers)", f"{g['fast_path']['rps']:.0f}",
+                 f"{stat(late_g, 'p50'):.1f} / {p99:.1f} / {stat(late_g, 'max'):.1f} ms",
+                 f"{stat(late_go, 'p50'):.1f} / {stat(late_go, 'p99'):.1f} / {stat(late_go, 'max'):.1f} ms" if go else "n/a",
+                 ratio(p99, stat(late_go, "p99")) if go else "n/a", "p99 < 10 ms", verdict(None if p99 != p99 else p99 < 10)))
+    rps = g["fast_path"]["rps"]
+    rows.append(("Fast path, wrk -t1 -c64, requests/s (default workers)", f"{rps:.0f}",
                  f"{go['fast_path']['rps']:.0f}" if go else "n/a",
-                 ratio(g['fast_path']['rps'], go['fast_path']['rps']) if go else "n/a", "≥ Go"))
-    rows.append(("Fast path, greetd with 1 worker", f"{g['fast_path_1_worker']['rps']:.0f}", "", "", ""))
+                 ratio(rps, go['fast_path']['rps']) if go else "n/a", "≥ Go",
+                 verdict(rps >= go["fast_path"]["rps"] if go else None)))
+    rows.append(("Fast path, greetd with 1 worker", f"{g['fast_path_1_worker']['rps']:.0f}", "", "", "", ""))
     if c.get("fast_path"):
-        rows.append(("Fast path, raw C evhttp (floor)", f"{c['fast_path']['rps']:.0f}", "", "", ""))
+        rows.append(("Fast path, raw C evhttp (floor)", f"{c['fast_path']['rps']:.0f}", "", "", "", ""))
     st = g["storm"]
     s = st["summary"]
     checks = s.get("checks", []) if isinstance(s, dict) else []
     rows.append(("Abort storm (greet-stress): requests, aborted, exit code",
-                 f"{s.get('requests', '?')}, {s.get('aborted', '?')}, {st['exit']}", "", "", "exit 0"))
+                 f"{s.get('requests', '?')}, {s.get('aborted', '?')}, {st['exit']}", "", "", "exit 0", verdict(st["exit"] == 0)))
     rows.append(("Abort storm: RSS before → peak → after", f"{st['rss_before'] / 2**20:.1f} → "
                  f"{(s.get('rss_peak') or 0) / 2**20:.1f} → {st['rss_after'] / 2**20:.1f} MiB", "", "",
-                 "after within 10% of before"))
+                 "after within 10% of before", verdict(st["rss_after"] <= 1.10 * st["rss_before"])))
+    missed = [r[0] for r in rows if r[5] == verdict(False)]
 
     lines = [
         "# Benchmarks",
@@ -524,10 +592,12 @@ def report(results, out_path, chart_path):
         f"- Software: {m['swift']}; {m['go']}; libevent {m['libevent']}",
         f"- Date: {m['date']}{' (quick run: small counts)' if results.get('quick') else ''}",
         "",
-        "| figure | greetd | Go net/http | greetd / Go | target |",
-        "|---|---|---|---|---|",
+        "| figure | greetd | Go net/http | greetd / Go | target | met |",
+        "|---|---|---|---|---|---|",
     ]
-    lines += [f"| {a} | {b} | {cc} | {d} | {e} |" for a, b, cc, d, e in rows]
+    lines += [f"| {a} | {b} | {cc} | {d} | {e} | {f} |" for a, b, cc, d, e, f in rows]
+    lines += ["", f"Targets missed: {len(missed)} of {sum(1 for r in rows if r[4] and r[4] != 'floor')}"
+              + (" (" + "; ".join(missed) + ")." if missed else ".")]
     lines += [
         "",
         f"![cancel latency distributions]({os.path.basename(chart_path)})",
@@ -554,7 +624,8 @@ def report(results, out_path, chart_path):
         "- The chart is drawn by the runner itself (SVG, no plotting library): the cumulative distribution",
         "  of the concurrent cancel latencies for both servers.",
         "",
-        "Raw numbers of the last run: `Benchmarks/results/latest.json`.",
+        "A summary of the last run (percentiles, the chart's quantiles): `Benchmarks/results/latest.json`;",
+        "every sample: `Benchmarks/results/raw.json` (written by each run, not committed).",
     ]
     if checks:
         lines += ["", "### greet-stress checks in the abort storm", "", "| check | expected | actual | ok |", "|---|---|---|---|"]
@@ -563,20 +634,39 @@ def report(results, out_path, chart_path):
         f.write("\n".join(lines) + "\n")
 
 
+def output_paths(quick, out=None):
+    """Where a run writes. A quick run writes only under .build-bench/quick/ (git-ignored): its
+    small counts must never replace the tracked BENCHMARKS.md, chart or summary."""
+    if quick:
+        directory = os.path.join(BENCH_BUILD, "quick")
+        results = directory
+        default_out = os.path.join(directory, "BENCHMARKS.md")
+        chart_path = os.path.join(directory, "cancel-latency.svg")
+    else:
+        results = os.path.join(ROOT, "Benchmarks", "results")
+        default_out = os.path.join(ROOT, "BENCHMARKS.md")
+        chart_path = os.path.join(ROOT, "Benchmarks", "cancel-latency.svg")
+    return {"report": out or default_out, "chart": chart_path,
+            "summary": os.path.join(results, "latest.json"), "raw": os.path.join(results, "raw.json")}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="small counts, to check the runner")
+    ap.add_argument("--quick", action="store_true",
+                    help="small counts, to check the runner; writes under .build-bench/quick/ only")
     ap.add_argument("--skip-build", action="store_true")
-    ap.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    ap.add_argument("--out", default=None,
+                    help="the report (default: BENCHMARKS.md; .build-bench/quick/BENCHMARKS.md with --quick)")
     ap.add_argument("--report-only", action="store_true",
-                    help="rewrite BENCHMARKS.md and the chart from Benchmarks/results/latest.json, measuring nothing")
+                    help="rewrite the report and the chart from the summary (Benchmarks/results/latest.json, "
+                         "or the quick one with --quick), measuring nothing")
     args = ap.parse_args()
-    chart_path = os.path.join(ROOT, "Benchmarks", "cancel-latency.svg")
+    paths = output_paths(args.quick, args.out)
     if args.report_only:
-        with open(os.path.join(ROOT, "Benchmarks", "results", "latest.json")) as f:
-            results = json.load(f)
-        chart(results, chart_path)
-        report(results, args.out, chart_path)
+        with open(paths["summary"]) as f:
+            summary = json.load(f)
+        chart(summary, paths["chart"])
+        report(summary, paths["report"], paths["chart"])
         return
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install -y wrk")
@@ -587,12 +677,15 @@ def main():
     elif have_go and not os.path.exists(os.path.join(BENCH_BUILD, "go-greetd")):
         have_go = False
     results = measure(args, have_go)
-    os.makedirs(os.path.join(ROOT, "Benchmarks", "results"), exist_ok=True)
-    with open(os.path.join(ROOT, "Benchmarks", "results", "latest.json"), "w") as f:
-        json.dump(results, f, indent=1)
-    chart(results, chart_path)
-    report(results, args.out, chart_path)
-    log(f"wrote {os.path.relpath(args.out, ROOT)} and {os.path.relpath(chart_path, ROOT)}")
+    os.makedirs(os.path.dirname(paths["summary"]), exist_ok=True)
+    with open(paths["raw"], "w") as f:
+        json.dump(results, f)
+    summary = summarize_results(results)
+    with open(paths["summary"], "w") as f:
+        f.write(summary_json(summary))
+    chart(summary, paths["chart"])
+    report(summary, paths["report"], paths["chart"])
+    log("wrote " + ", ".join(os.path.relpath(paths[k], ROOT) for k in ("report", "chart", "summary", "raw")))
 
 
 if __name__ == "__main__":

@@ -10,15 +10,16 @@ Usage: scripts/fuzz.sh [options] [target...]
 Builds the libFuzzer targets under Fuzz/ into .build-fuzz/ and runs each for FUZZ_SECONDS,
 starting from a scratch copy of its seed corpus (Fuzz/corpus/<target>/). Targets (default: all):
 
-  duration   parseGoDuration / GoDuration(parsing:)       (GoDuration.swift)
-  requestid  acceptableRequestID                          (the file that defines it)
-  logfield   logField (the access log's request target)   (the file that defines it)
-  query      evhttp_parse_query_str + delay/timeout rules (GoDuration.swift, 5 Libevent files, -levent)
-  logline    formatLogLine                                (LogFormat.swift + swift-log's Logging)
+  duration   GoDuration(parsing:) and its description      (GreetdRules)
+  requestid  acceptableRequestID                            (GreetdRules)
+  logfield   logField, read back by LogLine.field           (GreetdRules)
+  query      evhttp_parse_query_str + GreetingQuery.resolve (GreetdRules, libevent's C API, -levent)
+  logline    formatLogLine, read back by LogLine(parsing:)  (GreetdRules)
 
-Each target is compiled with `swiftc -sanitize=fuzzer,address -parse-as-library -O` directly on
-the few source files it needs, never on the whole package. A target whose function lives in a
-file that imports GreetdCore's heavy dependencies is SKIPPED with the reason.
+Every target links the GreetdRules module itself (Sources/GreetdRules, no dependencies), built
+once with the fuzzer's instrumentation: the fuzzers test the code greetd and greet-stress run.
+Each is compiled with `swiftc -sanitize=fuzzer,address -parse-as-library -O`, never with the
+whole package. `query` is SKIPPED (a failure with --strict) when pkg-config cannot find libevent.
 
 Before fuzzing, every input under Fuzz/regressions/<target>/ is replayed: one that still fails
 counts as a failure. After fuzzing `duration`, if `go` is installed, the corpus is replayed
@@ -34,11 +35,9 @@ Options:
 Environment:
   FUZZ_SECONDS        Seconds per target (default 60; CI uses 10).
   SWIFTC              The Swift compiler (default: swiftc on PATH).
-  SWIFT_LOG_CHECKOUT  A swift-log checkout for the logline target (default: resolved with
-                      `swift package resolve` into .build-fuzz/spm).
   GREETD_FUZZ_LOGLINE_TRUSTED_METADATA=1
-                      logline: only check the one-line property on inputs whose metadata
-                      has no newline (see Fuzz/logline/main.swift).
+                      logline: only check the one-line properties on inputs whose fields
+                      and request id have no control byte (see Fuzz/logline/main.swift).
 
 Output per target: executions, executions per second, corpus size before and after, coverage;
 on a crash, the failing check and the path of the saved input (.build-fuzz/artifacts/<target>/).
@@ -87,8 +86,7 @@ fi
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="$ROOT/.build-fuzz"
 BIN="$OUT/bin"
-CORE="$ROOT/Sources/GreetdCore"
-LIBEVENT="$ROOT/Sources/Libevent"
+RULES="$ROOT/Sources/GreetdRules"
 SWIFTC="${SWIFTC:-swiftc}"
 mkdir -p "$BIN" "$OUT/logs" "$OUT/run" "$OUT/artifacts" "$OUT/deps"
 cd "$ROOT"
@@ -127,33 +125,7 @@ fi
 COMMON=(-sanitize=fuzzer,address -parse-as-library -O -g -swift-version 6 "${LINKER[@]}")
 
 # ---------------------------------------------------------------------------------------------
-# Which files a target needs
-
-# The file of Sources/GreetdCore that defines `func NAME`.
-locate() {
-    grep -lE "^[[:space:]]*((public|internal|package|private|fileprivate|@inlinable|@usableFromInline)[[:space:]]+)*func $1[[:space:](<]" \
-        "$CORE"/*.swift 2>/dev/null | head -1
-}
-
-# The modules a file imports, one per line.
-imports_of() {
-    sed -nE 's/^[[:space:]]*(@[A-Za-z_]+[[:space:]]+)*((public|internal|package|private|fileprivate)[[:space:]]+)?import[[:space:]]+((struct|class|enum|protocol|func|var|let|typealias)[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*).*/\6/p' "$1" | sort -u
-}
-
-# Fails (prints the offending modules) if FILE imports anything beyond the standard library,
-# the C library and the modules named after it.
-light_enough() {
-    local file="$1"; shift
-    local allowed=" Swift Glibc Darwin Musl Synchronization _Concurrency $* "
-    local heavy=() module
-    while read -r module; do
-        [[ -z "$module" || "$allowed" == *" $module "* ]] || heavy+=("$module")
-    done < <(imports_of "$file")
-    if ((${#heavy[@]})); then
-        echo "${heavy[*]}"
-        return 1
-    fi
-}
+# GreetdRules, the module every target links
 
 rel() { echo "${1#"$ROOT"/}"; }
 
@@ -172,118 +144,50 @@ fail() {
     FAILED=1
 }
 
-SWIFT_LOG_MODULE=""
-build_swift_log() {
-    [[ -n "$SWIFT_LOG_MODULE" ]] && return 0
-    local checkout="${SWIFT_LOG_CHECKOUT:-}"
-    if [[ -z "$checkout" ]]; then
-        checkout="$OUT/spm/checkouts/swift-log"
-        if [[ ! -d "$checkout/Sources/Logging" ]]; then
-            echo "   resolving swift-log (swift package resolve --scratch-path .build-fuzz/spm)"
-            swift package --package-path "$ROOT" --scratch-path "$OUT/spm" resolve >"$OUT/logs/resolve.log" 2>&1 || {
-                echo "   swift package resolve failed; see $(rel "$OUT/logs/resolve.log")"
-                return 1
-            }
-        fi
-    fi
-    if [[ ! -d "$checkout/Sources/Logging" ]]; then
-        echo "   no swift-log sources at $checkout/Sources/Logging"
-        return 1
-    fi
-    local dir="$OUT/deps/swift-log"
-    rm -rf "$dir" && mkdir -p "$dir"
+RULES_MODULE="$OUT/deps/GreetdRules"
+RULES_BUILT=""
+build_rules() {
+    [[ -n "$RULES_BUILT" ]] && return "$RULES_BUILT"
     local sources=()
-    mapfile -t sources < <(find "$checkout/Sources/Logging" -name '*.swift' | sort)
-    # swift-log's own settings (its Package.swift): language mode 6 and these upcoming features.
-    if ! (cd "$dir" && "$SWIFTC" -sanitize=fuzzer,address -parse-as-library -O -g -swift-version 6 \
-            -module-name Logging -package-name swift_log -emit-module -emit-library -static \
-            -enable-upcoming-feature ExistentialAny -enable-upcoming-feature MemberImportVisibility \
-            -enable-upcoming-feature InternalImportsByDefault -enable-upcoming-feature NonisolatedNonsendingByDefault \
-            "${sources[@]}") >"$OUT/logs/build-swift-log.log" 2>&1; then
-        echo "   building swift-log's Logging failed; see $(rel "$OUT/logs/build-swift-log.log")"
-        tail -5 "$OUT/logs/build-swift-log.log" | sed 's/^/     /'
-        return 1
+    mapfile -t sources < <(find "$RULES" -name '*.swift' | sort)
+    rm -rf "$RULES_MODULE" && mkdir -p "$RULES_MODULE"
+    echo "   swiftc ${COMMON[*]} -module-name GreetdRules -emit-module -emit-library -static $(rel "$RULES")/*.swift"
+    if (cd "$RULES_MODULE" && "$SWIFTC" "${COMMON[@]}" -module-name GreetdRules -emit-module -emit-library -static \
+            "${sources[@]}") >"$OUT/logs/build-GreetdRules.log" 2>&1; then
+        RULES_BUILT=0
+    else
+        echo "   building GreetdRules failed; see $(rel "$OUT/logs/build-GreetdRules.log")"
+        grep -E "error:" "$OUT/logs/build-GreetdRules.log" | head -10 | sed 's/^/     /' || true
+        RULES_BUILT=1
     fi
-    SWIFT_LOG_MODULE="$dir"
+    return "$RULES_BUILT"
 }
 
-# Sets FILES and EXTRA for a target, or skips it (returns 1).
-sources_for() {
-    local target="$1" file heavy duration
-    FILES=()
+# Sets EXTRA (flags beyond GreetdRules) for a target, or skips it (returns 1).
+flags_for() {
+    local target="$1" flag
     EXTRA=()
-    duration="$(locate parseGoDuration)"
-    if [[ -z "$duration" ]]; then
-        skip "$target" "no file in $(rel "$CORE") defines parseGoDuration"
-        return 1
+    if [[ "$target" == query ]]; then
+        if ! command -v pkg-config >/dev/null || ! pkg-config --exists libevent; then
+            skip "$target" "libevent not found by pkg-config (apt-get install libevent-dev pkg-config)"
+            return 1
+        fi
+        for flag in $(pkg-config --cflags libevent); do EXTRA+=(-Xcc "$flag"); done
+        for flag in $(pkg-config --libs-only-L libevent); do EXTRA+=("$flag"); done
+        EXTRA+=(-I "$ROOT/Modules/CLibevent" -levent)
     fi
-    if ! heavy="$(light_enough "$duration")"; then
-        skip "$target" "parseGoDuration is in $(rel "$duration"), which imports $heavy"
-        return 1
-    fi
-    case "$target" in
-        duration)
-            FILES=("$duration")
-            ;;
-        requestid|logfield)
-            local fn=acceptableRequestID
-            [[ "$target" == logfield ]] && fn=logField
-            file="$(locate "$fn")"
-            if [[ -z "$file" ]]; then
-                skip "$target" "no file in $(rel "$CORE") defines $fn"
-                return 1
-            fi
-            if ! heavy="$(light_enough "$file")"; then
-                skip "$target" "$fn is in $(rel "$file"), which imports $heavy; move it to a file of its own to fuzz it"
-                return 1
-            fi
-            FILES=("$duration")
-            [[ "$file" == "$duration" ]] || FILES+=("$file")
-            ;;
-        query)
-            local f
-            for f in Event EventBase LibeventError LoopConfinement LibeventCounters; do
-                if [[ ! -f "$LIBEVENT/$f.swift" ]]; then
-                    skip "$target" "$(rel "$LIBEVENT/$f.swift") is gone (timeval(duration:) needs it); update the list in scripts/fuzz.sh"
-                    return 1
-                fi
-                FILES+=("$LIBEVENT/$f.swift")
-            done
-            FILES=("$duration" "${FILES[@]}")
-            if ! command -v pkg-config >/dev/null || ! pkg-config --exists libevent; then
-                skip "$target" "libevent not found by pkg-config (apt-get install libevent-dev pkg-config)"
-                return 1
-            fi
-            local flag
-            for flag in $(pkg-config --cflags libevent); do EXTRA+=(-Xcc "$flag"); done
-            for flag in $(pkg-config --libs-only-L libevent); do EXTRA+=("$flag"); done
-            EXTRA+=(-I "$ROOT/Modules/CLibevent" -levent)
-            ;;
-        logline)
-            file="$(locate formatLogLine)"
-            if [[ -z "$file" ]]; then
-                skip "$target" "no file in $(rel "$CORE") defines formatLogLine"
-                return 1
-            fi
-            if ! heavy="$(light_enough "$file" Logging)"; then
-                skip "$target" "formatLogLine is in $(rel "$file"), which imports $heavy"
-                return 1
-            fi
-            if ! build_swift_log; then
-                skip "$target" "swift-log's Logging module could not be built (set SWIFT_LOG_CHECKOUT)"
-                return 1
-            fi
-            FILES=("$file")
-            EXTRA=(-I "$SWIFT_LOG_MODULE" -L "$SWIFT_LOG_MODULE" -lLogging)
-            ;;
-    esac
 }
 
 build() {
     local target="$1" log="$OUT/logs/build-$1.log"
-    sources_for "$target" || return 1
-    echo "   swiftc ${COMMON[*]} $(for f in "${FILES[@]}"; do printf '%s ' "$(rel "$f")"; done)Fuzz/$target/main.swift ${EXTRA[*]/#"$ROOT"\//}"
-    if ! "$SWIFTC" "${COMMON[@]}" -module-name "Fuzz_$target" "${FILES[@]}" "Fuzz/$target/main.swift" \
+    if ! build_rules; then
+        fail "$target" BUILD-FAILED "GreetdRules did not build; see $(rel "$OUT/logs/build-GreetdRules.log")"
+        return 1
+    fi
+    flags_for "$target" || return 1
+    local rules=(-I "$RULES_MODULE" -L "$RULES_MODULE" -lGreetdRules)
+    echo "   swiftc ${COMMON[*]} Fuzz/$target/main.swift -lGreetdRules ${EXTRA[*]/#"$ROOT"\//}"
+    if ! "$SWIFTC" "${COMMON[@]}" -module-name "Fuzz_$target" "Fuzz/$target/main.swift" "${rules[@]}" \
             "${EXTRA[@]}" -o "$BIN/$target" >"$log" 2>&1; then
         echo "   BUILD FAILED (full log: $(rel "$log")):"
         grep -E "error:" "$log" | head -10 | sed 's/^/     /' || tail -10 "$log" | sed 's/^/     /'

@@ -1,9 +1,9 @@
 // libFuzzer target: `logField`, which turns a client's bytes (the request target) into one
 // `key=value` field of the access-log line.
 //
-// Built by scripts/fuzz.sh with GoDuration.swift (for `goQuote`) and the file of
-// Sources/GreetdCore that defines `logField`, into one module. SKIPPED while that file needs
-// GreetdCore's heavy dependencies (today: GreetingServer.swift).
+// Built by scripts/fuzz.sh against the GreetdRules module, where the server's own `logField`
+// lives. Also checks that `LogLine.field(_:)`, the reader tools and tests use, gives the input
+// back from an access line.
 //
 // Properties checked on every input:
 // - never traps;
@@ -11,6 +11,8 @@
 // - a quoted value starts and ends with `"`, holds no raw `"`, control byte (below 0x20) or
 //   non-ASCII byte, and its escapes (`\"`, `\\`, `\xNN`) decode back to the input's bytes:
 //   whatever the client sends, the field is one token that a reader can split on spaces and undo.
+
+import GreetdRules
 
 private func check(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String) {
     if !condition() { fatalError("log field property violated: \(message())") }
@@ -73,6 +75,15 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             return 0
         }
         check(decoded == input, "the quoted field does not decode to the input: \(String(decoding: field, as: UTF8.self).debugDescription)")
+    }
+    // Read back from a log line, the field is the input, and the fields after it are intact.
+    let message = "access method=GET target=\(logField(value)) status=200"
+    let line = formatLogLine(level: .info, message: message, requestID: "1", at: LogTimestamp(seconds: 0, nanoseconds: 0))
+    if let parsed = LogLine(parsing: String(decoding: line, as: UTF8.self)) {
+        check(parsed.field("target") == value, "LogLine.field(\"target\") does not give the input back: \(value.debugDescription)")
+        check(parsed.field("status") == "200", "a target hides the fields after it: \(value.debugDescription)")
+    } else {
+        check(false, "an access line does not parse: \(String(decoding: line, as: UTF8.self).debugDescription)")
     }
     return 0
 }

@@ -1,8 +1,8 @@
-// libFuzzer target: the query path of `GET /?delay=…&timeout=…`.
+// libFuzzer target: the query path of `GET /?delay=…&timeout=…`, on the server's own rules.
 //
-// Built by scripts/fuzz.sh with Sources/GreetdCore/GoDuration.swift and the few files of
-// Sources/Libevent that `timeval(duration:)` needs (Event, EventBase, LibeventError,
-// LoopConfinement, LibeventCounters), `-I Modules/CLibevent` and `-levent`.
+// Built by scripts/fuzz.sh against the GreetdRules module (where `GreetingQuery.resolve` and
+// `QueryProblem` live, the very code the server runs) and libevent's C API (`-I Modules/CLibevent
+// -levent`, no Swift layer).
 //
 // What greetd does with a request's query, step by step, and what is checked here:
 // 1. `HTTPRequest.queryItems()`: `evhttp_parse_query_str` into an `evkeyvalq`, each key and value
@@ -10,19 +10,19 @@
 //    the raw bytes (libevent's own parser on anything), and on the query as greetd holds it (a
 //    Swift string: cut at NUL, invalid UTF-8 repaired). Every list is freed (ASan's leak check
 //    sees any that is not).
-// 2. `GreetingServer.greetingParameters` / `parseParameter`: the first `delay` and the first
-//    `timeout` are parsed as Go durations; negative values are refused; `delay` is capped at
-//    `--max-delay` (1m0s by default), `timeout` at `--timeout` when set. Those functions are
-//    private to GreetingServer (with QueryProblem, HTTPRequest.queryItems): unreachable without
-//    all of GreetdCore, so the same three steps are spelled out here on the real parser.
-// 3. `Greeting.start`: the values become libevent timers (`timeval(duration:)`, the real one)
-//    and a context deadline (`ContinuousClock.now + timeout`).
-// Properties: nothing traps; every accepted value is in 0...cap; each timer is a valid timeval
-// (tv_sec >= 0, 0 <= tv_usec < 1_000_000) equal to the duration rounded down to the microsecond;
-// every 400 body built from the input (the quoted query or value, the parse error) is printable
-// ASCII: no CR, LF or other control bytes.
+// 2. `GreetingQuery.resolve`: the first `delay` and the first `timeout` as Go durations, negative
+//    values refused, `delay` capped at `--max-delay`, `timeout` at `--timeout` when set; run
+//    for both configurations (no `--timeout`, and `--timeout 30s`).
+// 3. The values become timers (`Duration.timerInterval`, what `Event.add(timeout:)` hands to
+//    `event_add`) and a context deadline (`ContinuousClock.now + timeout`).
+// Properties: nothing traps; every accepted delay is in 0...max-delay and equals the asked value
+// capped (and `delayWasCapped` says whether it was); every timeout is in 0...asked and never above
+// the configured one; each timer is a valid timeval (0 <= tv_usec < 1_000_000) no shorter than
+// its duration and less than a microsecond longer; every 400 body (the quoted query or value, the
+// parse error) is ASCII without CR, LF or other bytes below 0x20 (DEL passes, as in Go).
 
 import CLibevent
+import GreetdRules
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -34,10 +34,11 @@ private func check(_ condition: @autoclosure () -> Bool, _ message: @autoclosure
 }
 
 private func printableASCII(_ s: String) -> Bool {
-    s.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x80 }
+    s.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x80 }  // DEL passes, as in Go's quote
 }
 
-/// greetd's defaults: `--max-delay 1m0s`; `--timeout` unset, or set (both configurations).
+/// greetd's defaults: `--delay 5s`, `--max-delay 1m0s`; `--timeout` unset, or set.
+private let defaultDelay = GoDuration.seconds(5)
 private let maxDelay = GoDuration.seconds(60)
 private let configuredTimeouts: [GoDuration?] = [nil, .seconds(30)]
 
@@ -64,60 +65,53 @@ private func queryItems(_ query: UnsafePointer<CChar>) -> [(name: String, value:
     return items
 }
 
-private enum Parameter {
-    case accepted(GoDuration)
-    case refused(String)  // the 400 body, as greetd words it
-}
-
-/// `parseParameter`: Go duration, not negative.
-private func parameter(_ name: String, _ text: String) -> Parameter {
-    let value: GoDuration
-    do {
-        value = try GoDuration(parsing: text)
-    } catch {
-        let message = error.description
-        check(!message.isEmpty, "empty parse error for \(name)")
-        return .refused("invalid \(name) \(goQuote(text)): \(message)")
-    }
-    if value.nanoseconds < 0 { return .refused("invalid \(name) \(goQuote(text)): must not be negative") }
-    return .accepted(value)
-}
-
-/// What `Event.add(timeout:)` hands to `event_add`.
+/// What `Event.add(timeout:)` hands to `event_add`: valid, never early, less than 1 µs late.
 private func checkTimer(_ d: GoDuration, _ what: String) {
-    let tv = timeval(duration: d.duration)
-    check(tv.tv_sec >= 0 && tv.tv_usec >= 0 && tv.tv_usec < 1_000_000, "\(what) \(d) gives timeval \(tv.tv_sec)s \(tv.tv_usec)us")
-    let micros = d.nanoseconds / 1_000
-    check(Int64(tv.tv_sec) == micros / 1_000_000 && Int64(tv.tv_usec) == micros % 1_000_000,
-          "\(what) \(d) gives timeval \(tv.tv_sec)s \(tv.tv_usec)us")
+    let (seconds, micros) = d.duration.timerInterval
+    check(seconds >= 0 && micros >= 0 && micros < 1_000_000, "\(what) \(d) gives timeval \(seconds)s \(micros)us")
+    let timer = Duration.seconds(seconds) + .microseconds(micros)
+    check(timer >= d.duration && timer - d.duration < .microseconds(1), "\(what) \(d) gives timer \(timer)")
+}
+
+/// The value of the first item named `name`, parsed as the rules read it, if it is acceptable.
+private func asked(_ items: [(name: String, value: String)], _ name: String) -> GoDuration?? {
+    guard let text = items.first(where: { $0.name == name })?.value else { return .some(nil) }
+    guard let value = try? GoDuration(parsing: text), value >= .zero else { return nil }
+    return .some(value)
 }
 
 private func greeting(_ items: [(name: String, value: String)]) {
-    var delay = GoDuration.seconds(5)
-    if let text = items.first(where: { $0.name == "delay" })?.value {
-        switch parameter("delay", text) {
-        case .accepted(let asked):
-            delay = min(asked, maxDelay)
-            check(delay.nanoseconds >= 0 && delay <= maxDelay, "delay \(delay) outside 0...\(maxDelay)")
-        case .refused(let body):
+    for configured in configuredTimeouts {
+        let query: GreetingQuery
+        do {
+            query = try GreetingQuery.resolve(items, delay: defaultDelay, maxDelay: maxDelay, timeout: configured)
+        } catch {
+            let body = error.description
             check(printableASCII(body), "400 body with control or non-ASCII bytes: \(Array(body.utf8))")
+            check(asked(items, "delay") == nil || asked(items, "timeout") == nil, "refused a query with good values: \(body)")
+            continue
+        }
+        guard case .some(let delayAsked) = asked(items, "delay"), case .some(let timeoutAsked) = asked(items, "timeout") else {
+            check(false, "accepted a query with a bad value: \(items)")
             return
         }
-    }
-    checkTimer(delay, "delay")
-    _ = Int(delay.nanoseconds / 1_000_000_000)  // ticksDue with --tick 1s
+        check(query.requestedDelay == delayAsked, "requestedDelay \(String(describing: query.requestedDelay)) for \(items)")
+        check(query.delay == (delayAsked.map { min($0, maxDelay) } ?? defaultDelay), "delay \(query.delay) for \(items)")
+        check(query.delay >= .zero && query.delay <= maxDelay, "delay \(query.delay) outside 0...\(maxDelay)")
+        check(query.delayWasCapped == (delayAsked.map { $0 > maxDelay } ?? false), "delayWasCapped wrong for \(items)")
+        checkTimer(query.delay, "delay")
+        _ = Int(query.delay.nanoseconds / 1_000_000_000)  // ticksDue with --tick 1s
 
-    if let text = items.first(where: { $0.name == "timeout" })?.value {
-        switch parameter("timeout", text) {
-        case .accepted(let asked):
-            for configured in configuredTimeouts {
-                let timeout = configured.map { min($0, asked) } ?? asked
-                check(timeout.nanoseconds >= 0 && timeout <= asked, "timeout \(timeout) for asked \(asked)")
-                checkTimer(timeout, "timeout")
-                _ = ContinuousClock.now + timeout.duration  // the context's deadline
-            }
-        case .refused(let body):
-            check(printableASCII(body), "400 body with control or non-ASCII bytes: \(Array(body.utf8))")
+        switch (configured, timeoutAsked) {
+        case (nil, nil): check(query.timeout == nil, "a timeout out of nothing: \(String(describing: query.timeout))")
+        case (let c?, nil): check(query.timeout == c, "timeout \(String(describing: query.timeout)) instead of \(c)")
+        case (nil, let a?): check(query.timeout == a, "timeout \(String(describing: query.timeout)) instead of \(a)")
+        case (let c?, let a?): check(query.timeout == min(c, a), "timeout \(String(describing: query.timeout)) for \(a) under \(c)")
+        }
+        if let timeout = query.timeout {
+            check(timeout >= .zero, "negative timeout \(timeout)")
+            checkTimer(timeout, "timeout")
+            _ = ContinuousClock.now + timeout.duration  // the context's deadline
         }
     }
 }
@@ -137,8 +131,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buffer.count) { String(cString: $0) }
     }
     guard let items = queryItems(query) else {
-        // QueryProblem.malformedQuery: the 400 body quotes the whole query.
-        let body = "invalid query string \(goQuote(query))"
+        let body = QueryProblem.malformedQuery(query).description
         check(printableASCII(body), "400 body with control or non-ASCII bytes: \(Array(body.utf8))")
         return 0
     }

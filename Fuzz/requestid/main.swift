@@ -1,16 +1,16 @@
 // libFuzzer target: `acceptableRequestID`, the filter on a client's `X-Request-Id` (the value
 // goes into every log line about the request and back out in the response's `X-Request-Id`).
 //
-// Built by scripts/fuzz.sh together with the file of Sources/GreetdCore that defines
-// `acceptableRequestID` (and GoDuration.swift), into one module, so the internal function is
-// reachable. The script refuses (SKIPPED) while that file needs GreetdCore's heavy dependencies
-// (today: GreetingServer.swift, which imports Logging, Libevent and GoContext).
+// Built by scripts/fuzz.sh against the GreetdRules module, where the server's own
+// `acceptableRequestID` lives.
 //
 // Properties checked on every input:
 // - never traps;
 // - an accepted value equals the input, is 1 to 64 bytes, and each byte is one of
 //   `A-Z a-z 0-9 . _ : -` (so it is safe in a header and a log line: no CR, LF, space, `]`);
 // - a rejected value really breaks that rule (the filter does not refuse good ids).
+
+import GreetdRules
 
 private func check(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String) {
     if !condition() { fatalError("request id property violated: \(message())") }

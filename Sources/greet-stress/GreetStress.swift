@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import ArgumentParser
+import GreetdRules
 import Libevent
 
 /// The `greet-stress` command: parses and checks the flags, runs the load on the main thread,
@@ -33,9 +34,10 @@ struct GreetStress: ParsableCommand {
             sent before closing (Go's net/http sends 500) are reported, not failed.
 
             Unless --no-verify, /metrics is read before the run, every 500 ms during it (peak \
-            memory) and after it, and the run passes only if greetd_requests_total \
-            {outcome="canceled"} grew by the aborted count, {outcome="completed"} by the \
-            completed count, greetd_requests_in_flight came back to its starting value within \
+            memory) and after it, and the run passes only if \(MetricName.requests) \
+            {\(MetricName.outcomeLabel)="\(MetricName.Outcome.canceled.rawValue)"} grew by the aborted count, \
+            {\(MetricName.outcomeLabel)="\(MetricName.Outcome.completed.rawValue)"} by the \
+            completed count, \(MetricName.requestsInFlight) came back to its starting value within \
             --settle, and no request ended in an error. Connects put off because this machine ran \
             short (EMFILE, ENFILE, EADDRNOTAVAIL) are retried after a short back-off and \
             reported, not failed. The soft open-files limit is raised to the hard limit.
@@ -53,40 +55,45 @@ struct GreetStress: ParsableCommand {
     @Option(help: "Host to connect to: an address or a name (first address it resolves to).")
     var host = "127.0.0.1"
 
-    @Option(help: "TCP port to connect to.")
-    var port: UInt16 = 8080
+    // Numeric options parse `.unconditional`ly: a value such as `-1` is taken as the value (and
+    // refused by validate() in words), not mistaken for a flag ("Missing value").
+    @Option(parsing: .unconditional, help: "TCP port to connect to, 1-65535.")
+    var port = 8080
 
-    @Option(help: "Most connections open at once.")
+    @Option(parsing: .unconditional, help: "Most connections open at once.")
     var connections = 100
 
-    @Option(help: "Requests in all (each on its own connection).")
+    @Option(parsing: .unconditional, help: "Requests in all (each on its own connection).")
     var requests = 1000
 
-    @Option(help: "New connections per second; 0 opens them as fast as --connections allows.")
+    @Option(parsing: .unconditional, help: "New connections per second; 0 opens them as fast as --connections allows.")
     var rate = 0.0
 
-    @Option(help: "When an aborting request gives up, after its request was sent: a range LOW-HIGH (uniformly random) or one duration. (default: 50ms-500ms)",
+    @Option(parsing: .unconditional,
+            help: "When an aborting request gives up, after its request was sent: a range LOW-HIGH (uniformly random) or one duration. (default: 50ms-500ms)",
             transform: { text throws in try AbortWindow(parsing: text) })
     var abortAfter = try! AbortWindow(parsing: "50ms-500ms")
 
     @Option(help: "How aborting requests give up: fin (close), rst (SO_LINGER 0, close), half (shutdown(SHUT_WR), read until the server closes), or mix (a random one per request).")
     var abortStyle = AbortStyleChoice.mix
 
-    @Option(help: "Fraction of requests (0...1) that wait for their answer instead of aborting.")
+    @Option(parsing: .unconditional, help: "Fraction of requests (0...1) that wait for their answer instead of aborting.")
     var completeFraction = 0.0
 
     @Option(help: "Request target. The server must think longer than the largest --abort-after, so that aborts come before the answer.")
     var path = "/?delay=2s"
 
-    @Option(help: "Hard limit on the load: past it, stop opening, abort what is open, and report (after --settle). (default: 60s)",
-            transform: { text throws in try parseGoDuration(text) })
-    var duration: Duration = .seconds(60)
+    @Option(parsing: .unconditional,
+            help: "Hard limit on the load: past it, stop opening, abort what is open, and report (after --settle). (default: 1m0s)",
+            transform: { text throws in try GoDuration(parsing: text) })
+    var duration: GoDuration = .seconds(60)
 
-    @Option(help: "How long to wait after the last abort for the server's in-flight gauge to return to its starting value. (default: 5s)",
-            transform: { text throws in try parseGoDuration(text) })
-    var settle: Duration = .seconds(5)
+    @Option(parsing: .unconditional,
+            help: "How long to wait after the last abort for the server's in-flight gauge to return to its starting value. (default: 5s)",
+            transform: { text throws in try GoDuration(parsing: text) })
+    var settle: GoDuration = .seconds(5)
 
-    @Flag(help: "Print one JSON object instead of the table.")
+    @Flag(help: "Print one JSON object instead of the table (errors too), with the plan under \"plan\".")
     var json = false
 
     @Option(help: "Path of the server's Prometheus metrics.")
@@ -95,17 +102,19 @@ struct GreetStress: ParsableCommand {
     @Flag(help: "Skip the /metrics checks (for servers without them, such as a Go reference server).")
     var noVerify = false
 
-    @Option(help: "Seed for the random abort times and styles; the summary prints the one used, so a run can be repeated. (default: a random seed)")
+    @Option(parsing: .unconditional,
+            help: "Seed for the random abort times and styles; the summary prints the one used, so a run can be repeated. (default: a random seed)")
     var seed: UInt64?
 
     /// Usage errors ArgumentParser cannot see by type (exit 64).
     func validate() throws {
-        guard port > 0 else { throw ValidationError("--port must be between 1 and 65535") }
+        guard (1...65535).contains(port) else { throw ValidationError("--port must be between 1 and 65535") }
         guard connections >= 1 else { throw ValidationError("--connections must be at least 1") }
         guard requests >= 1 else { throw ValidationError("--requests must be at least 1") }
         guard rate >= 0, rate.isFinite else { throw ValidationError("--rate must be 0 or more") }
         guard (0...1).contains(completeFraction) else { throw ValidationError("--complete-fraction must be between 0 and 1") }
         guard duration > .zero else { throw ValidationError("--duration must be positive") }
+        guard settle >= .zero else { throw ValidationError("--settle must not be negative") }
         guard path.hasPrefix("/"), !path.contains(where: \.isWhitespace) else {
             throw ValidationError("--path must start with / and contain no spaces")
         }
@@ -119,10 +128,27 @@ struct GreetStress: ParsableCommand {
 
     /// The flags as a ``StressPlan``.
     var plan: StressPlan {
-        StressPlan(host: host, port: port, connections: connections, requests: requests, rate: rate,
+        StressPlan(host: host, port: UInt16(port), connections: connections, requests: requests, rate: rate,
                    abortWindow: abortAfter, abortStyle: abortStyle, completeFraction: completeFraction,
-                   path: path, duration: duration, settle: settle, json: json, metricsPath: metricsPath,
+                   path: path, duration: duration.duration, settle: settle.duration, json: json, metricsPath: metricsPath,
                    verify: !noVerify, seed: seed ?? UInt64.random(in: 0...UInt64.max))
+    }
+
+    /// Parses, validates and runs like ArgumentParser's own `main()`; with `--json`, a usage
+    /// error is also printed as one JSON object on standard output (the run's own errors are
+    /// printed by ``run()``), so that standard output is always JSON.
+    static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if arguments.contains("--json"), !(error is ExitCode), code != .success {
+                Output.standardOutput.write(jsonError(message(for: error), exitCode: code.rawValue, plan: nil))
+            }
+            exit(withError: error)
+        }
     }
 
     /// Raises the open-files limit, runs the load, prints the summary (table or JSON).
@@ -134,6 +160,7 @@ struct GreetStress: ParsableCommand {
             report = try runLoad(plan)
         } catch {
             Output.standardError.write("greet-stress: error: \(error)\n")
+            if plan.json { Output.standardOutput.write(jsonError("\(error)", exitCode: 1, plan: plan)) }
             throw ExitCode(1)
         }
         Output.standardOutput.write(plan.json ? report.json() : report.table())
@@ -199,8 +226,11 @@ private func makeReport(_ run: LoadRun) -> StressReport {
         let after = run.after
         checks.append(Check("canceled delta == aborted", expected: tally.aborted, actual: after.map { $0.canceled - before.canceled }))
         checks.append(Check("completed delta == completed", expected: tally.completed, actual: after.map { $0.completed - before.completed }))
-        checks.append(Check("in-flight back to start (\(formatDuration(plan.settle)))", expected: before.inFlight, actual: after?.inFlight))
+        checks.append(Check("in-flight back to start (\(GoDuration(plan.settle)))", expected: before.inFlight, actual: after?.inFlight))
         if let problem = run.afterProblem { notes.append(problem) }
+    }
+    if tally.opened == 0, tally.errors[errnoName(ECONNREFUSED), default: 0] > 0 {
+        notes.append("no connection was accepted: the server is not reachable at \(run.address) (nothing listens there)")
     }
     checks.append(Check("requests ending in errors", expected: 0, actual: tally.errorCount))
     checks.append(Check("half-closes left open by server", expected: 0, actual: tally.halfClosesLeftOpen))

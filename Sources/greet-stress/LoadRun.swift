@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import GreetdRules
 import Libevent
 
 /// One load run, start to verdict, on one ``EventBase``.
@@ -233,7 +234,7 @@ final class LoadRun: EventTarget {
             before = sample
             startLoad()
         case (.measuringBefore, .failure(let problem)):
-            failure = "cannot read http://\(address)\(plan.metricsPath): \(problem) (use --no-verify for a server without greetd's /metrics)"
+            failure = "cannot read http://\(address)\(plan.metricsPath): \(problem)" + problem.advice(for: address)
             finish()
         case (.loading, .failure):
             tally.metricsPollFailures += 1
@@ -272,12 +273,12 @@ final class LoadRun: EventTarget {
     func eventFired(tag: Int, flags: EventFlags) {
         switch Tag(rawValue: tag)! {
         case .deadline:
-            stop("--duration \(formatDuration(plan.duration)) reached")
+            stop("--duration \(GoDuration(plan.duration)) reached")
         case .rate:
             let now = ContinuousClock.now
             let interval = now - lastRateTick
             lastRateTick = now
-            tokens = min(tokens + plan.rate * interval.seconds, max(1, plan.rate * 0.02))
+            tokens = min(tokens + plan.rate * interval.secondsValue, max(1, plan.rate * 0.02))
             fill()
         case .progress:
             printProgress(final: false)

@@ -1,13 +1,15 @@
 import GreetdClient
+import GreetdRules
+import GreetdSystem
 import Libevent
 
 /// The numbers greet-stress reads from greetd's `/metrics`.
 struct MetricsSample: Equatable, Sendable {
-    /// `greetd_requests_total{outcome="canceled"}`.
+    /// `greetd_requests_total{outcome="canceled"}` (``MetricName/requests``).
     var canceled: Int
     /// `greetd_requests_total{outcome="completed"}`.
     var completed: Int
-    /// `greetd_requests_in_flight`.
+    /// `greetd_requests_in_flight` (``MetricName/requestsInFlight``).
     var inFlight: Int
     /// `process_resident_memory_bytes`, where the server reports it.
     var residentBytes: Int?
@@ -23,11 +25,12 @@ struct MetricsSample: Equatable, Sendable {
         for line in text.split(whereSeparator: \.isNewline) where !line.hasPrefix("#") {
             guard let sample = PrometheusSample(line) else { continue }
             switch sample.name {
-            case "greetd_requests_total":
-                if sample.labels["outcome"] == "canceled" { canceled = sample.value }
-                if sample.labels["outcome"] == "completed" { completed = sample.value }
-            case "greetd_requests_in_flight": inFlight = sample.value
-            case "process_resident_memory_bytes": resident = sample.value
+            case MetricName.requests:
+                let outcome = sample.labels[Substring(MetricName.outcomeLabel)]
+                if outcome == Substring(MetricName.Outcome.canceled.rawValue) { canceled = sample.value }
+                if outcome == Substring(MetricName.Outcome.completed.rawValue) { completed = sample.value }
+            case MetricName.requestsInFlight: inFlight = sample.value
+            case MetricName.residentMemory: resident = sample.value
             default: break
             }
         }
@@ -87,10 +90,25 @@ enum MetricsProblem: Error, CustomStringConvertible {
     var description: String {
         switch self {
         case .io(let error): return describe(error)
-        case .timedOut(let limit): return "no answer within \(formatDuration(limit))"
+        case .timedOut(let limit): return "no answer within \(GoDuration(limit))"
         case .closedEarly: return "the server closed the connection before a whole answer"
         case .status(let code): return "the server answered \(code)"
-        case .notGreetd: return "no greetd_requests_in_flight in the answer (not greetd?)"
+        case .notGreetd: return "no \(MetricName.requestsInFlight) in the answer (not greetd?)"
+        }
+    }
+
+    /// What to do about it, appended to the message: a server that is not there is not
+    /// reachable (no `--no-verify` would help); one that answers without greetd's metrics is
+    /// not greetd (`--no-verify` skips the checks).
+    func advice(for address: SocketAddress) -> String {
+        switch self {
+        case .io(.callFailed(function: "connect", errno: let code?))
+            where [ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH, ENETUNREACH].contains(code):
+            return "; the server is not reachable: is it running and listening on \(address)?"
+        case .status, .notGreetd, .closedEarly:
+            return " (use --no-verify for a server without greetd's /metrics)"
+        case .io, .timedOut:
+            return ""
         }
     }
 }

@@ -1,4 +1,5 @@
 import GreetdClient
+import GreetdRules
 import Libevent
 
 /// The client's counts for one run.
@@ -95,7 +96,7 @@ struct StressReport: Sendable {
     func table() -> String {
         var lines: [String] = []
         let styles = ClientAbort.allCases.compactMap { style in tally.abortedByStyle[style].map { "\(style.rawValue) \($0)" } }
-        lines.append("greet-stress: \(plan.requests) requests to \(target)\(plan.path), \(plan.connections) connections, "
+        lines.append("greet-stress: \(count(plan.requests, "request")) to \(target)\(plan.path), \(count(plan.connections, "connection")), "
             + "abort after \(plan.abortWindow), style \(plan.abortStyle.rawValue), complete fraction \(plan.completeFraction), seed \(plan.seed)")
         var counts: [(String, String)] = [
             ("requests", "\(plan.requests)"),
@@ -147,7 +148,7 @@ struct StressReport: Sendable {
             ("aborted", "\(tally.aborted)"),
             ("completed", "\(tally.completed)"),
             ("errors", object(tally.errors)),
-            ("elapsed_seconds", String(format3: elapsed.seconds)),
+            ("elapsed_seconds", String(format3: elapsed.secondsValue)),
             ("rss_before", number(rssBefore)),
             ("rss_peak", number(rssPeak)),
             ("rss_after", number(rssAfter)),
@@ -159,6 +160,8 @@ struct StressReport: Sendable {
             ("half_close_answers", object(tally.halfCloseAnswers)),
             ("half_closes_left_open", "\(tally.halfClosesLeftOpen)"),
             ("stopped_early", stopReason.map(jsonString) ?? "null"),
+            ("notes", "[" + notes.map(jsonString).joined(separator: ",") + "]"),
+            ("plan", plan.jsonObject),
         ]
         return "{" + fields.map { "\(jsonString($0.0)):\($0.1)" }.joined(separator: ",") + "}\n"
     }
@@ -187,9 +190,56 @@ func jsonString(_ text: String) -> String {
     return out + "\""
 }
 
+/// The object greet-stress prints on standard output under `--json` when it cannot report:
+/// `{"ok":false,"error":"…","exit_code":64}`, with the plan when the flags made one.
+func jsonError(_ message: String, exitCode: Int32, plan: StressPlan?) -> String {
+    var fields = ["\"ok\":false", "\"error\":\(jsonString(message))", "\"exit_code\":\(exitCode)"]
+    if let plan { fields.append("\"plan\":\(plan.jsonObject)") }
+    return "{" + fields.joined(separator: ",") + "}\n"
+}
+
+extension StressPlan {
+    /// The plan as one JSON object: every flag's value as the run used it (durations in Go's
+    /// syntax, the seed actually drawn).
+    var jsonObject: String {
+        let fields: [(String, String)] = [
+            ("host", jsonString(host)),
+            ("port", "\(port)"),
+            ("connections", "\(connections)"),
+            ("requests", "\(requests)"),
+            ("rate", "\(rate)"),
+            ("abort_after", jsonString("\(abortWindow)")),
+            ("abort_style", jsonString(abortStyle.rawValue)),
+            ("complete_fraction", "\(completeFraction)"),
+            ("path", jsonString(path)),
+            ("duration", jsonString("\(GoDuration(duration))")),
+            ("settle", jsonString("\(GoDuration(settle))")),
+            ("metrics_path", jsonString(metricsPath)),
+            ("verify", "\(verify)"),
+            ("seed", "\(seed)"),
+        ]
+        return "{" + fields.map { "\(jsonString($0.0)):\($0.1)" }.joined(separator: ",") + "}"
+    }
+}
+
+/// `1 request`, `2 requests`.
+func count(_ number: Int, _ noun: String) -> String {
+    "\(number) \(noun)\(number == 1 ? "" : "s")"
+}
+
+extension String {
+    /// `value` with exactly three decimals, without Foundation's `String(format:)`.
+    init(format3 value: Double) {
+        let thousandths = Int((value * 1000).rounded())
+        let whole = thousandths / 1000
+        let fraction = thousandths % 1000
+        self = "\(whole)." + String(repeating: "0", count: fraction < 10 ? 2 : fraction < 100 ? 1 : 0) + "\(fraction)"
+    }
+}
+
 /// `1.23s`.
 func formatSeconds(_ duration: Duration) -> String {
-    var text = String(format3: duration.seconds)
+    var text = String(format3: duration.secondsValue)
     text.removeLast()
     return text + "s"
 }

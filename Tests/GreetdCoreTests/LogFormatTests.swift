@@ -3,70 +3,99 @@ import Logging
 import Testing
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
-/// The hand-written log timestamp agrees with the C library, and lines read as documented.
-@Suite struct LogFormatTests {
-    static func reference(_ time: timespec) -> String {
-        var seconds = time_t(time.tv_sec)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        var buffer = [CChar](repeating: 0, count: 64)
-        strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S", &parts)
-        let micros = String(Int(time.tv_nsec) / 1000)
-        let prefix = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return prefix + "." + String(repeating: "0", count: 6 - micros.count) + micros + "Z"
-    }
-
-    @Test("timestamps match gmtime_r across leap years, month ends and centuries", arguments: [
-        0, 59, 86_399, 86_400, 951_782_400, 951_868_799, 1_709_164_800, 1_798_761_599, 4_107_542_399, 4_102_444_800,
-    ])
-    func knownInstants(_ seconds: Int) {
-        let time = timespec(tv_sec: seconds, tv_nsec: 123_456_789)
-        var line: [UInt8] = []
-        appendUTCTimestamp(time, to: &line)
-        #expect(String(decoding: line, as: UTF8.self) == Self.reference(time))
-    }
-
-    @Test("timestamps match gmtime_r for 10,000 random instants until 2200")
-    func randomInstants() {
-        var generator = SystemRandomNumberGenerator()
-        for _ in 0..<10_000 {
-            let time = timespec(tv_sec: Int.random(in: 0..<7_258_118_400, using: &generator),
-                                tv_nsec: Int.random(in: 0..<1_000_000_000, using: &generator))
-            var line: [UInt8] = []
-            appendUTCTimestamp(time, to: &line)
-            #expect(String(decoding: line, as: UTF8.self) == Self.reference(time))
+/// GreetdCore's log handler: swift-log's values in GreetdRules' line, and sd-daemon priorities
+/// when standard error is the journal's stream.
+@Suite struct LogHandlerTests {
+    /// A pipe; the handler writes to `writeEnd`, the test reads `readEnd`.
+    private final class Pipe {
+        let readEnd: Int32, writeEnd: Int32
+        init() throws {
+            var fds: [Int32] = [0, 0]
+            guard pipe(&fds) == 0 else { throw PipeFailure() }
+            readEnd = fds[0]
+            writeEnd = fds[1]
+        }
+        deinit {
+            close(readEnd)
+            close(writeEnd)
+        }
+        /// `JOURNAL_STREAM` as systemd would set it for the write end: `<st_dev>:<st_ino>`.
+        var journalStream: String {
+            var status = stat()
+            fstat(writeEnd, &status)
+            return "\(status.st_dev):\(status.st_ino)"
+        }
+        /// What has been written so far (the lines are already in the pipe: no waiting).
+        func lines() -> [String] {
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            let n = read(readEnd, &buffer, buffer.count)
+            return String(decoding: buffer.prefix(max(0, n)), as: UTF8.self).split(separator: "\n").map(String.init)
         }
     }
+    private struct PipeFailure: Error {}
 
-    @Test("a line: timestamp, level, request id, message, then other metadata sorted")
-    func lineLayout() {
-        let time = timespec(tv_sec: 1_795_603_730, tv_nsec: 123_456_000)
+    private func logger(_ handler: FileDescriptorLogHandler) -> Logger {
+        var logger = Logger(label: "test") { _ in handler }
+        logger.logLevel = .trace
+        return logger
+    }
+
+    @Test("under systemd (JOURNAL_STREAM names the descriptor) each line starts with its sd-daemon priority")
+    func journalPriorities() throws {
+        let pipe = try Pipe()
+        let handler = FileDescriptorLogHandler(fd: pipe.writeEnd, level: .trace, journalStream: pipe.journalStream)
+        #expect(handler.journalPriorities)
+        let log = logger(handler)
+        log.debug("d")
+        log.info("i", metadata: [requestIDKey: "7"])
+        log.notice("n")
+        log.warning("w")
+        log.error("e")
+        log.critical("c")
+        let parsed = pipe.lines().compactMap(LogLine.init(parsing:))
+        #expect(parsed.map(\.priority) == [7, 6, 5, 4, 3, 2])
+        #expect(parsed.map(\.message) == ["d", "i", "n", "w", "e", "c"])
+        #expect(parsed[1].requestID == "7")
+    }
+
+    @Test("no priorities without JOURNAL_STREAM, or when it names another file (output redirected)",
+          arguments: [nil, "1:2", "garbage", ""] as [String?])
+    func noPriorities(_ journalStream: String?) throws {
+        let pipe = try Pipe()
+        let handler = FileDescriptorLogHandler(fd: pipe.writeEnd, level: .info, journalStream: journalStream)
+        #expect(!handler.journalPriorities)
+        logger(handler).warning("w")
+        let lines = pipe.lines()
+        #expect(lines.count == 1)
+        #expect(lines.first.flatMap(LogLine.init(parsing:))?.priority == nil)
+        #expect(lines.first?.first != "<")
+    }
+
+    @Test("swift-log's values: request id after the level, handler and event metadata sorted after the message")
+    func lineLayout() throws {
+        let time = LogTimestamp(seconds: 1_795_603_730, nanoseconds: 123_456_000)
         let line = formatLogLine(level: .notice, message: "Context Error: context canceled",
-                                 metadata: ["request_id": "17", "zeta": "1", "alpha": "x y"], at: time)
+                                 metadata: [requestIDKey: "17", "zeta": "1", "alpha": "x y"], at: time)
         #expect(String(decoding: line, as: UTF8.self)
             == "2026-11-25T10:48:50.123456Z notice [request_id=17] Context Error: context canceled alpha=x y zeta=1")
-        let bare = formatLogLine(level: .info, message: "Server listening", metadata: [:], at: time)
-        #expect(String(decoding: bare, as: UTF8.self) == "2026-11-25T10:48:50.123456Z info Server listening")
+
+        let pipe = try Pipe()
+        var handler = FileDescriptorLogHandler(fd: pipe.writeEnd, level: .info, journalStream: nil)
+        handler[metadataKey: "worker"] = "2"
+        logger(handler).info("Server listening", metadata: ["b": "1", "a": .array(["x", "y"])])
+        let parsed = try #require(pipe.lines().first.flatMap(LogLine.init(parsing:)))
+        #expect(parsed.level == .info)
+        #expect(parsed.message == #"Server listening a=["x", "y"] b=1 worker=2"#)
     }
 
-    @Test("control bytes in the message or metadata are escaped: one event, one line (fuzz regression)")
-    func controlBytesEscaped() {
-        let time = timespec(tv_sec: 1_795_603_730, tv_nsec: 0)
-        let line = formatLogLine(level: .info, message: "a\nb\u{1b}[31m\r",
-                                 metadata: ["request_id": "1\n2", "k\ney": "v\u{7f}"], at: time)
-        #expect(String(decoding: line, as: UTF8.self)
-            == #"2026-11-25T10:48:50.000000Z info [request_id=1\x0a2] a\x0ab\x1b[31m\x0d k\x0aey=v\x7f"#)
-        #expect(!line.contains(10) && !line.contains(13) && !line.contains(0x1b))
-    }
-
-    @Test("a request target is one log field: quoted when it has spaces, quotes or control bytes")
-    func targetField() {
-        #expect(logField("/?delay=1s") == "/?delay=1s")
-        #expect(logField("/x status=200 bytes=14") == #""/x status=200 bytes=14""#)
-        #expect(logField("/\u{1b}[31m\r") == #""/\x1b[31m\x0d""#)
-        #expect(logField("/say\"hi\"") == #""/say\"hi\"""#)
-        #expect(logField("") == #""""#)
+    @Test("levels map one to one onto GreetdRules' LogLevel")
+    func levels() {
+        for level in Logger.Level.allCases {
+            #expect(LogLevel(level).rawValue == level.rawValue)
+        }
     }
 }

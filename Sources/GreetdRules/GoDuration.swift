@@ -10,6 +10,7 @@ public enum DurationParseError: Error, Equatable, Sendable, CustomStringConverti
     /// More than about 292 years (2^63 - 1 nanoseconds).
     case outOfRange(String)
 
+    /// Go's error text: `time: invalid duration "abc"`.
     public var description: String {
         switch self {
         case .invalid(let input): return "time: invalid duration \(goQuote(input))"
@@ -29,32 +30,31 @@ public struct GoDuration: Hashable, Comparable, Sendable, CustomStringConvertibl
     /// The span in nanoseconds, as Go stores it.
     public var nanoseconds: Int64
 
+    /// A span of `nanoseconds`.
     public init(nanoseconds: Int64) { self.nanoseconds = nanoseconds }
 
-    /// Parses Go's syntax.
+    /// Parses Go's syntax (negative values included; callers that refuse them say so).
     public init(parsing text: String) throws(DurationParseError) {
         nanoseconds = try parseGoDuration(text)
     }
 
-    /// The same span as a Swift `Duration`, truncated to nanoseconds (and clamped to Go's range).
+    /// The same span as a Swift `Duration`, truncated toward zero to whole nanoseconds and clamped
+    /// to Go's range (about ±292 years): ``Swift/Duration/wholeNanoseconds``.
     public init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow {
-            nanoseconds = seconds < 0 ? .min : .max
-        } else {
-            let (sum, overflow2) = scaled.addingReportingOverflow(attoseconds / 1_000_000_000)
-            nanoseconds = overflow2 ? (seconds < 0 ? .min : .max) : sum
-        }
+        nanoseconds = duration.wholeNanoseconds
     }
 
+    /// `s` whole seconds. Traps past Go's range, as any integer overflow does.
     public static func seconds(_ s: Int64) -> GoDuration { GoDuration(nanoseconds: s * 1_000_000_000) }
+    /// `ms` whole milliseconds. Traps past Go's range.
     public static func milliseconds(_ ms: Int64) -> GoDuration { GoDuration(nanoseconds: ms * 1_000_000) }
+    /// No time at all (`0s`).
     public static let zero = GoDuration(nanoseconds: 0)
 
     /// The same span as a Swift `Duration`.
     public var duration: Duration { .nanoseconds(nanoseconds) }
 
+    /// The shorter span is the smaller (negative spans are below zero).
     public static func < (lhs: GoDuration, rhs: GoDuration) -> Bool { lhs.nanoseconds < rhs.nanoseconds }
 
     /// Go's `Duration.String`: `1h2m3.5s`, `1.5ms`, `0s`.
@@ -100,8 +100,10 @@ private func formatFraction(_ value: UInt64, precision: Int) -> (String, UInt64)
 }
 
 /// Go's `time.quote`: double quotes, `"` and `\\` escaped, and every byte of a control or
-/// non-ASCII character written as `\\xNN`.
-func goQuote(_ s: String) -> String {
+/// non-ASCII character written as `\\xNN`. The result is ASCII with no byte below 0x20 whatever
+/// the input (DEL passes through, as in Go), so it is one line in a `400` body or a log line.
+/// Pure; any thread.
+public func goQuote(_ s: String) -> String {
     let hex = Array("0123456789abcdef")
     var out = "\""
     for byte in s.utf8 {
@@ -122,8 +124,9 @@ private let unitNanoseconds: [String: UInt64] = [
     "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000,
 ]
 
-/// A port of Go's `time.ParseDuration` (go/src/time/format.go).
-func parseGoDuration(_ original: String) throws(DurationParseError) -> Int64 {
+/// A port of Go's `time.ParseDuration` (go/src/time/format.go). The one duration parser: every
+/// flag, query value and tool goes through ``GoDuration/init(parsing:)``, which calls this.
+private func parseGoDuration(_ original: String) throws(DurationParseError) -> Int64 {
     var s = Substring(original).utf8[...]
     var total: UInt64 = 0
     var negative = false

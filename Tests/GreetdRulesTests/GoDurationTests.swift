@@ -1,5 +1,5 @@
 import Testing
-@testable import GreetdCore
+@testable import GreetdRules
 
 /// `GoDuration` is a port of Go's `time.ParseDuration` and `Duration.String`; the expected values
 /// here are what Go (go/src/time/format.go, time.go) gives for the same input.

@@ -1,0 +1,88 @@
+// The query rules of `GET /?delay=…&timeout=…`: the one definition, used by the server and by
+// the query fuzzer (`Fuzz/query`).
+
+/// What is wrong with a request's query; ``description`` is the `400` body (without the newline).
+/// Every text quotes client bytes with ``goQuote(_:)``, so a body is one line of ASCII.
+public enum QueryProblem: Error, Equatable, Sendable, CustomStringConvertible {
+    /// evhttp could not split the query (`?%zz`, ...): `invalid query string "…"`.
+    case malformedQuery(String)
+    /// A parameter (name, text) that is not a Go duration, with the parser's error.
+    case badDuration(String, String, DurationParseError)
+    /// A parameter (name, text) below zero.
+    case negative(String, String)
+
+    /// The `400` body: `invalid delay "5x": time: unknown unit "x" in duration "5x"`.
+    public var description: String {
+        switch self {
+        case .malformedQuery(let query):
+            return "invalid query string \(goQuote(query))"
+        case .badDuration(let name, let text, let error):
+            return "invalid \(name) \(goQuote(text)): \(error)"
+        case .negative(let name, let text):
+            return "invalid \(name) \(goQuote(text)): must not be negative"
+        }
+    }
+}
+
+/// A greeting's `delay` and `timeout`, resolved from the request's query and the configuration.
+///
+/// Rules (the first `delay` and the first `timeout` count; other names are ignored):
+/// - `delay=` is a Go duration, not negative; above `maxDelay` it is capped to `maxDelay`
+///   (``delayWasCapped``). Without it, the configured `delay`.
+/// - `timeout=` is a Go duration, not negative; it may shorten the configured timeout, never
+///   lengthen it. `timeout=0` expires at once (Go's `context.WithTimeout(ctx, 0)`), unlike the
+///   configuration's "no timeout" (`nil`).
+public struct GreetingQuery: Equatable, Sendable {
+    /// How long the greeting thinks.
+    public var delay: GoDuration
+    /// The greeting's deadline, from its start; `nil`: none.
+    public var timeout: GoDuration?
+    /// What `?delay=` asked for, when the query had one (before the cap).
+    public var requestedDelay: GoDuration?
+
+    /// A resolved query; ``resolve(_:delay:maxDelay:timeout:)`` is the way to make one from a request.
+    public init(delay: GoDuration, timeout: GoDuration?, requestedDelay: GoDuration? = nil) {
+        self.delay = delay
+        self.timeout = timeout
+        self.requestedDelay = requestedDelay
+    }
+
+    /// Whether `?delay=` asked for more than `maxDelay` (the answer says so in a header).
+    public var delayWasCapped: Bool { requestedDelay.map { $0 > delay } ?? false }
+
+    /// Applies the rules above to decoded query items (`evhttp_parse_query_str`'s, in order).
+    /// A query evhttp cannot split never gets here: its caller throws
+    /// ``QueryProblem/malformedQuery(_:)``.
+    /// - Parameters:
+    ///   - delay: `--delay`, used when the query has none (not capped).
+    ///   - maxDelay: `--max-delay`, the most `?delay=` may ask.
+    ///   - timeout: `--timeout`; `nil`: no deadline unless the query sets one.
+    /// - Throws: ``QueryProblem/badDuration(_:_:_:)`` or ``QueryProblem/negative(_:_:)`` for the
+    ///   first bad value (`delay` is checked before `timeout`).
+    public static func resolve(_ items: [(name: String, value: String)], delay: GoDuration, maxDelay: GoDuration,
+                               timeout: GoDuration?) throws(QueryProblem) -> GreetingQuery {
+        var query = GreetingQuery(delay: delay, timeout: timeout)
+        if let text = items.first(where: { $0.name == "delay" })?.value {
+            let asked = try parameter("delay", text)
+            query.requestedDelay = asked
+            query.delay = min(asked, maxDelay)
+        }
+        if let text = items.first(where: { $0.name == "timeout" })?.value {
+            let asked = try parameter("timeout", text)
+            query.timeout = timeout.map { min($0, asked) } ?? asked
+        }
+        return query
+    }
+
+    /// One parameter: a Go duration, not negative.
+    private static func parameter(_ name: String, _ text: String) throws(QueryProblem) -> GoDuration {
+        let value: GoDuration
+        do {
+            value = try GoDuration(parsing: text)
+        } catch {
+            throw .badDuration(name, text, error)
+        }
+        if value.nanoseconds < 0 { throw .negative(name, text) }
+        return value
+    }
+}

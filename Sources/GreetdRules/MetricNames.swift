@@ -1,0 +1,39 @@
+// greetd's metric names and label values: one definition for the server (GreetdMetrics), the
+// client that checks them (greet-stress) and, mirrored in Benchmarks/greetd_format.py (a test
+// compares the two), the Python tools.
+
+/// The names of greetd's Prometheus series, as `/metrics` shows them.
+public enum MetricName {
+    /// Counter of finished requests, by ``outcomeLabel`` (values: ``Outcome``).
+    public static let requests = "greetd_requests_total"
+    /// Histogram of request durations in seconds, by ``outcomeLabel``.
+    public static let requestDuration = "greetd_request_duration_seconds"
+    /// Gauge of greetings in flight (started, not yet ended).
+    public static let requestsInFlight = "greetd_requests_in_flight"
+    /// Gauge of open client connections.
+    public static let connectionsOpen = "greetd_connections_open"
+    /// Counter of `Greetings are hard. Thinking...` ticks logged.
+    public static let timerTicks = "greetd_timer_ticks_total"
+    /// Counter of failed `accept` calls (out of descriptors, mostly); the listener pauses after each.
+    public static let acceptErrors = "greetd_accept_errors_total"
+    /// Gauge of the process's resident memory, in bytes.
+    public static let residentMemory = "process_resident_memory_bytes"
+    /// Gauge of the process's open file descriptors.
+    public static let openFileDescriptors = "process_open_fds"
+    /// The label that splits ``requests`` and ``requestDuration`` by how a request ended.
+    public static let outcomeLabel = "outcome"
+
+    /// How a request ended: the values of the ``MetricName/outcomeLabel`` label.
+    public enum Outcome: String, CaseIterable, Sendable {
+        /// The greeting answered `200 Hello Gopher!`.
+        case completed
+        /// The client went away first (access-log status 499).
+        case canceled
+        /// The request's deadline (`--timeout`, `?timeout=`) passed first: `503`.
+        case deadlineExceeded = "deadline_exceeded"
+        /// The shutdown budget ran out first: `503` with `Connection: close`.
+        case shutdown
+        /// Refused without work: over `--max-connections`, or arriving while draining.
+        case rejected
+    }
+}
