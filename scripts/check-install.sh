@@ -55,7 +55,7 @@ cleanup() {
 }
 trap cleanup EXIT
 install -m 755 "$binary" "$scratch/greetd-http"
-version=$(sed -n 's/^let greetdVersion = "\(.*\)"$/\1/p' Sources/greetd/Version.swift)
+version=$(sed -n 's/^public let greetdVersion = "\(.*\)"$/\1/p' Sources/GreetdRules/Version.swift)
 
 # Runs the installed binary with no environment: --version, then a real request on a free port.
 # $1 names the run; the rest is a command prefix (empty, or unshare ... to hide the toolchain).

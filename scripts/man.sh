@@ -11,14 +11,14 @@ cd "$(dirname "$0")/.."
 
 # The page's date is the version's: the last commit that touched Version.swift, so that running
 # this again without a change gives the same file.
-date=$(git log -1 --format=%cs -- Sources/greetd/Version.swift 2>/dev/null || true)
+date=$(git log -1 --format=%cs -- Sources/GreetdRules/Version.swift 2>/dev/null || true)
 [ -n "$date" ] || date=$(date -u +%F)
 
 swift package plugin generate-manual --configuration debug --date "$date" >/dev/null
 out=.build/plugins/GenerateManual/outputs/greetd/greetd.1
 [ -s "$out" ] || { echo "man.sh: the plugin wrote no $out"; exit 1; }
-version=$(sed -n 's/^let greetdVersion = "\(.*\)"$/\1/p' Sources/greetd/Version.swift)
-[ -n "$version" ] || { echo "man.sh: no version in Sources/greetd/Version.swift"; exit 1; }
+version=$(sed -n 's/^public let greetdVersion = "\(.*\)"$/\1/p' Sources/GreetdRules/Version.swift)
+[ -n "$version" ] || { echo "man.sh: no version in Sources/GreetdRules/Version.swift"; exit 1; }
 mkdir -p docs
 # The plugin writes a page for a command with subcommands; greetd has none. Fix up what follows
 # from that, and put in the version and greetd's own exit statuses:

@@ -1,19 +1,9 @@
 import Prometheus
 import Synchronization
 
-/// How a request ended, for `greetd_requests_total{outcome=...}` and the duration histogram.
-public enum RequestOutcome: String, CaseIterable, Sendable {
-    /// The greeting answered `200 Hello Gopher!`.
-    case completed
-    /// The client went away first (access log status 499).
-    case canceled
-    /// The request's deadline (`--timeout`, `?timeout=`) passed first: `503`.
-    case deadlineExceeded = "deadline_exceeded"
-    /// The shutdown budget ran out first: `503` with `Connection: close`.
-    case shutdown
-    /// Refused without work: over `--max-connections`, or arriving while draining.
-    case rejected
-}
+/// How a request ended, for `greetd_requests_total{outcome=...}` and the duration histogram:
+/// the one definition in GreetdRules, which greet-stress and the Python tools share.
+public typealias RequestOutcome = MetricName.Outcome
 
 /// greetd's metrics, in one Prometheus registry shared by every worker loop, so that the numbers
 /// add up across workers. Every metric has a `# HELP` line.
@@ -24,7 +14,7 @@ public enum RequestOutcome: String, CaseIterable, Sendable {
 /// is immutable, and the CPU time last reported sits behind a mutex.
 public final class GreetdMetrics: Sendable {
     /// The version `greetd_build_info` reports.
-    public static let version = "0.9.0"
+    public static let version = greetdVersion
 
     /// The registry `/metrics` renders.
     public let registry: PrometheusCollectorRegistry
@@ -47,27 +37,27 @@ public final class GreetdMetrics: Sendable {
             .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
         ]
         let durationName = MetricNameDescriptor(
-            metricName: "greetd_request_duration", unitName: "seconds",
+            metricName: String(MetricName.requestDuration.dropLast("_seconds".count)), unitName: "seconds",
             helpText: "Time from a request's arrival to its end, by outcome.")
         let requestsName = metric(
-            "greetd_requests_total",
+            MetricName.requests,
             "Greeting requests by how they ended: completed, canceled (client gone), deadline_exceeded, shutdown, rejected (connection limit or draining).")
         var requests: [RequestOutcome: Counter] = [:]
         var durations: [RequestOutcome: DurationHistogram] = [:]
         for outcome in RequestOutcome.allCases {
-            let labels = [("outcome", outcome.rawValue)]
+            let labels = [(MetricName.outcomeLabel, outcome.rawValue)]
             requests[outcome] = registry.makeCounter(descriptor: requestsName, labels: labels)
             durations[outcome] = registry.makeDurationHistogram(descriptor: durationName, labels: labels, buckets: buckets)
         }
         self.requests = requests
         self.durations = durations
-        inFlight = registry.makeGauge(descriptor: metric("greetd_requests_in_flight", "Greetings thinking right now."))
-        connectionsOpen = registry.makeGauge(descriptor: metric("greetd_connections_open", "Client connections open right now."))
-        ticks = registry.makeCounter(descriptor: metric("greetd_timer_ticks_total", "'Greetings are hard. Thinking...' lines logged."))
+        inFlight = registry.makeGauge(descriptor: metric(MetricName.requestsInFlight, "Greetings thinking right now."))
+        connectionsOpen = registry.makeGauge(descriptor: metric(MetricName.connectionsOpen, "Client connections open right now."))
+        ticks = registry.makeCounter(descriptor: metric(MetricName.timerTicks, "'Greetings are hard. Thinking...' lines logged."))
         acceptErrors = registry.makeCounter(descriptor: metric(
-            "greetd_accept_errors_total", "Failed accept calls (out of descriptors, mostly); the listener pauses after each."))
-        residentMemory = registry.makeGauge(descriptor: metric("process_resident_memory_bytes", "Resident memory size in bytes."))
-        openFDs = registry.makeGauge(descriptor: metric("process_open_fds", "Number of open file descriptors."))
+            MetricName.acceptErrors, "Failed accept calls (out of descriptors, mostly); the listener pauses after each."))
+        residentMemory = registry.makeGauge(descriptor: metric(MetricName.residentMemory, "Resident memory size in bytes."))
+        openFDs = registry.makeGauge(descriptor: metric(MetricName.openFileDescriptors, "Number of open file descriptors."))
         cpuSeconds = registry.makeCounter(descriptor: metric("process_cpu_seconds_total", "Total user and system CPU time spent in seconds."))
         let start = registry.makeGauge(descriptor: metric("process_start_time_seconds", "Start time of the process since unix epoch in seconds."))
         if let started = ProcessStats.startTimeSeconds() { start.set(to: started) }
@@ -75,7 +65,7 @@ public final class GreetdMetrics: Sendable {
                            labels: [("version", Self.version)]).set(to: 1)
     }
 
-        /// Counts a finished request and records how long it took.
+    /// Counts a finished request and records how long it took.
     func finished(_ outcome: RequestOutcome, after duration: Duration) {
         requests[outcome]!.increment()
         durations[outcome]!.record(duration)

@@ -30,14 +30,14 @@ final class Greeting: EventTarget, ContextObserver {
 
     let request: HTTPRequest
     private let context: Context
-    private let parameters: GreetingParameters
+    private let parameters: GreetingQuery
     private unowned let server: GreetingServer
     private var state: State = .thinking(ticker: nil, deadline: nil)
     private var ticksLogged = 0
     /// How the greeting ended, once it has.
     private(set) var outcome: RequestOutcome?
 
-    init(request: HTTPRequest, parameters: GreetingParameters, server: GreetingServer) {
+    init(request: HTTPRequest, parameters: GreetingQuery, server: GreetingServer) {
         self.request = request
         self.parameters = parameters
         self.server = server
@@ -66,7 +66,7 @@ final class Greeting: EventTarget, ContextObserver {
 
     func start() {
         log(.info, "Handling greeting request")
-        if let asked = parameters.cappedFrom {
+        if parameters.delayWasCapped, let asked = parameters.requestedDelay {
             log(.debug, "Delay capped at --max-delay", metadata: ["asked": "\(asked)", "max_delay": "\(parameters.delay)"])
         }
         context.onDone(observer: self)
@@ -135,7 +135,7 @@ final class Greeting: EventTarget, ContextObserver {
 
     /// Headers every answer of this greeting carries.
     private var headers: [(String, String)] {
-        parameters.cappedFrom == nil ? [] : [(cappedDelayHeader, "\(parameters.delay)")]
+        !parameters.delayWasCapped ? [] : [(cappedDelayHeader, "\(parameters.delay)")]
     }
 
     private func complete() {

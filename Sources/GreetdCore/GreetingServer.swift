@@ -222,9 +222,9 @@ public final class GreetingServer: HTTPResponder {
     }
 
     private func startGreeting(_ request: HTTPRequest) {
-        let parameters: GreetingParameters
+        let parameters: GreetingQuery
         do {
-            parameters = try GreetingParameters(request, configuration: configuration)
+            parameters = try GreetingQuery(request, configuration: configuration)
         } catch {
             send(request, status: 400, body: "\(error)\n")
             return

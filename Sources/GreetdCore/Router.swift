@@ -43,40 +43,13 @@ struct Router {
     }
 }
 
-/// A greeting's `?delay=` and `?timeout=`, checked against the configuration.
-struct GreetingParameters {
-    /// How long to think: `?delay=` (capped at `maxDelay`), else the configured delay.
-    var delay: GoDuration
-    /// The deadline: the shorter of `?timeout=` and the configured timeout; `nil`: none.
-    var timeout: GoDuration?
-    /// What the client asked for when `?delay=` was above `maxDelay` (and was capped to it).
-    var cappedFrom: GoDuration?
-
-    /// Reads the parameters of `request`.
-    /// - Throws: ``QueryProblem`` for a malformed query, a bad duration or a negative one.
+extension GreetingQuery {
+    /// Reads a greeting's `?delay=` and `?timeout=` from `request` with the one set of query
+    /// rules (``GreetingQuery/resolve(_:delay:maxDelay:timeout:)``, the code the query fuzzer runs).
+    /// - Throws: ``QueryProblem`` for a query evhttp cannot split, a bad duration or a negative one.
     init(_ request: HTTPRequest, configuration: GreetdConfiguration) throws(QueryProblem) {
         guard let items = request.queryItems() else { throw .malformedQuery(request.query ?? "") }
-        delay = configuration.delay
-        timeout = configuration.timeout
-        if let text = items.first(where: { $0.name == "delay" })?.value {
-            let asked = try Self.parse("delay", text)
-            delay = min(asked, configuration.maxDelay)
-            if asked > configuration.maxDelay { cappedFrom = asked }
-        }
-        if let text = items.first(where: { $0.name == "timeout" })?.value {
-            let asked = try Self.parse("timeout", text)
-            timeout = timeout.map { min($0, asked) } ?? asked
-        }
-    }
-
-    private static func parse(_ name: String, _ text: String) throws(QueryProblem) -> GoDuration {
-        let value: GoDuration
-        do {
-            value = try GoDuration(parsing: text)
-        } catch {
-            throw .badDuration(name, text, error)
-        }
-        if value.nanoseconds < 0 { throw .negative(name, text) }
-        return value
+        self = try Self.resolve(items, delay: configuration.delay, maxDelay: configuration.maxDelay,
+                                timeout: configuration.timeout)
     }
 }

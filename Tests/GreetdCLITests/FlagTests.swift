@@ -74,7 +74,7 @@ struct FlagTests {
         let greetd = try GreetdProcess(["--version"])
         #expect(try greetd.waitForExit() == 0)
         let printed = greetd.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
-        let source = try String(contentsOf: Self.root.appendingPathComponent("Sources/greetd/Version.swift"), encoding: .utf8)
+        let source = try String(contentsOf: Self.root.appendingPathComponent("Sources/GreetdRules/Version.swift"), encoding: .utf8)
         #expect(printed.range(of: #"^\d+\.\d+\.\d+$"#, options: .regularExpression) != nil, "\(printed)")
         #expect(source.contains("let greetdVersion = \"\(printed)\""), "--version says \(printed)")
     }
