@@ -140,7 +140,6 @@ public func receive(_ fd: Int32, until deadline: ContinuousClock.Instant) -> Res
         case .success(let n): return .success(Array(chunk[0..<n]))
         case .failure(.wouldBlock): continue
         case .failure(.connectionReset): return .failure(.reset)
-        case .failure(let code) where code.rawValue == EWOULDBLOCK: continue
         case .failure(let code): return .failure(.failed(code))
         }
     }
