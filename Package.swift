@@ -47,7 +47,7 @@ let package = Package(
         .executableTarget(
             name: "greetd",
             dependencies: [
-                "GreetdCore",
+                "GreetdCore", "GreetdSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -65,14 +65,14 @@ let package = Package(
         .testTarget(name: "GreetdSystemTests", dependencies: ["GreetdSystem"]),
         .testTarget(name: "GreetdRulesTests", dependencies: ["GreetdRules"]),
         .testTarget(name: "LibeventTests", dependencies: ["Libevent", "GreetdSystem", "TestSupport"]),
-        .testTarget(name: "GreetdClientTests", dependencies: ["GreetdClient", "Libevent", "TestSupport"]),
+        .testTarget(name: "GreetdClientTests", dependencies: ["GreetdClient", "GreetdSystem", "Libevent", "TestSupport"]),
         .testTarget(name: "GoContextTests", dependencies: ["GoContext"]),
         .testTarget(
             name: "GreetdCoreTests",
             dependencies: ["GreetdCore", "Libevent", "GoContext", "GreetdRules", "GreetdClient", "TestSupport", .product(name: "Logging", package: "swift-log")]
         ),
         // Runs the built `greetd` binary as a user would.
-        .testTarget(name: "GreetdCLITests", dependencies: ["greetd", "greet-stress", "GreetdRules", "TestSupport"]),
+        .testTarget(name: "GreetdCLITests", dependencies: ["greetd", "greet-stress", "GreetdRules", "GreetdSystem", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import GreetdSystem
 import Libevent
 
 /// A client TCP connection for load generators and tests: a non-blocking connect to an IPv4 or
@@ -77,24 +73,19 @@ public final class ClientSocket: EventTarget {
         self.remote = address
         self.base = base
         self.delegate = delegate
-        #if canImport(Glibc)
-        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
-        #else
-        let type = SOCK_STREAM
-        #endif
-        let descriptor = socket(address.isIPv6 ? AF_INET6 : AF_INET, type, 0)
-        try check(descriptor, "socket")
+        let descriptor: Int32
+        do throws(SystemError) {
+            descriptor = try openSocket(domain: address.isIPv6 ? AF_INET6 : AF_INET, type: SocketKind.stream, nonBlocking: true)
+        } catch {
+            throw LibeventError(error)
+        }
         fd = descriptor
         state = .connecting
-        #if !canImport(Glibc)
-        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
-        _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
-        var one: Int32 = 1
-        setsockopt(descriptor, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
-        #endif
         do throws(LibeventError) {
-            let result = address.withSockAddr { connect(descriptor, $0, $1) }
-            if result != 0 && errno != EINPROGRESS { try check(result, "connect") }
+            let connected = valueOrErrno { address.withSockAddr { connect(descriptor, $0, $1) } }
+            if case .failure(let code) = connected, code != .inProgress {
+                throw .callFailed(function: "connect", errno: code)
+            }
             // Even an immediate success goes through the write event, so that the outcome is
             // always reported from the loop, never from here.
             let event = try Event(base: base, fd: descriptor, flags: [.write], target: self, tag: Self.writeTag)
@@ -121,7 +112,7 @@ public final class ClientSocket: EventTarget {
     @discardableResult
     public func send(_ bytes: [UInt8]) throws(LibeventError) -> Bool {
         base.thread.preconditionOnThread()
-        guard state == .open else { throw .callFailed(function: "send", errno: ENOTCONN) }
+        guard state == .open else { throw .callFailed(function: "send", errno: .notConnected) }
         output.append(contentsOf: bytes)
         if output.count > bytes.count { return false }  // a flush is already waiting
         do throws(LibeventError) {
@@ -155,6 +146,8 @@ public final class ClientSocket: EventTarget {
             close()
         case .rst:
             var option = linger(l_onoff: 1, l_linger: 0)
+            // Ignored: setsockopt fails only for a bad descriptor or option, and then the close
+            // below is a FIN instead of a reset, which the server survives as well.
             _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
             close()
         case .half:
@@ -164,12 +157,7 @@ public final class ClientSocket: EventTarget {
             }
             output = []
             writeEvent = nil
-            #if canImport(Glibc)
-            let how = Int32(SHUT_WR)
-            #else
-            let how = SHUT_WR
-            #endif
-            if shutdown(fd, how) != 0 {
+            if case .failure = valueOrErrno({ shutdown(fd, Int32(SHUT_WR)) }) {
                 close()
                 return
             }
@@ -185,11 +173,9 @@ public final class ClientSocket: EventTarget {
         writeEvent = nil
         output = []
         guard fd >= 0 else { return }
-        #if canImport(Glibc)
-        _ = Glibc.close(fd)
-        #else
-        _ = Darwin.close(fd)
-        #endif
+        // Ignored: the descriptor is released whatever close reports (EBADF would be a bug here,
+        // EIO cannot come from a socket), and a client that gives up has nothing left to do.
+        try? closeDescriptor(fd)
         fd = -1
         state = .closed
     }
@@ -215,14 +201,17 @@ public final class ClientSocket: EventTarget {
 
     private func connectFinished(timedOut: Bool) {
         if timedOut {
-            fail(.callFailed(function: "connect", errno: ETIMEDOUT))
+            fail(.callFailed(function: "connect", errno: .timedOut))
             return
         }
-        var code: Int32 = 0
-        var length = socklen_t(MemoryLayout<Int32>.size)
         do throws(LibeventError) {
-            try check(getsockopt(fd, SOL_SOCKET, SO_ERROR, &code, &length), "getsockopt")
-            if code != 0 { throw LibeventError.callFailed(function: "connect", errno: code) }
+            let code: Int32
+            do throws(SystemError) {
+                code = try socketOption(fd, level: SOL_SOCKET, option: SO_ERROR)
+            } catch {
+                throw LibeventError(error)
+            }
+            if code != 0 { throw LibeventError.callFailed(function: "connect", errno: Errno(code)) }
             let read = try Event(base: base, fd: fd, flags: [.read, .persist], target: self, tag: Self.readTag)
             try read.add()
             readEvent = read
@@ -237,25 +226,23 @@ public final class ClientSocket: EventTarget {
     /// Writes as much of `output` as the kernel takes; arms the write event for the rest.
     private func flush() throws(LibeventError) {
         while !output.isEmpty {
-            let written = output.withUnsafeBytes { bytes in
-                #if canImport(Glibc)
-                // MSG_NOSIGNAL: a write to a reset connection must fail with EPIPE, not raise SIGPIPE.
-                Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
-                #else
-                Darwin.send(fd, bytes.baseAddress, bytes.count, 0)  // SO_NOSIGPIPE is set on the socket
-                #endif
+            let sent = output.withUnsafeBytes { bytes in
+                Result { () throws(SystemError) in
+                    // noSignal: a write to a reset connection must fail with EPIPE, not raise SIGPIPE.
+                    try nonBlockingSystemCall("send") {
+                        GreetdSystem.send(fd, bytes.baseAddress, bytes.count, SendFlags.noSignal)
+                    }
+                }
             }
-            if written >= 0 {
+            switch sent {
+            case .success(.processed(let written)):
                 output.removeFirst(written)
-                continue
-            }
-            let code = errno
-            if code == EINTR { continue }
-            if code == EAGAIN || code == EWOULDBLOCK {
+            case .success(.wouldBlock):
                 try writeEvent?.add()
                 return
+            case .failure(let error):
+                throw LibeventError(error)
             }
-            throw .callFailed(function: "send", errno: code)
         }
     }
 
@@ -270,30 +257,30 @@ public final class ClientSocket: EventTarget {
         var receivedBytes = false
         var end: StreamEnd?
         reading: for _ in 0..<64 {
-            let count = withUnsafeTemporaryAllocation(byteCount: 16 * 1024, alignment: 1) { buffer -> Int in
-                let count = recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT))
-                if count > 0 { response.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<count])) }
-                return count
-            }
-            if count > 0 {
-                receivedBytes = true
-                if response.bytes.count > maxResponseBytes {
-                    end = .failed(.callFailed(function: "recv", errno: EMSGSIZE))
-                    break reading
+            let received = withUnsafeTemporaryAllocation(byteCount: 16 * 1024, alignment: 1) { buffer in
+                let result = Result { () throws(SystemError) in
+                    try nonBlockingSystemCall("recv") { recv(fd, buffer.baseAddress, buffer.count, SendFlags.dontWait) }
                 }
-                continue
+                if case .success(.processed(let count)) = result, count > 0 {
+                    response.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+                }
+                return result
             }
-            if count == 0 {
+            switch received {
+            case .success(.processed(0)):
                 response.markEndOfStream()
                 end = .closedByPeer
                 break reading
-            }
-            let code = errno
-            switch code {
-            case EINTR: continue
-            case EAGAIN, EWOULDBLOCK: break reading
-            default:
-                end = .failed(.callFailed(function: "recv", errno: code))
+            case .success(.processed):
+                receivedBytes = true
+                if response.bytes.count > maxResponseBytes {
+                    end = .failed(.callFailed(function: "recv", errno: .messageTooLong))
+                    break reading
+                }
+            case .success(.wouldBlock):
+                break reading
+            case .failure(let error):
+                end = .failed(LibeventError(error))
                 break reading
             }
         }

@@ -1,5 +1,6 @@
 import Foundation
 import GreetdCore
+import GreetdSystem
 import Libevent
 import Logging
 
@@ -15,11 +16,7 @@ struct Supervisor {
     func run() throws {
         // A supervisor (or a parent spawning from a libdispatch thread) may hand us these
         // signals blocked; libevent's handler would then never run.
-        var unblock = sigset_t()
-        sigemptyset(&unblock)
-        sigaddset(&unblock, SIGINT)
-        sigaddset(&unblock, SIGTERM)
-        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
+        try ProcessSignals.unblockOnThisThread([SIGINT, SIGTERM])
 
         let base = try EventBase(avoiding: configuration.avoidBackends)
         if base.method == "select" {

@@ -115,7 +115,9 @@ final class GreetdProcess: Sendable {
         return process.terminationStatus
     }
 
-    func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+    /// Sends `number` to greetd. A failure is ignored: `kill` fails only with `ESRCH` once greetd
+    /// has exited, which the test's next wait reports.
+    func signal(_ number: Int32) { _ = kill(process.processIdentifier, number) }
 
     /// Never leaves a greetd behind: SIGTERM, then SIGKILL if it is still there after 3 s.
     deinit {
@@ -123,6 +125,6 @@ final class GreetdProcess: Sendable {
         process.terminate()
         let deadline = Date().addingTimeInterval(3)
         while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        if process.isRunning { _ = kill(process.processIdentifier, SIGKILL) }  // ESRCH: it exited meanwhile
     }
 }

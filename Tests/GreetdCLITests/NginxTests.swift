@@ -361,7 +361,7 @@ private func runNginxTool(_ executable: String, _ arguments: [String], environme
             process.terminate()
             let grace = Date().addingTimeInterval(5)
             while process.isRunning && Date() < grace { Thread.sleep(forTimeInterval: 0.05) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            if process.isRunning { _ = kill(process.processIdentifier, SIGKILL) }  // ESRCH: it exited meanwhile
             process.waitUntilExit()
             break
         }
@@ -524,12 +524,13 @@ private final class NginxServer {
         guard !stopped else { return }
         stopped = true
         if process.isRunning {
-            kill(process.processIdentifier, SIGQUIT)
+            // Results ignored: kill fails only with ESRCH once nginx has exited, which the loop sees.
+            _ = kill(process.processIdentifier, SIGQUIT)
             for (signal, wait) in [(SIGTERM, NginxTests.wait), (SIGKILL, 2.0), (0, 2.0)] {
                 let deadline = Date().addingTimeInterval(wait)
                 while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
                 guard process.isRunning else { break }
-                if signal != 0 { kill(process.processIdentifier, signal) }
+                if signal != 0 { _ = kill(process.processIdentifier, signal) }
             }
         }
         try? FileManager.default.removeItem(at: directory)
@@ -555,7 +556,7 @@ private final class NginxServer {
     private static func waitUntilAccepting(port: UInt16, process: Process) -> Bool {
         let deadline = Date().addingTimeInterval(5)
         while process.isRunning && Date() < deadline {
-            if connectErrno(port: port, timeout: .seconds(1)) == 0 { return true }
+            if connectErrno(port: port, timeout: .seconds(1)) == nil { return true }
             Thread.sleep(forTimeInterval: 0.01)
         }
         return false

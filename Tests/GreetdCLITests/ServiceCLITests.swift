@@ -1,4 +1,5 @@
 import Foundation
+import GreetdSystem
 import TestSupport
 import Testing
 
@@ -34,8 +35,8 @@ struct ServiceCLITests {
         try greetd.waitForLines(containing: "Draining: stopped accepting connections", count: 1)
         let refusal = connectErrno(port: port, timeout: .seconds(Self.wait))
         let refusalCheckedAt = Date()
-        #expect(refusal == ECONNREFUSED,
-                "a new connection during the drain: expected ECONNREFUSED, got \(refusal == 0 ? "connected" : String(cString: strerror(refusal)))")
+        #expect(refusal == .connectionRefused,
+                "a new connection during the drain: expected ECONNREFUSED, got \(refusal.map { "\($0)" } ?? "connected")")
 
         // The short greeting finishes within the budget.
         let shortReply = try short.readResponse()
@@ -225,40 +226,41 @@ private final class NotifySocket {
             bytes = Array(file.utf8)
             environmentValue = file
             path = file
-            unlink(file)
+            _ = unlink(file)  // a leftover of an earlier run, if any; ENOENT is the usual answer
         }
         var address = sockaddr_un()
         guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
             throw TestFailure("socket path too long: \(environmentValue)")
         }
-        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw TestFailure("socket(AF_UNIX): \(String(cString: strerror(errno)))") }
+        fd = try openSocket(domain: AF_UNIX, type: SocketKind.datagram)
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
         // A path is NUL-terminated; an abstract name is exactly its bytes after the leading NUL.
         let pathOffset = MemoryLayout<sockaddr_un>.offset(of: \.sun_path) ?? MemoryLayout<sa_family_t>.size
         let length = socklen_t(pathOffset + bytes.count + (abstract ? 0 : 1))
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        let bound = valueOrErrno {
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+            }
         }
-        guard result == 0 else {
-            let code = errno
-            close(fd)
-            throw TestFailure("bind \(environmentValue.debugDescription): \(String(cString: strerror(code)))")
+        if case .failure(let code) = bound {
+            try? closeDescriptor(fd)  // already failing: the bind's errno is the one to report
+            throw TestFailure("bind \(environmentValue.debugDescription): \(code)")
         }
         setTimeouts(fd, .seconds(ServiceCLITests.wait))
     }
 
     deinit {
-        close(fd)
-        if let path { unlink(path) }
+        // Teardown: a failure of either changes nothing the test checks.
+        try? closeDescriptor(fd)
+        if let path { _ = unlink(path) }
     }
 
     /// The next datagram, or `nil` after `ServiceCLITests.wait` without one.
     func receive() -> String? {
         var buffer = [UInt8](repeating: 0, count: 4096)
-        let n = recv(fd, &buffer, buffer.count, 0)
-        guard n >= 0 else { return nil }
+        // A failure is the receive timeout (EAGAIN) set in init: no datagram came.
+        guard case .success(let n) = valueOrErrno({ recv(fd, &buffer, buffer.count, 0) }) else { return nil }
         return String(decoding: buffer[0..<n], as: UTF8.self)
     }
 

@@ -1,9 +1,5 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import GreetdClient
+import GreetdSystem
 import Libevent
 import TestSupport
 import Testing
@@ -19,7 +15,7 @@ struct ClientSocketTests {
         try withBase { base in
             let listener = try LoopbackListener()
             var server: Int32 = -1
-            defer { if server >= 0 { close(server) } }
+            defer { if server >= 0 { try? closeDescriptor(server) } }  // teardown: a failure here changes nothing
             var requestSeen = ""
             let recorder = Recorder(base) { socket, event in
                 switch event {
@@ -56,9 +52,9 @@ struct ClientSocketTests {
             let recorder = Recorder(base) { _, _ in true }
             do {
                 try recorder.run(connectingTo: address)
-                #expect(recorder.events == [.failed(.callFailed(function: "connect", errno: ECONNREFUSED))])
+                #expect(recorder.events == [.failed(.callFailed(function: "connect", errno: .connectionRefused))])
             } catch let error as LibeventError {
-                #expect(error == .callFailed(function: "connect", errno: ECONNREFUSED))
+                #expect(error == .callFailed(function: "connect", errno: .connectionRefused))
             }
             #expect(recorder.socket?.state ?? .closed == .closed)
         }
@@ -83,7 +79,7 @@ struct ClientSocketTests {
         try withBase { base in
             let listener = try LoopbackListener()
             var server: Int32 = -1
-            defer { if server >= 0 { close(server) } }
+            defer { if server >= 0 { try? closeDescriptor(server) } }  // teardown: a failure here changes nothing
             var serverRead: [String] = []
             var stateAfterAbort: ClientSocket.State?
             let recorder = Recorder(base) { socket, event in
@@ -96,7 +92,7 @@ struct ClientSocketTests {
                     serverRead.append(readSome(server))
                     serverRead.append(readSome(server))  // end of stream: the half-close
                     try writeAll(server, "HTTP/1.1 499 Gone\r\n\r\nbye")
-                    close(server)
+                    try closeDescriptor(server)
                     server = -1
                 case .closedByPeer:
                     return true
@@ -125,7 +121,7 @@ struct ClientSocketTests {
                     try socket.send(Array("GET / HTTP/1.1\r\n\r\n".utf8))
                     let server = try listener.accept()
                     _ = readSome(server)  // closing with the request unread would send an RST
-                    close(server)
+                    try closeDescriptor(server)
                 }
                 return event == .closedByPeer
             }
@@ -141,7 +137,7 @@ struct ClientSocketTests {
         guard let listener = try? LoopbackListener(ipv6: true) else { return }  // no ::1 on this machine
         try withBase { base in
             var server: Int32 = -1
-            defer { if server >= 0 { close(server) } }
+            defer { if server >= 0 { try? closeDescriptor(server) } }  // teardown: a failure here changes nothing
             let recorder = Recorder(base) { _, event in
                 if event == .connected { server = try listener.accept() }
                 return true
@@ -165,7 +161,7 @@ struct ClientSocketTests {
             #expect(first.events == [.connected])
             let second = Recorder(base) { _, _ in true }
             try second.run(connectingTo: listener.address, timeout: .milliseconds(100))
-            #expect(second.events == [.failed(.callFailed(function: "connect", errno: ETIMEDOUT))])
+            #expect(second.events == [.failed(.callFailed(function: "connect", errno: .timedOut))])
             #expect(second.socket?.state == .closed)
             first.closeSocket()
         }
@@ -177,7 +173,7 @@ struct ClientSocketTests {
             let listener = try LoopbackListener()
             let socket = try ClientSocket(connectingTo: listener.address, base: base, delegate: nil)
             #expect(socket.state == .connecting)
-            #expect(throws: LibeventError.callFailed(function: "send", errno: ENOTCONN)) { try socket.send([1]) }
+            #expect(throws: LibeventError.callFailed(function: "send", errno: .notConnected)) { try socket.send([1]) }
             socket.close()
             socket.close()  // twice is fine
             #expect(socket.state == .closed)
@@ -195,12 +191,14 @@ private func serverView(of style: ClientAbort) throws -> (Int, ClientSocket.Stat
         let recorder = Recorder(base) { socket, event in
             guard event == .connected else { return false }
             let server = try listener.accept()
-            defer { close(server) }
+            defer { try? closeDescriptor(server) }  // teardown: a failure here changes nothing
             socket.abort(style)
             state = socket.state
             var byte: UInt8 = 0
-            let count = recv(server, &byte, 1, 0)
-            result = count < 0 ? -Int(errno) : count
+            switch valueOrErrno({ recv(server, &byte, 1, 0) }) {
+            case .success(let count): result = count
+            case .failure(let code): result = -Int(code.rawValue)
+            }
             return true
         }
         try recorder.run(connectingTo: listener.address)

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import GreetdSystem
 import Synchronization
 import Testing
 
@@ -15,13 +11,7 @@ final class SocketPair {
     private(set) var fds: [Int32] = [-1, -1]
 
     init() throws {
-        #if canImport(Glibc)
-        let type = Int32(SOCK_STREAM.rawValue)
-        #else
-        let type = SOCK_STREAM
-        #endif
-        let result = socketpair(AF_UNIX, type, 0, &fds)
-        try #require(result == 0, "socketpair failed: errno \(errno)")
+        try systemCall("socketpair") { socketpair(AF_UNIX, SocketKind.stream, 0, &fds) }
     }
 
     var left: Int32 { fds[0] }
@@ -30,7 +20,8 @@ final class SocketPair {
     /// Closes one end (index 0 or 1) now.
     func closeEnd(_ index: Int) {
         if fds[index] >= 0 {
-            _ = close(fds[index])
+            // Ignored: only EBADF could fail, and the end is ours until now.
+            try? closeDescriptor(fds[index])
             fds[index] = -1
         }
     }

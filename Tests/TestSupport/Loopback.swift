@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import GreetdSystem
 import Libevent
 
 // The one set of blocking loopback helpers every test target shares. Descriptors they return
@@ -27,7 +23,7 @@ public enum StreamEnd: Error, Equatable, Sendable, CustomStringConvertible {
     /// Nothing more arrived before the deadline; the connection is still open.
     case timedOut
     /// A read failed with another errno.
-    case failed(Int32)
+    case failed(Errno)
 
     /// In words, with the errno's name.
     public var description: String {
@@ -35,7 +31,7 @@ public enum StreamEnd: Error, Equatable, Sendable, CustomStringConvertible {
         case .closed: return "closed (FIN)"
         case .reset: return "reset (ECONNRESET)"
         case .timedOut: return "still open at the deadline"
-        case .failed(let code): return "recv failed: \(errnoDescription(code))"
+        case .failed(let code): return "recv failed: \(code)"
         }
     }
 }
@@ -59,32 +55,42 @@ public func loopbackAddress(host: String = "127.0.0.1", port: UInt16) throws -> 
 ///   listens, `EINPROGRESS` when the connect timed out.
 public func connectLoopback(port: UInt16, host: String = "127.0.0.1", timeout: Duration = .seconds(10)) throws -> Int32 {
     let address = try loopbackAddress(host: host, port: port)
-    #if canImport(Glibc)
-    let fd = socket(address.isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    #else
-    let fd = socket(address.isIPv6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0)
-    #endif
-    try check(fd, "socket")
+    let fd = try libeventCall { () throws(SystemError) in
+        try openSocket(domain: address.isIPv6 ? AF_INET6 : AF_INET, type: SocketKind.stream)
+    }
     setTimeouts(fd, timeout)
-    let connected = address.withSockAddr { connect(fd, $0, $1) }
-    let code = errno
-    guard connected == 0 else {
-        close(fd)
-        throw LibeventError.callFailed(function: "connect", errno: code)
+    do throws(SystemError) {
+        try systemCall("connect") { address.withSockAddr { connect(fd, $0, $1) } }
+    } catch {
+        try? closeDescriptor(fd)  // already failing: the connect's errno is the one to report
+        throw LibeventError(error)
     }
     return fd
 }
 
-/// Tries to connect to `host`:`port`: 0 if it connected (the connection is closed again at
-/// once), else the errno (`ECONNREFUSED` when nothing listens).
-public func connectErrno(port: UInt16, host: String = "127.0.0.1", timeout: Duration = .seconds(10)) -> Int32 {
+/// Tries to connect to `host`:`port`: `nil` if it connected (the connection is closed again at
+/// once), else the errno (`ECONNREFUSED` when nothing listens; `EINVAL` for a failure that
+/// carried none, such as an unresolvable host).
+public func connectErrno(port: UInt16, host: String = "127.0.0.1", timeout: Duration = .seconds(10)) -> Errno? {
     do {
-        close(try connectLoopback(port: port, host: host, timeout: timeout))
-        return 0
+        try closeDescriptor(try connectLoopback(port: port, host: host, timeout: timeout))
+        return nil
+    } catch let error as SystemError {
+        return error.errno
     } catch LibeventError.callFailed(_, let code) {
-        return code?.rawValue ?? -1
+        return code ?? .invalidArgument
     } catch {
-        return -1
+        return .invalidArgument
+    }
+}
+
+/// Runs `body` and rethrows its ``SystemError`` as the `LibeventError.callFailed` these helpers
+/// promise, so that a test can match one error type.
+func libeventCall<Value>(_ body: () throws(SystemError) -> Value) throws(LibeventError) -> Value {
+    do throws(SystemError) {
+        return try body()
+    } catch {
+        throw LibeventError(error)
     }
 }
 
@@ -92,6 +98,7 @@ public func connectErrno(port: UInt16, host: String = "127.0.0.1", timeout: Dura
 public func setTimeouts(_ fd: Int32, _ timeout: Duration) {
     let (seconds, attoseconds) = timeout.components
     var tv = timeval(tv_sec: .init(seconds), tv_usec: .init(attoseconds / 1_000_000_000_000))
+    // Ignored: setsockopt fails only for a bad descriptor, which the next call on it reports.
     _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
 }
@@ -101,13 +108,9 @@ public func setTimeouts(_ fd: Int32, _ timeout: Duration) {
 public func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws {
     var offset = 0
     while offset < bytes.count {
-        #if canImport(Glibc)
-        let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        #else
-        let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-        #endif
-        if n < 0 && errno == EINTR { continue }
-        try check(Int32(clamping: n), "send")
+        let n = try libeventCall { () throws(SystemError) in
+            try systemCall("send") { bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, SendFlags.noSignal) } }
+        }
         offset += n
     }
 }
@@ -126,17 +129,18 @@ public func receive(_ fd: Int32, until deadline: ContinuousClock.Instant) -> Res
         let (seconds, attoseconds) = remaining.components
         let milliseconds = Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000)
         var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        let ready = poll(&pfd, 1, max(milliseconds, 1))
-        if ready < 0 && errno == EINTR { continue }
-        if ready == 0 { continue }  // the loop checks the deadline
+        switch valueOrErrno({ poll(&pfd, 1, max(milliseconds, 1)) }) {
+        case .success(0): continue  // the loop checks the deadline
+        case .success: break
+        case .failure(let code): return .failure(.failed(code))
+        }
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        let n = recv(fd, &chunk, chunk.count, Int32(MSG_DONTWAIT))
-        if n > 0 { return .success(Array(chunk[0..<n])) }
-        if n == 0 { return .failure(.closed) }
-        switch errno {
-        case EINTR, EAGAIN, EWOULDBLOCK: continue
-        case ECONNRESET: return .failure(.reset)
-        case let code: return .failure(.failed(code))
+        switch valueOrErrno({ recv(fd, &chunk, chunk.count, SendFlags.dontWait) }) {
+        case .success(0): return .failure(.closed)
+        case .success(let n): return .success(Array(chunk[0..<n]))
+        case .failure(.wouldBlock): continue
+        case .failure(.connectionReset): return .failure(.reset)
+        case .failure(let code): return .failure(.failed(code))
         }
     }
 }
@@ -148,7 +152,7 @@ public func receive(_ fd: Int32, until deadline: ContinuousClock.Instant) -> Res
 public func rawExchange(port: UInt16, host: String = "127.0.0.1", _ request: String,
                         timeout: Duration = .seconds(10)) throws -> String {
     let fd = try connectLoopback(port: port, host: host, timeout: timeout)
-    defer { close(fd) }
+    defer { try? closeDescriptor(fd) }  // only EBADF could fail, and fd is ours
     try sendAll(fd, request)
     let deadline = ContinuousClock.now + timeout
     var received: [UInt8] = []

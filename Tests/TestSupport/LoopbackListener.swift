@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import GreetdSystem
 import Libevent
 
 /// A TCP socket bound to a loopback address and a port the kernel picks, listening unless told
@@ -21,24 +17,26 @@ public final class LoopbackListener {
     ///   available (no `::1` on this machine), or another socket-call failure.
     public init(ipv6: Bool = false, backlog: Int32? = 16) throws {
         let wanted = SocketAddress.loopback(ipv6: ipv6, port: 0)
-        #if canImport(Glibc)
-        let fd = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        #else
-        let fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0)
-        #endif
-        try check(fd, "socket")
+        let fd = try libeventCall { () throws(SystemError) in
+            try openSocket(domain: ipv6 ? AF_INET6 : AF_INET, type: SocketKind.stream)
+        }
         do {
-            try check(wanted.withSockAddr { bind(fd, $0, $1) }, "bind")
-            if let backlog { try check(listen(fd, backlog), "listen") }
+            try libeventCall { () throws(SystemError) in
+                try systemCall("bind") { wanted.withSockAddr { bind(fd, $0, $1) } }
+                if let backlog { try systemCall("listen") { listen(fd, backlog) } }
+            }
             address = try SocketAddress.local(of: fd)
         } catch {
-            close(fd)
+            try? closeDescriptor(fd)  // already failing: the first error is the one to report
             throw error
         }
         self.fd = fd
     }
 
-    deinit { close(fd) }
+    deinit {
+        // Ignored: only EBADF could fail, and the descriptor is ours until now.
+        try? closeDescriptor(fd)
+    }
 
     /// Accepts the next connection, waiting at most `timeout`; reads from the accepted socket
     /// block for at most `timeout` too. The caller closes it.
@@ -46,14 +44,13 @@ public final class LoopbackListener {
     public func accept(timeout: Duration = .seconds(1)) throws -> Int32 {
         var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         let (seconds, attoseconds) = timeout.components
-        let ready = poll(&pfd, 1, Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000))
+        let ready = try libeventCall { () throws(SystemError) in
+            try systemCall("poll") { poll(&pfd, 1, Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000)) }
+        }
         guard ready > 0 else { throw TestFailure("no connection to \(address) within \(timeout)") }
-        #if canImport(Glibc)
-        let server = Glibc.accept(fd, nil, nil)
-        #else
-        let server = Darwin.accept(fd, nil, nil)
-        #endif
-        try check(server, "accept")
+        let server = try libeventCall { () throws(SystemError) in
+            try systemCall("accept") { GreetdSystem.accept(fd, nil, nil) }
+        }
         setTimeouts(server, timeout)
         return server
     }
