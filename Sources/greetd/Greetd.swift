@@ -64,7 +64,7 @@ struct Greetd: ParsableCommand {
     @Option(parsing: .unconditional, help: "Event loops (threads) sharing the port through SO_REUSEPORT, 1 to 256. (default: the number of cores)", transform: parseInteger)
     var workers: Int?
 
-    @Option(parsing: .unconditional, help: "Most open client connections per worker; past it, new ones get 503 and are closed. (default: 10000)", transform: parseInteger)
+    @Option(parsing: .unconditional, help: "Most open client connections for the whole process, whichever worker accepts them; past it, new ones get a fast 503 and are closed. (default: 10000)", transform: parseInteger)
     var maxConnections: Int = 10_000
 
     @Option(parsing: .unconditional, help: "Time a new connection has to send a whole request; slower clients (slowloris) are dropped. 0 means none. (default: 10s)", transform: parseDuration)
