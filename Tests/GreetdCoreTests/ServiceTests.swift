@@ -1,9 +1,7 @@
 import Foundation
 import GreetdCore
 import Testing
-#if canImport(Glibc)
-import Glibc
-#endif
+import TestSupport
 
 extension LiveServer {
     /// Deadlines, draining, health, metrics, access log, limits, workers: greetd as a service.
