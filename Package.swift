@@ -63,13 +63,13 @@ let package = Package(
         // Shared by the test targets: loopback helpers and the one response parser.
         .target(name: "TestSupport", dependencies: ["GreetdClient", "GreetdSystem", "Libevent"], path: "Tests/TestSupport"),
         .testTarget(name: "GreetdSystemTests", dependencies: ["GreetdSystem"]),
-        .testTarget(name: "GreetdRulesTests", dependencies: ["GreetdRules"]),
+        .testTarget(name: "GreetdRulesTests", dependencies: ["GreetdRules", "GreetdSystem"]),
         .testTarget(name: "LibeventTests", dependencies: ["Libevent", "GreetdSystem", "TestSupport"]),
         .testTarget(name: "GreetdClientTests", dependencies: ["GreetdClient", "GreetdSystem", "Libevent", "TestSupport"]),
         .testTarget(name: "GoContextTests", dependencies: ["GoContext"]),
         .testTarget(
             name: "GreetdCoreTests",
-            dependencies: ["GreetdCore", "Libevent", "GoContext", "GreetdRules", "GreetdClient", "TestSupport", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["GreetdCore", "Libevent", "GoContext", "GreetdRules", "GreetdClient", "GreetdSystem", "TestSupport", .product(name: "Logging", package: "swift-log")]
         ),
         // Runs the built `greetd` binary as a user would.
         .testTarget(name: "GreetdCLITests", dependencies: ["greetd", "greet-stress", "GreetdRules", "GreetdSystem", "TestSupport"]),

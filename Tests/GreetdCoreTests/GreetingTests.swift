@@ -1,5 +1,6 @@
 import GreetdCore
 import Testing
+import TestSupport
 
 extension LiveServer {
     /// The seed's greeting, end to end over loopback, with short delays and ticks.
@@ -70,7 +71,7 @@ extension LiveServer {
             let harness = try Harness(delay: "0s")
             let client = try harness.connect()
             try client.send("HEAD / HTTP/1.1\r\nHost: test\r\n\r\n")
-            let response = try await client.readResponse(headRequest: true)
+            let response = try await client.readResponse(requestMethod: "HEAD")
             #expect(response.status == 200)
             #expect(response.headers["content-length"] == "14")
             // Nothing follows the headers: the next response on this connection parses cleanly.
@@ -90,7 +91,7 @@ extension LiveServer {
             }
             client.close()
             try await harness.expectNothingLeft(connectionsClosed: true)
-            try await Task.sleep(for: .milliseconds(50))
+            try await harness.barrier()  // a loop turn after the close
             #expect(harness.logs.count(contextCanceled) == 0)
             #expect(harness.stats.canceled.load(ordering: .relaxed) == 0)
             #expect(harness.stats.completed.load(ordering: .relaxed) == 2)

@@ -1,11 +1,7 @@
 @testable import GreetdCore
+import GreetdSystem
 import Logging
 import Testing
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// GreetdCore's log handler: swift-log's values in GreetdRules' line, and sd-daemon priorities
 /// when standard error is the journal's stream.
@@ -14,29 +10,28 @@ import Darwin
     private final class Pipe {
         let readEnd: Int32, writeEnd: Int32
         init() throws {
-            var fds: [Int32] = [0, 0]
-            guard pipe(&fds) == 0 else { throw PipeFailure() }
-            readEnd = fds[0]
-            writeEnd = fds[1]
+            (readEnd, writeEnd) = try makePipe()
         }
         deinit {
-            close(readEnd)
-            close(writeEnd)
+            // Ignored: only EBADF could fail, and both ends are ours until now.
+            try? closeDescriptor(readEnd)
+            try? closeDescriptor(writeEnd)
         }
         /// `JOURNAL_STREAM` as systemd would set it for the write end: `<st_dev>:<st_ino>`.
         var journalStream: String {
-            var status = stat()
-            fstat(writeEnd, &status)
-            return "\(status.st_dev):\(status.st_ino)"
+            get throws {
+                var status = stat()
+                try systemCall("fstat") { fstat(writeEnd, &status) }
+                return "\(status.st_dev):\(status.st_ino)"
+            }
         }
         /// What has been written so far (the lines are already in the pipe: no waiting).
-        func lines() -> [String] {
+        func lines() throws -> [String] {
             var buffer = [UInt8](repeating: 0, count: 65_536)
-            let n = read(readEnd, &buffer, buffer.count)
-            return String(decoding: buffer.prefix(max(0, n)), as: UTF8.self).split(separator: "\n").map(String.init)
+            let n = try systemCall("read") { read(readEnd, &buffer, buffer.count) }
+            return String(decoding: buffer.prefix(n), as: UTF8.self).split(separator: "\n").map(String.init)
         }
     }
-    private struct PipeFailure: Error {}
 
     private func logger(_ handler: FileDescriptorLogHandler) -> Logger {
         var logger = Logger(label: "test") { _ in handler }
@@ -47,7 +42,7 @@ import Darwin
     @Test("under systemd (JOURNAL_STREAM names the descriptor) each line starts with its sd-daemon priority")
     func journalPriorities() throws {
         let pipe = try Pipe()
-        let handler = FileDescriptorLogHandler(fd: pipe.writeEnd, level: .trace, journalStream: pipe.journalStream)
+        let handler = FileDescriptorLogHandler(fd: pipe.writeEnd, level: .trace, journalStream: try pipe.journalStream)
         #expect(handler.journalPriorities)
         let log = logger(handler)
         log.debug("d")
@@ -56,7 +51,7 @@ import Darwin
         log.warning("w")
         log.error("e")
         log.critical("c")
-        let parsed = pipe.lines().compactMap(LogLine.init(parsing:))
+        let parsed = try pipe.lines().compactMap(LogLine.init(parsing:))
         #expect(parsed.map(\.priority) == [7, 6, 5, 4, 3, 2])
         #expect(parsed.map(\.message) == ["d", "i", "n", "w", "e", "c"])
         #expect(parsed[1].requestID == "7")
@@ -69,7 +64,7 @@ import Darwin
         let handler = FileDescriptorLogHandler(fd: pipe.writeEnd, level: .info, journalStream: journalStream)
         #expect(!handler.journalPriorities)
         logger(handler).warning("w")
-        let lines = pipe.lines()
+        let lines = try pipe.lines()
         #expect(lines.count == 1)
         #expect(lines.first.flatMap(LogLine.init(parsing:))?.priority == nil)
         #expect(lines.first?.first != "<")
@@ -87,7 +82,7 @@ import Darwin
         var handler = FileDescriptorLogHandler(fd: pipe.writeEnd, level: .info, journalStream: nil)
         handler[metadataKey: "worker"] = "2"
         logger(handler).info("Server listening", metadata: ["b": "1", "a": .array(["x", "y"])])
-        let parsed = try #require(pipe.lines().first.flatMap(LogLine.init(parsing:)))
+        let parsed = try #require(try pipe.lines().first.flatMap(LogLine.init(parsing:)))
         #expect(parsed.level == .info)
         #expect(parsed.message == #"Server listening a=["x", "y"] b=1 worker=2"#)
     }

@@ -1,5 +1,7 @@
+import GreetdClient
 import GreetdCore
 import Testing
+import TestSupport
 
 extension LiveServer {
     /// Bad requests get a 4xx (or a close), never a crash, and the server keeps serving.
@@ -117,14 +119,14 @@ extension LiveServer {
             #expect(try await probe.readResponse().status == 200)
         }
 
-        @Test("a client that disconnects mid-request starts nothing", arguments: AbortStyle.allCases)
-        func midRequestDisconnect(style: AbortStyle) async throws {
+        @Test("a client that disconnects mid-request starts nothing", arguments: ClientAbort.allCases)
+        func midRequestDisconnect(style: ClientAbort) async throws {
             let harness = try Harness(delay: "0s")
             let client = try harness.connect()
             try client.send("GET /?delay=10s HTTP/1.1\r\nHost: t\r\nX-Half: ")
-            try await Task.sleep(for: .milliseconds(20))
+            try await harness.barrier()  // the worker has read the partial request
             client.abort(style)
-            try await Task.sleep(for: .milliseconds(30))
+            try await harness.barrier()  // ... and seen the client go
             #expect(harness.stats.started.load(ordering: .relaxed) == 0)
             let probe = try harness.connect()
             try probe.sendGet("/?delay=0s")

@@ -2,6 +2,7 @@ import Foundation
 import GreetdCore
 import Libevent
 import Testing
+import TestSupport
 
 extension LiveServer {
     /// Deadlines never fire early; ticks are on time or late, never early.
@@ -59,7 +60,9 @@ struct PunctualTimerTests {
 
     @Test("many timers at odd instants never fire before them")
     func neverEarly() async throws {
-        let results = try await onLoopThread { base in
+        // The loop blocks its thread: run it on one of its own, off the cooperative pool.
+        let results = try await offCooperativePool {
+            let base = try EventBase()
             let recorder = Recorder()
             let start = ContinuousClock.now
             var dues: [ContinuousClock.Instant] = []
@@ -76,23 +79,6 @@ struct PunctualTimerTests {
         #expect(results.count == 40)
         for (due, at) in results {
             #expect(at >= due, "fired \(due - at) early")
-        }
-    }
-
-    /// Runs `body` with a fresh base on a thread of its own (the loop blocks), and returns its
-    /// result without blocking a cooperative thread.
-    private func onLoopThread<T: Sendable>(_ body: @escaping @Sendable (EventBase) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread {
-                do {
-                    let base = try EventBase()
-                    let value = try body(base)
-                    continuation.resume(returning: value)
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
-            thread.start()
         }
     }
 }

@@ -1,5 +1,6 @@
 import GreetdCore
 import Testing
+import TestSupport
 
 extension LiveServer {
     /// Responses the transport sends on its own still carry `X-Request-Id` and an access line;
@@ -7,7 +8,7 @@ extension LiveServer {
     @Suite("Transport")
     struct TransportTests {
         /// The access line of a canned response: its id from the response, its status.
-        private func expectAccessLine(_ harness: Harness, _ response: TestResponse, status: Int,
+        private func expectAccessLine(_ harness: Harness, _ response: HTTPReply, status: Int,
                                       sourceLocation: SourceLocation = #_sourceLocation) async throws {
             let id = try #require(response.headers["x-request-id"], "no X-Request-Id on \(response.statusLine)",
                                   sourceLocation: sourceLocation)

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import GreetdSystem
 import Libevent
 import Testing
 
@@ -33,7 +29,7 @@ struct HTTPServerBindTests {
             let error = #expect(throws: LibeventError.self) {
                 try second.bind(host: "127.0.0.1", port: port)
             }
-            #expect(error == .bind(address: "127.0.0.1:\(port)", errno: EADDRINUSE))
+            #expect(error == .bind(address: "127.0.0.1:\(port)", errno: .addressInUse))
             #expect(error?.description == "cannot listen on 127.0.0.1:\(port): Address already in use (EADDRINUSE)")
             #expect(second.addresses.isEmpty)
             second.close()
@@ -64,7 +60,7 @@ struct HTTPServerBindTests {
             let error = #expect(throws: LibeventError.self) {
                 try server.bind(host: "localhost", port: port)
             }
-            #expect(error == .bind(address: "[::1]:\(port)", errno: EADDRINUSE))
+            #expect(error == .bind(address: "[::1]:\(port)", errno: .addressInUse))
             #expect(server.addresses.isEmpty)
             // The IPv4 listener was closed: another server can take 127.0.0.1:port now.
             let third = try Self.server(on: base)

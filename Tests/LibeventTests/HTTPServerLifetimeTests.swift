@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import GreetdSystem
 import Libevent
 import Testing
 
@@ -38,10 +34,9 @@ import Testing
             var closed = false
             server.onClosed = { closed = true; base.exit() }
             let port = try #require(server.bind(host: "127.0.0.1", port: 0).first?.port)
-            let fd = try connectedClient(port: port)
-            defer { close(fd) }
-            let request = "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n"
-            #expect(request.withCString { send(fd, $0, strlen($0), 0) } == request.utf8.count)
+            let fd = try connectLoopback(port: port)
+            defer { try? closeDescriptor(fd) }  // only EBADF could fail, and fd is ours
+            try sendAll(fd, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n")
             let watchdog = try Watchdog(base)
             try base.run()
             #expect(!watchdog.expired)
@@ -56,20 +51,6 @@ import Testing
         }
     }
 
-    /// A blocking client socket connected to 127.0.0.1:`port`.
-    func connectedClient(port: UInt16) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        try #require(connected == 0)
-        return fd
-    }
-
     @Test func droppingAServerWithOpenConnectionsClosesThemCleanly() throws {
         try withBase { base in
             var server: HTTPServer? = try HTTPServer(base: base) { request in
@@ -78,20 +59,24 @@ import Testing
             let port = try #require(server?.bind(host: "127.0.0.1", port: 0).first?.port)
             // Two idle clients, connected but silent: evhttp accepts and greetd's layer adopts them.
             var clients: [Int32] = []
-            defer { for fd in clients { close(fd) } }
-            for _ in 0..<2 { clients.append(try connectedClient(port: port)) }
+            defer { for fd in clients { try? closeDescriptor(fd) } }  // only EBADF could fail
+            for _ in 0..<2 { clients.append(try connectLoopback(port: port)) }
             do {
-                let stop = try Event(base: base) { _ in base.exit() }
-                try stop.add(timeout: .milliseconds(100))
+                // Run the loop until both are adopted (no sleep: a check each millisecond).
+                let adopted = try Event(base: base, flags: .persist) { _ in
+                    if base.counters.liveConnections.load(ordering: .relaxed) == 2 { base.exit() }
+                }
+                try adopted.add(timeout: .milliseconds(1))
+                let watchdog = try Watchdog(base)
                 try base.run()
+                #expect(!watchdog.expired)
             }
             #expect(base.counters.liveConnections.load(ordering: .relaxed) == 2)
             server = nil  // no close(): deinit frees evhttp and with it both connections
             #expect(base.counters.liveConnections.load(ordering: .relaxed) == 0)
             // The clients see the server close their connections.
             for fd in clients {
-                var byte: UInt8 = 0
-                #expect(recv(fd, &byte, 1, 0) == 0)
+                #expect(receive(fd, until: .now + .seconds(10)) == .failure(.closed))
             }
         }
     }

@@ -39,6 +39,9 @@ public struct HTTPReply: Sendable, CustomStringConvertible {
         try self.init(buffer)
     }
 
+    /// The status line as sent, without its CRLF: `HTTP/1.1 200 OK`.
+    public var statusLine: String { String(raw.prefix { !$0.isNewline }) }
+
     /// The body as UTF-8 text.
     public var body: String { String(decoding: bodyBytes, as: UTF8.self) }
 

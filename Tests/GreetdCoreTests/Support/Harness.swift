@@ -1,6 +1,7 @@
 import GreetdCore
 import Libevent
 import Testing
+import TestSupport
 
 /// Which libevent backend a test runs under.
 enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
@@ -41,7 +42,7 @@ final class Harness {
     var stats: GreetdStats { server.workers[0].stats }
     var port: UInt16 { server.port }
 
-    func connect() throws -> TestConnection { try TestConnection(port: port) }
+    func connect() throws -> LoopbackConnection { try LoopbackConnection(port: port) }
 
     /// Returns once the (first) worker has run a full loop turn after this call: a request on a
     /// new connection is answered. Bytes sent earlier on other connections have been read by
@@ -50,6 +51,18 @@ final class Harness {
         let client = try connect()
         try client.sendGet("/healthz")
         _ = try await client.readResponse()
+    }
+
+    /// Returns once the (first) worker's loop has run its timers for at least `milliseconds`
+    /// after this call: a greeting of that delay, on a new connection, has been answered. A test
+    /// that checks that something does *not* happen (a tick after a cancel) gives it this long,
+    /// measured by the loop itself: a sleep proves nothing on a loaded machine, where the loop
+    /// thread may not run during it. Adds one completed greeting to the stats and the log.
+    func loopRunsTimers(forMilliseconds milliseconds: Int) async throws {
+        let client = try connect()
+        try client.sendGet("/?delay=\(milliseconds)ms")
+        let response = try await client.readResponse()
+        guard response.status == 200 else { throw TestFailure("probe greeting got \(response.statusLine)") }
     }
 
     /// Request id of the `n`-th greeting started (1-based), once it has logged.

@@ -1,6 +1,7 @@
 import GreetdCore
 import Logging
 import Synchronization
+import TestSupport
 
 /// Collects a server's log lines in memory, in order, with the time each arrived.
 final class LogRecorder: Sendable {
@@ -76,11 +77,6 @@ struct RecordingHandler: LogHandler {
         let all = metadata.merging(event.metadata ?? [:]) { $1 }.mapValues { "\($0)" }
         recorder.append(.init(time: .now, level: event.level, message: "\(event.message)", requestID: id, metadata: all))
     }
-}
-
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }
 
 /// The `duration=` field of an access-log line.
