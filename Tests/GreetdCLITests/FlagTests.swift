@@ -101,7 +101,8 @@ struct FlagTests {
           arguments: [[:], ["EVENT_NOEPOLL": "1", "EVENT_NOPOLL": "1"]])
     func noticeShowsLifecycle(environment: [String: String]) throws {
         let greetd = try GreetdProcess(["--host", "127.0.0.1", "--port", "0", "--delay", "0s", "--workers", "1",
-                                        "--log-level", "notice"], environment: environment)
+                                        "--log-level", "notice"], environment: environment,
+                                        unsetting: environment.isEmpty ? ["EVENT_NOEPOLL", "EVENT_NOPOLL"] : [])
         let backend = try greetd.waitForLine(containing: "Event backend: ")
         if environment.isEmpty {
             #expect(backend.text.contains("notice Event backend: epoll, which tells greetd at once when a client hangs up"), "\(backend.text)")
