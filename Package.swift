@@ -12,7 +12,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
-        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
@@ -29,7 +28,7 @@ let package = Package(
         // Pure rules shared by everything, fuzzers included: Go durations, log-line format,
         // client-facing fields, query rules, metric names. No dependencies.
         .target(name: "GreetdRules"),
-        .target(name: "Libevent", dependencies: ["CLibevent", "GreetdSystem"]),
+        .target(name: "Libevent", dependencies: ["CLibevent", "GreetdSystem", "GreetdRules"]),
         // The client side: aborting sockets and the HTTP response parser (greet-stress, tests).
         .target(name: "GreetdClient", dependencies: ["Libevent", "GreetdSystem", "GreetdRules"]),
         // Go-style request contexts (cancellation, errors with Go's text).
@@ -40,7 +39,6 @@ let package = Package(
             dependencies: [
                 "Libevent", "GoContext", "GreetdSystem", "GreetdRules",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),

@@ -18,6 +18,8 @@ starting from a scratch copy of its seed corpus (Fuzz/corpus/<target>/). Targets
 
 Every target links the GreetdRules module itself (Sources/GreetdRules, no dependencies), built
 once with the fuzzer's instrumentation: the fuzzers test the code greetd and greet-stress run.
+They get the C library through GreetdSystem (Sources/GreetdSystem, no dependencies), built the
+same way, so no target carries platform conditionals.
 Each is compiled with `swiftc -sanitize=fuzzer,address -parse-as-library -O`, never with the
 whole package. `query` is SKIPPED (a failure with --strict) when pkg-config cannot find libevent.
 
@@ -86,7 +88,6 @@ fi
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="$ROOT/.build-fuzz"
 BIN="$OUT/bin"
-RULES="$ROOT/Sources/GreetdRules"
 SWIFTC="${SWIFTC:-swiftc}"
 mkdir -p "$BIN" "$OUT/logs" "$OUT/run" "$OUT/artifacts" "$OUT/deps"
 cd "$ROOT"
@@ -125,7 +126,7 @@ fi
 COMMON=(-sanitize=fuzzer,address -parse-as-library -O -g -swift-version 6 "${LINKER[@]}")
 
 # ---------------------------------------------------------------------------------------------
-# GreetdRules, the module every target links
+# GreetdRules and GreetdSystem, the modules every target links
 
 rel() { echo "${1#"$ROOT"/}"; }
 
@@ -144,26 +145,29 @@ fail() {
     FAILED=1
 }
 
-RULES_MODULE="$OUT/deps/GreetdRules"
-RULES_BUILT=""
-build_rules() {
-    [[ -n "$RULES_BUILT" ]] && return "$RULES_BUILT"
+# The modules every target links, in dependency order (neither depends on the other).
+MODULES=(GreetdRules GreetdSystem)
+declare -A MODULE_BUILT
+# Builds Sources/<module> into .build-fuzz/deps/<module> (its .swiftmodule and lib<module>.a), once.
+build_module() {
+    local module="$1" dir="$ROOT/Sources/$1" out="$OUT/deps/$1" log="$OUT/logs/build-$1.log"
+    [[ -n "${MODULE_BUILT[$module]:-}" ]] && return "${MODULE_BUILT[$module]}"
     local sources=()
-    mapfile -t sources < <(find "$RULES" -name '*.swift' | sort)
-    rm -rf "$RULES_MODULE" && mkdir -p "$RULES_MODULE"
-    echo "   swiftc ${COMMON[*]} -module-name GreetdRules -emit-module -emit-library -static $(rel "$RULES")/*.swift"
-    if (cd "$RULES_MODULE" && "$SWIFTC" "${COMMON[@]}" -module-name GreetdRules -emit-module -emit-library -static \
-            "${sources[@]}") >"$OUT/logs/build-GreetdRules.log" 2>&1; then
-        RULES_BUILT=0
+    mapfile -t sources < <(find "$dir" -name '*.swift' | sort)
+    rm -rf "$out" && mkdir -p "$out"
+    echo "   swiftc ${COMMON[*]} -module-name $module -emit-module -emit-library -static $(rel "$dir")/*.swift"
+    if (cd "$out" && "$SWIFTC" "${COMMON[@]}" -module-name "$module" -emit-module -emit-library -static \
+            "${sources[@]}") >"$log" 2>&1; then
+        MODULE_BUILT[$module]=0
     else
-        echo "   building GreetdRules failed; see $(rel "$OUT/logs/build-GreetdRules.log")"
-        grep -E "error:" "$OUT/logs/build-GreetdRules.log" | head -10 | sed 's/^/     /' || true
-        RULES_BUILT=1
+        echo "   building $module failed; see $(rel "$log")"
+        grep -E "error:" "$log" | head -10 | sed 's/^/     /' || true
+        MODULE_BUILT[$module]=1
     fi
-    return "$RULES_BUILT"
+    return "${MODULE_BUILT[$module]}"
 }
 
-# Sets EXTRA (flags beyond GreetdRules) for a target, or skips it (returns 1).
+# Sets EXTRA (flags beyond the shared modules) for a target, or skips it (returns 1).
 flags_for() {
     local target="$1" flag
     EXTRA=()
@@ -180,14 +184,17 @@ flags_for() {
 
 build() {
     local target="$1" log="$OUT/logs/build-$1.log"
-    if ! build_rules; then
-        fail "$target" BUILD-FAILED "GreetdRules did not build; see $(rel "$OUT/logs/build-GreetdRules.log")"
-        return 1
-    fi
+    local module modules=()
+    for module in "${MODULES[@]}"; do
+        if ! build_module "$module"; then
+            fail "$target" BUILD-FAILED "$module did not build; see $(rel "$OUT/logs/build-$module.log")"
+            return 1
+        fi
+        modules+=(-I "$OUT/deps/$module" -L "$OUT/deps/$module" "-l$module")
+    done
     flags_for "$target" || return 1
-    local rules=(-I "$RULES_MODULE" -L "$RULES_MODULE" -lGreetdRules)
-    echo "   swiftc ${COMMON[*]} Fuzz/$target/main.swift -lGreetdRules ${EXTRA[*]/#"$ROOT"\//}"
-    if ! "$SWIFTC" "${COMMON[@]}" -module-name "Fuzz_$target" "Fuzz/$target/main.swift" "${rules[@]}" \
+    echo "   swiftc ${COMMON[*]} Fuzz/$target/main.swift ${MODULES[*]/#/-l} ${EXTRA[*]/#"$ROOT"\//}"
+    if ! "$SWIFTC" "${COMMON[@]}" -module-name "Fuzz_$target" "Fuzz/$target/main.swift" "${modules[@]}" \
             "${EXTRA[@]}" -o "$BIN/$target" >"$log" 2>&1; then
         echo "   BUILD FAILED (full log: $(rel "$log")):"
         grep -E "error:" "$log" | head -10 | sed 's/^/     /' || tail -10 "$log" | sed 's/^/     /'

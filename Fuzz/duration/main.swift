@@ -17,11 +17,7 @@
 // corpus that way and compares it with Go's own time.ParseDuration (Fuzz/duration/goref).
 
 import GreetdRules
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import GreetdSystem
 
 private let printResults = getenv("GREETD_FUZZ_PRINT").map { String(cString: $0) == "1" } ?? false
 

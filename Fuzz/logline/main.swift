@@ -30,11 +30,7 @@
 //   or, without an id, the message itself starts like one.
 
 import GreetdRules
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import GreetdSystem
 
 private let trustedMetadata =
     getenv("GREETD_FUZZ_LOGLINE_TRUSTED_METADATA").map { String(cString: $0) == "1" } ?? false

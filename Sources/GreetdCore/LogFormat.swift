@@ -1,10 +1,6 @@
 import GreetdRules
+import GreetdSystem
 import Logging
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// greetd's log handler: one line per message, written to a descriptor with a single `write(2)`
 /// the moment it is logged. Nothing is buffered, so a line is visible to a reader of the pipe as
@@ -58,12 +54,10 @@ public struct FileDescriptorLogHandler: LogHandler {
         line.withUnsafeBytes { bytes in
             var offset = 0
             while offset < bytes.count {
-                let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return  // stderr gone: nothing sensible to do with a log line
-                }
-                offset += n
+                // EINTR is retried inside; any other failure means standard error is gone, and a
+                // log line has nowhere else to go.
+                guard let written = try? systemCall("write", { write(fd, bytes.baseAddress! + offset, bytes.count - offset) }), written > 0 else { return }
+                offset += written
             }
         }
     }
@@ -77,7 +71,8 @@ public struct FileDescriptorLogHandler: LogHandler {
               let device = UInt64(journalStream[..<colon]),
               let inode = UInt64(journalStream[journalStream.index(after: colon)...]) else { return false }
         var status = stat()
-        guard fstat(fd, &status) == 0 else { return false }
+        // A descriptor fstat cannot describe (EBADF: closed) is not the journal's stream.
+        guard (try? systemCall("fstat") { fstat(fd, &status) }) != nil else { return false }
         return UInt64(status.st_dev) == device && UInt64(status.st_ino) == inode
     }
 }
@@ -123,8 +118,7 @@ extension LogLevel {
 extension LogTimestamp {
     /// The wall clock now (`CLOCK_REALTIME`).
     public static var now: LogTimestamp {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
+        let ts = SystemClock.realtime()
         return LogTimestamp(seconds: Int64(ts.tv_sec), nanoseconds: Int32(ts.tv_nsec))
     }
 }

@@ -1,8 +1,5 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import GreetdRules
+import GreetdSystem
 
 /// What `/metrics` reports about the process itself, read from the kernel when asked. Each
 /// reader returns `nil` where its source does not exist (off Linux).
@@ -10,27 +7,19 @@ enum ProcessStats {
     /// Resident set size from `/proc/self/statm` (pages × page size).
     static func residentMemoryBytes() -> Int? {
         guard let fields = readFields("/proc/self/statm"), fields.count >= 2, let resident = Int(fields[1]) else { return nil }
-        return resident * Int(sysconf(Int32(_SC_PAGESIZE)))
+        return resident * ProcessResources.pageSize
     }
 
     /// Open descriptors, counted in `/proc/self/fd`.
     static func openFileDescriptors() -> Int? {
-        guard let directory = opendir("/proc/self/fd") else { return nil }
-        defer { closedir(directory) }
-        var count = 0
-        while let entry = readdir(directory) {
-            let first = withUnsafeBytes(of: entry.pointee.d_name) { $0[0] }
-            if first != UInt8(ascii: ".") { count += 1 }
-        }
+        guard let count = try? SystemFiles.entryCount(atPath: "/proc/self/fd") else { return nil }
         return count - 1  // the descriptor opendir itself holds
     }
 
-    /// User plus system CPU time of the whole process, in seconds (`getrusage`).
+    /// User plus system CPU time of the whole process, in seconds (`getrusage`); 0 if it cannot
+    /// be read.
     static func cpuSeconds() -> Double {
-        var usage = rusage()
-        guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return 0 }
-        func seconds(_ tv: timeval) -> Double { Double(tv.tv_sec) + Double(tv.tv_usec) / 1_000_000 }
-        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+        (try? ProcessResources.cpuTime())?.secondsValue ?? 0
     }
 
     /// When the process started, in seconds since 1970: the boot time (`btime` in `/proc/stat`)
@@ -40,22 +29,20 @@ enum ProcessStats {
         // Fields after the command name (which may hold spaces), from field 3 on.
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         guard fields.count > 19, let ticks = Double(fields[19]) else { return nil }
-        guard let boot = readText("/proc/stat")?.split(separator: "\n").first(where: { $0.hasPrefix("btime ") }),
+        // /proc/stat has a line per CPU (and a long `intr` line) before `btime`: well over 4 KiB
+        // on a large machine.
+        guard let boot = readText("/proc/stat", limit: 1 << 20)?.split(separator: "\n").first(where: { $0.hasPrefix("btime ") }),
               let bootTime = Double(boot.dropFirst("btime ".count)) else { return nil }
-        return bootTime + ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+        return bootTime + ticks / Double(ProcessResources.clockTicksPerSecond)
     }
 
     private static func readFields(_ path: String) -> [Substring]? {
         readText(path).map { $0.split(separator: " ") }
     }
 
-    /// The first 4 KiB of a small text file.
-    private static func readText(_ path: String) -> String? {
-        guard let file = fopen(path, "r") else { return nil }
-        defer { fclose(file) }
-        var bytes = [UInt8](repeating: 0, count: 4096)
-        let count = fread(&bytes, 1, bytes.count, file)
-        guard count > 0 else { return nil }
-        return String(decoding: bytes[0..<count], as: UTF8.self)
+    /// The first `limit` bytes of a small text file; `nil` if it is missing, unreadable or empty.
+    private static func readText(_ path: String, limit: Int = 4096) -> String? {
+        guard let text = try? SystemFiles.readText(atPath: path, limit: limit), !text.isEmpty else { return nil }
+        return text
     }
 }

@@ -1,3 +1,4 @@
+import GreetdSystem
 import Libevent
 import Logging
 
@@ -80,10 +81,10 @@ final class RequestRecorder {
     }
 
     /// `accept` failed with `code`; the listener pauses for `pause`. Logged at most once a second.
-    func acceptFailed(_ code: Int32, pause: Duration) {
+    func acceptFailed(_ code: Errno, pause: Duration) {
         metrics.acceptErrors.increment()
         acceptErrors.record { count in
-            logger.error("Cannot accept connections: \(errnoDescription(code)); pausing the listener", metadata: [
+            logger.error("Cannot accept connections: \(code); pausing the listener", metadata: [
                 "pause": "\(GoDuration(pause))", "errors": "\(count)",
             ])
         }

@@ -97,3 +97,56 @@ public enum ProcessSignals {
 /// Online processors (`sysconf(_SC_NPROCESSORS_ONLN)`), at least 1: a failed query (`-1`)
 /// counts as one processor.
 public var onlineProcessorCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+extension ProcessResources {
+    /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`), the unit of the times in `/proc/<pid>/stat`.
+    public static var clockTicksPerSecond: Int {
+        // sysconf(_SC_CLK_TCK) cannot fail on Linux or Darwin (100 almost everywhere).
+        Int(sysconf(Int32(_SC_CLK_TCK)))
+    }
+}
+
+/// Small files and directories read whole: the kernel's `/proc` pseudo-files above all.
+public enum SystemFiles {
+    /// The start of a small text file: up to `limit` bytes (`open`/`read`, EINTR retried),
+    /// decoded as UTF-8. Any thread.
+    /// - Throws: ``SystemError`` named `open(<path>)` (`ENOENT` off Linux for `/proc` files) or
+    ///   `read(<path>)`.
+    public static func readText(atPath path: String, limit: Int = 4096) throws(SystemError) -> String {
+        let fd = try systemCall("open(\(path))") { open(path, O_RDONLY | O_CLOEXEC) }
+        // Read-only: close has nothing to flush, so its failure (EBADF would be a bug) loses nothing.
+        defer { try? closeDescriptor(fd) }
+        var bytes = [UInt8](repeating: 0, count: limit)
+        var count = 0
+        while count < limit {
+            let result = bytes.withUnsafeMutableBytes { buffer in
+                valueOrErrno { read(fd, buffer.baseAddress! + count, limit - count) }
+            }
+            switch result {
+            case .success(0): return String(decoding: bytes[0..<count], as: UTF8.self)
+            case .success(let got): count += got
+            case .failure(let code): throw SystemError(call: "read(\(path))", errno: code)
+            }
+        }
+        return String(decoding: bytes[0..<count], as: UTF8.self)
+    }
+
+    /// How many entries a directory holds, `.` and `..` (and every other name starting with a
+    /// dot) not counted (`opendir`/`readdir`). Any thread.
+    /// - Returns: the count, which includes the descriptor `opendir` itself holds when the
+    ///   directory is `/proc/self/fd`.
+    /// - Throws: ``SystemError`` named `opendir(<path>)`.
+    public static func entryCount(atPath path: String) throws(SystemError) -> Int {
+        guard let directory = opendir(path) else { throw SystemError(call: "opendir(\(path))", errno: .current) }
+        // closedir fails only for an invalid stream (EBADF), which this one is not.
+        defer { _ = closedir(directory) }
+        var count = 0
+        // readdir's nil ends the listing, and ends it early on a read error (EBADF, ENOENT for a
+        // directory removed meanwhile): a count of what was read is as good as it gets then.
+        while let entry = readdir(directory) {
+            let first = withUnsafeBytes(of: entry.pointee.d_name) { $0[0] }
+            if first != UInt8(ascii: ".") { count += 1 }
+        }
+        return count
+    }
+}

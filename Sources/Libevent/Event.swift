@@ -1,4 +1,5 @@
 import CLibevent
+import GreetdRules
 
 /// The conditions an ``Event`` waits for and reports (`EV_*`).
 public struct EventFlags: OptionSet, Sendable, CustomStringConvertible {
@@ -163,15 +164,11 @@ private func eventTrampoline(_ fd: Int32, _ what: Int16, _ arg: UnsafeMutableRaw
 }
 
 extension timeval {
-    /// The `timeval` for a non-negative duration, rounded down to the microsecond.
+    /// The `timeval` for a timer due after `duration`: rounded up to the microsecond, so that it
+    /// never fires early; a negative duration means "now" (a negative `tv_usec` makes libevent
+    /// abort on a persistent event). The rounding is GreetdRules' `Duration.timerInterval`.
     init(duration: Duration) {
-        // Negative means "now". Check the whole duration: -5ms is (seconds: 0, attoseconds: <0),
-        // and a negative tv_usec makes libevent abort on a persistent event.
-        guard duration > .zero else {
-            self.init(tv_sec: 0, tv_usec: 0)
-            return
-        }
-        let (seconds, attoseconds) = duration.components
-        self.init(tv_sec: .init(seconds), tv_usec: .init(attoseconds / 1_000_000_000_000))
+        let interval = duration.timerInterval
+        self.init(tv_sec: .init(interval.seconds), tv_usec: .init(interval.microseconds))
     }
 }

@@ -1,9 +1,5 @@
 import CLibevent
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import GreetdSystem
 
 /// One client connection of an ``HTTPServer``, from its adoption to its close.
 ///
@@ -186,15 +182,15 @@ final class HTTPConnection: EventTarget {
         // A socket bufferevent keeps the end of its input buffer frozen and thaws it only around
         // its own reads (bufferevent_sock.c); do the same, or evbuffer_read refuses with -1.
         evbuffer_unfreeze(input, 0)
-        let count = evbuffer_read(input, fd, 16 * 1024)
-        let code = errno
+        // evbuffer_read is a `recv` into the buffer: -1 and errno on failure; EINTR is retried.
+        let result = Result { () throws(SystemError) in try nonBlockingSystemCall("recv") { evbuffer_read(input, fd, 16 * 1024) } }
         evbuffer_freeze(input, 0)
-        if count > 0 {
+        switch result {
+        case .success(.wouldBlock): break  // nothing after all: wait for the next wakeup
+        case .success(.processed(0)): end(.peerClosed)
+        case .success(.processed):
             if evbuffer_get_length(input) > server.options.pipelineLimit { end(.pipelineLimitExceeded) }
-        } else if count == 0 {
-            end(.peerClosed)
-        } else if code != EAGAIN && code != EWOULDBLOCK && code != EINTR {
-            end(.socketError(errno: code))
+        case .failure(let error): end(.socketError(errno: error.errno))
         }
     }
 

@@ -1,9 +1,5 @@
 import CLibevent
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import GreetdSystem
 
 // Accepting connections: making each one's bufferevent, then admitting it against the group's
 // connection limit (or refusing it with the canned 503) and adopting it.
@@ -66,14 +62,22 @@ extension HTTPServer {
     /// - Returns: the request's head, and the body size.
     private func refuse(_ fd: Int32, start: ContinuousClock.Instant) -> (HTTPRequestHead, Int) {
         var sink = [UInt8](repeating: 0, count: 4096)
-        for _ in 0..<4 where recv(fd, &sink, sink.count, Int32(MSG_DONTWAIT)) > 0 {}
+        let capacity = sink.count
+        // At most 16 KiB, without waiting: an error (EAGAIN once the socket is empty, ECONNRESET)
+        // or the end of the stream ends the read, and the 503 goes out regardless.
+        for _ in 0..<4 {
+            guard case .success(let count) = valueOrErrno({ recv(fd, &sink, capacity, SendFlags.dontWait) }), count > 0 else { break }
+        }
         let head = cannedHead(start: start, origin: .connectionLimit)
         let body = "server at connection limit\n"
         // The id comes from the responder; a header value must not carry a line break.
         let idHeader = head.id.utf8.contains { $0 == 10 || $0 == 13 } ? "" : "X-Request-Id: \(head.id)\r\n"
         let answer = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
             + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\nRetry-After: 1\r\n\(idHeader)\r\n\(body)"
-        _ = answer.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+        // Best effort, one non-blocking send into an empty socket buffer: a failure (EPIPE,
+        // ECONNRESET from a client already gone) leaves nobody to answer, and the connection is
+        // freed right after either way.
+        _ = answer.withCString { text in valueOrErrno { send(fd, text, strlen(text), SendFlags.noSignal | SendFlags.dontWait) } }
         return (head, body.utf8.count)
     }
 }

@@ -1,9 +1,5 @@
 import CLibevent
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import GreetdSystem
 
 // Listening: binding addresses, and pausing a listener whose accept fails.
 extension HTTPServer {
@@ -27,7 +23,7 @@ extension HTTPServer {
             do {
                 return try bindAll(resolved, optional: optional, port: port)
             } catch let error {
-                if case .bind(_, let code) = error, code == EADDRINUSE, port == 0, resolved.count > 1, attempt < 8 {
+                if case .bind(_, let code) = error, code == .addressInUse, port == 0, resolved.count > 1, attempt < 8 {
                     continue
                 }
                 throw error
@@ -59,18 +55,11 @@ extension HTTPServer {
     public static func checkPortIsFree(host: String, port: UInt16) throws(LibeventError) {
         let (addresses, optional) = try listenAddresses(host: host, port: port)
         for address in addresses {
-            let fd = socket(address.isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard fd >= 0 else { throw .callFailed(function: "socket", errno: errno) }
-            defer { Glibc.close(fd) }
-            var one: Int32 = 1
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-            if address.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size)) }
-            let result = address.withSockAddr { Glibc.bind(fd, $0, $1) }
-            if result != 0 {
-                let code = errno
-                if optional.contains(address), code == EADDRNOTAVAIL || code == EAFNOSUPPORT { continue }
-                throw .bind(address: address.description, errno: code)
-            }
+            let refusal: Errno?
+            do throws(SystemError) { refusal = try probeBind(address) } catch { throw LibeventError(error) }
+            guard let code = refusal else { continue }
+            if optional.contains(address), code == .addressNotAvailable || code == .addressFamilyNotSupported { continue }
+            throw .bind(address: address.description, errno: code)
         }
     }
 
@@ -88,10 +77,10 @@ extension HTTPServer {
                     evconnlistener_new_bind(base.raw, nil, nil, flags, options.backlog, sa, Int32(length))
                 }
                 guard let listener else {
-                    let code = errno
+                    let code = Errno.current
                     var template = address
                     template.port = port
-                    if optional.contains(template), code == EADDRNOTAVAIL || code == EAFNOSUPPORT { continue }
+                    if optional.contains(template), code == .addressNotAvailable || code == .addressFamilyNotSupported { continue }
                     throw LibeventError.bind(address: address.description, errno: code)
                 }
                 // evhttp takes ownership of the listener here (and frees it in evhttp_free).
@@ -122,7 +111,7 @@ extension HTTPServer {
     /// listener and try again later, 50 ms at first, doubling while errors keep coming, at most
     /// 1 s. Connections wait in the kernel's backlog meanwhile and are served once descriptors
     /// free up.
-    fileprivate func acceptFailed(_ listener: OpaquePointer, _ code: Int32) {
+    fileprivate func acceptFailed(_ listener: OpaquePointer, _ code: Errno) {
         let now = ContinuousClock.now
         if let last = lastAcceptError, now - last < .seconds(2), acceptBackoff > .zero {
             acceptBackoff = min(acceptBackoff * 2, .seconds(1))
@@ -156,7 +145,10 @@ final class LoopRegistry {
         }
         let made = LoopRegistry()
         // The thread-specific slot holds one retain, released by the key's destructor.
-        pthread_setspecific(loopRegistryKey, Unmanaged.passRetained(made).toOpaque())
+        // pthread_setspecific fails only for an invalid key (EINVAL) or, when the thread's slot
+        // table cannot grow, ENOMEM: out of memory is fatal anyway.
+        let status = pthread_setspecific(loopRegistryKey, Unmanaged.passRetained(made).toOpaque())
+        precondition(status == 0, "pthread_setspecific: \(Errno(status))")
         return made
     }
 }
@@ -172,8 +164,27 @@ private let loopRegistryKey: pthread_key_t = {
 
 /// The C listener error callback: `accept` failed with something other than EAGAIN/EINTR.
 private func acceptErrorTrampoline(_ listener: OpaquePointer?, _ arg: UnsafeMutableRawPointer?) {
-    let code = errno
+    let code = Errno.current
     guard let listener, let arg, let server = LoopRegistry.current.servers[arg] else { return }
     let target = server.takeUnretainedValue()
     target.safePoint.callback { target.acceptFailed(listener, code) }
+}
+
+/// Binds a plain socket to `address` (`SO_REUSEADDR`, and `IPV6_V6ONLY` for IPv6; no
+/// `SO_REUSEPORT`) and closes it again. At file scope, where `bind` is not shadowed by
+/// ``HTTPServer/bind(host:port:)``.
+/// - Returns: the errno `bind` failed with (`EADDRINUSE`, `EADDRNOTAVAIL`, ...), or `nil` when
+///   the address is free.
+/// - Throws: ``SystemError`` from `socket` or `setsockopt`.
+private func probeBind(_ address: SocketAddress) throws(SystemError) -> Errno? {
+    let fd = try openSocket(domain: address.isIPv6 ? AF_INET6 : AF_INET, type: SocketKind.stream)
+    // A probe only: close's one possible failure, EBADF, would be a bug here, and the port is
+    // released either way.
+    defer { try? closeDescriptor(fd) }
+    try setSocketOption(fd, level: SOL_SOCKET, option: SO_REUSEADDR, value: 1)
+    if address.isIPv6 { try setSocketOption(fd, level: Int32(IPPROTO_IPV6), option: IPV6_V6ONLY, value: 1) }
+    switch valueOrErrno({ address.withSockAddr { bind(fd, $0, $1) } }) {
+    case .success: return nil
+    case .failure(let code): return code
+    }
 }

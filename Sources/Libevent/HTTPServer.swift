@@ -1,9 +1,5 @@
 import CLibevent
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import GreetdSystem
 
 /// An HTTP/1.1 server: the owner of one `struct evhttp` and, through it, of its listeners
 /// (`evhttp_bound_socket` → `evconnlistener` → socket) and its connections; the adapter between
@@ -59,7 +55,7 @@ public final class HTTPServer {
     public var onConnectionCountChange: ((Int) -> Void)?
     /// Called on the loop thread when `accept` fails (`EMFILE`, `ENFILE`, `ENOBUFS`, ...), with the
     /// error and how long accepting now pauses.
-    public var onAcceptError: ((Int32, Duration) -> Void)?
+    public var onAcceptError: ((Errno, Duration) -> Void)?
     /// Called once on the loop thread when ``close()`` has freed everything (at a safe point).
     public var onClosed: (() -> Void)?
 
@@ -73,7 +69,7 @@ public final class HTTPServer {
     public internal(set) var addresses: [SocketAddress] = []
 
     /// Ignores `SIGPIPE` for the whole process, the first time a server is made.
-    private static let ignoreBrokenPipes: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
+    private static let ignoreBrokenPipes: Void = ProcessSignals.ignoreBrokenPipe()
 
     /// Creates a server on `base` that hands every request, whatever its path, to `responder`.
     /// - Parameter group: what this server shares with the others of the process (the

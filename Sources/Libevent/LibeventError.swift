@@ -52,11 +52,11 @@ func nonNull<T>(_ pointer: T?, _ function: StaticString) throws(LibeventError) -
     return pointer
 }
 
-// MARK: - Transitional: the Int32 spellings of errno, for code not yet moved to `Errno`.
+// MARK: - Transitional: the Int32 spellings of errno.
 //
-// HTTPServer, ClientSocket, HTTPConnection, GreetingServer and greet-stress still pass and compare
-// raw `Int32` errno values. These overloads keep them compiling unchanged; delete this section
-// once they use `Errno` (see each overload for the replacement).
+// No code under Sources/ uses these any more; only the test that pins them
+// (LibeventErrorTests.rawErrnoSpellingsMatchTheTypedOnes) does. Delete this section together
+// with that test (see each overload for the replacement).
 
 extension LibeventError {
     /// Same as the case, from a raw errno. Replace with `.callFailed(function:errno: Errno(code))`.

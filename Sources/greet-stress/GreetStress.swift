@@ -1,10 +1,6 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import ArgumentParser
 import GreetdRules
+import GreetdSystem
 import Libevent
 
 /// The `greet-stress` command: parses and checks the flags, runs the load on the main thread,
@@ -229,7 +225,7 @@ private func makeReport(_ run: LoadRun) -> StressReport {
         checks.append(Check("in-flight back to start (\(GoDuration(plan.settle)))", expected: before.inFlight, actual: after?.inFlight))
         if let problem = run.afterProblem { notes.append(problem) }
     }
-    if tally.opened == 0, tally.errors[errnoName(ECONNREFUSED), default: 0] > 0 {
+    if tally.opened == 0, tally.errors[Errno.connectionRefused.name, default: 0] > 0 {
         notes.append("no connection was accepted: the server is not reachable at \(run.address) (nothing listens there)")
     }
     checks.append(Check("requests ending in errors", expected: 0, actual: tally.errorCount))

@@ -1,9 +1,5 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import GreetdRules
+import GreetdSystem
 import Libevent
 
 /// One load run, start to verdict, on one ``EventBase``.
@@ -138,12 +134,12 @@ final class LoadRun: EventTarget {
             requests[ObjectIdentifier(request)] = request
             tally.started += 1
         } catch {
-            if case .callFailed(_, let code?) = error, [EMFILE, ENFILE, EADDRNOTAVAIL, ENOBUFS, ENOMEM].contains(code) {
+            if case .callFailed(_, let code?) = error, [Errno.tooManyOpenFiles, .tooManyOpenFilesInSystem, .addressNotAvailable, .noBufferSpace, .noMemory].contains(code) {
                 // The machine ran short, not the server: wait a little and try this request again.
-                tally.retries[errnoName(code), default: 0] += 1
+                tally.retries[code.name, default: 0] += 1
                 retryNumbers.append(number)
                 backingOff = true
-                arm(.backoff, after: .milliseconds(code == EADDRNOTAVAIL ? 200 : 50))
+                arm(.backoff, after: .milliseconds(code == .addressNotAvailable ? 200 : 50))
             } else {
                 tally.record(.error(errorName(error)))
             }

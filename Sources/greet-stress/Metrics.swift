@@ -89,7 +89,7 @@ enum MetricsProblem: Error, CustomStringConvertible {
 
     var description: String {
         switch self {
-        case .io(let error): return describe(error)
+        case .io(let error): return "\(error)"
         case .timedOut(let limit): return "no answer within \(GoDuration(limit))"
         case .closedEarly: return "the server closed the connection before a whole answer"
         case .status(let code): return "the server answered \(code)"
@@ -103,7 +103,7 @@ enum MetricsProblem: Error, CustomStringConvertible {
     func advice(for address: SocketAddress) -> String {
         switch self {
         case .io(.callFailed(function: "connect", errno: let code?))
-            where [ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH, ENETUNREACH].contains(code):
+            where [Errno.connectionRefused, .timedOut, Errno(EHOSTUNREACH), Errno(ENETUNREACH)].contains(code):
             return "; the server is not reachable: is it running and listening on \(address)?"
         case .status, .notGreetd, .closedEarly:
             return " (use --no-verify for a server without greetd's /metrics)"

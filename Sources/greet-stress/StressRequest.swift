@@ -180,10 +180,10 @@ final class StressRequest: ClientSocketDelegate, EventTarget {
 /// The name a failure is counted under: the errno's symbolic name when there is one.
 func errorName(_ error: LibeventError) -> String {
     switch error {
-    case .callFailed(_, let code?): return errnoName(code)
+    case .callFailed(_, let code?): return code.name
     case .callFailed(let function, nil): return "\(function)_failed"
     case .allocationFailed(let function): return "\(function)_failed"
     case .addressResolution: return "address_resolution"
-    case .bind(_, let code): return errnoName(code)
+    case .bind(_, let code): return code.name
     }
 }

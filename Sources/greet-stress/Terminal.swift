@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import GreetdSystem
 import Libevent
 
 /// Text to standard output or standard error, written straight to the descriptor: no stdio
@@ -17,28 +13,16 @@ struct Output: Sendable {
     var isTerminal: Bool { isatty(fd) != 0 }
 
     func write(_ text: String) {
-        var bytes = Array(text.utf8)
+        let bytes = Array(text.utf8)
         var offset = 0
         while offset < bytes.count {
-            let written = bytes.withUnsafeMutableBytes { buffer in
-                #if canImport(Glibc)
-                Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                #else
-                Darwin.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                #endif
+            // EINTR is retried inside; any other failure (EPIPE: the reader has gone) leaves the
+            // text nowhere to go.
+            let result = bytes.withUnsafeBytes { buffer in
+                valueOrErrno { GreetdSystem.write(fd, buffer.baseAddress! + offset, buffer.count - offset) }
             }
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { return }
+            guard case .success(let written) = result, written > 0 else { return }
             offset += written
         }
-        bytes.removeAll()
     }
-}
-
-
-/// A failure in words, with the errno's symbolic name where the Libevent layer's text lacks it:
-/// `connect failed: Connection refused (ECONNREFUSED)`.
-func describe(_ error: LibeventError) -> String {
-    guard case .callFailed(let function, let code?) = error else { return "\(error)" }
-    return "\(function) failed: \(String(cString: strerror(code))) (\(errnoName(code)))"
 }
