@@ -28,18 +28,4 @@ struct LibeventErrorTests {
         #expect(error == .callFailed(function: "pipe2", errno: .tooManyOpenFiles))
         #expect(error.description == "pipe2 failed: Too many open files (EMFILE)")
     }
-
-    /// The Int32 spellings kept for code not yet moved to `Errno` build the same values.
-    @Test func rawErrnoSpellingsMatchTheTypedOnes() {
-        #expect(LibeventError.callFailed(function: "send", errno: ENOTCONN) == .callFailed(function: "send", errno: .notConnected))
-        #expect(LibeventError.bind(address: "a", errno: EADDRINUSE) == .bind(address: "a", errno: .addressInUse))
-        #expect(errnoDescription(EADDRINUSE) == "Address already in use (EADDRINUSE)")
-        #expect(errnoDescription(ENOENT) == "No such file or directory (ENOENT)")
-        #expect(errnoName(ECONNRESET) == "ECONNRESET")
-        #expect(errnoName(Errno(ENETDOWN)) == "ENETDOWN")
-        #expect(Errno.addressInUse == EADDRINUSE)
-        #expect(Errno.addressInUse != EACCES)
-        #expect([EMFILE, ENFILE].contains(Errno.tooManyOpenFilesInSystem))
-        #expect(![EMFILE, ENFILE].contains(Errno.noMemory))
-    }
 }
