@@ -145,10 +145,9 @@ public final class ClientSocket: EventTarget {
         case .fin:
             close()
         case .rst:
-            var option = linger(l_onoff: 1, l_linger: 0)
-            // Ignored: setsockopt fails only for a bad descriptor or option, and then the close
-            // below is a FIN instead of a reset, which the server survives as well.
-            _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+            // Ignored: setsockopt fails only for a bad descriptor, and then the close below
+            // is a FIN instead of a reset, which the other side survives as well.
+            try? setResetOnClose(fd)
             close()
         case .half:
             guard state == .open else {

@@ -86,6 +86,13 @@ public func setSocketOption(_ fd: Int32, level: Int32, option: Int32, value: Int
     try systemCall("setsockopt") { setsockopt(fd, level, option, &value, socklen_t(MemoryLayout<Int32>.size)) }
 }
 
+/// Makes the next `close` of `fd` send a reset (RST) instead of a FIN, and drop unsent bytes:
+/// `SO_LINGER` on with a zero timeout. This is how a client aborts a connection hard.
+public func setResetOnClose(_ fd: Int32) throws(SystemError) {
+    var option = linger(l_onoff: 1, l_linger: 0)
+    try systemCall("setsockopt(SO_LINGER)") { setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size)) }
+}
+
 /// Reads an integer socket option (`getsockopt`), e.g. `SO_ERROR` after a non-blocking connect.
 public func socketOption(_ fd: Int32, level: Int32, option: Int32) throws(SystemError) -> Int32 {
     var value: Int32 = 0

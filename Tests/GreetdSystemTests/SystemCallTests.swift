@@ -119,6 +119,36 @@ struct SystemCallTests {
         }
     }
 
+    /// A client that aborts hard: after `setResetOnClose`, its close reaches the peer as a reset
+    /// (`ECONNRESET` on the next read), not as an orderly end of stream.
+    @Test func resetOnCloseSendsAReset() throws {
+        let listener = try openSocket(domain: AF_INET, type: SocketKind.stream)
+        defer { try? closeDescriptor(listener) }
+        var address = sockaddr_in(address: in_addr(s_addr: UInt32(0x7f00_0001).bigEndian), port: 0)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        try withUnsafeMutablePointer(to: &address) { pointer throws(SystemError) in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address throws(SystemError) in
+                try systemCall("bind") { bind(listener, address, length) }
+                try systemCall("listen") { listen(listener, 1) }
+                try systemCall("getsockname") { getsockname(listener, address, &length) }
+            }
+        }
+        let client = try openSocket(domain: AF_INET, type: SocketKind.stream)
+        _ = try withUnsafePointer(to: &address) { pointer throws(SystemError) in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address throws(SystemError) in
+                try systemCall("connect") { connect(client, address, length) }
+            }
+        }
+        let server = try systemCall("accept") { accept(listener, nil, nil) }
+        defer { try? closeDescriptor(server) }
+        try setResetOnClose(client)
+        try closeDescriptor(client)
+        var byte: UInt8 = 0
+        #expect(throws: SystemError(call: "recv", errno: .connectionReset)) {
+            try systemCall("recv") { recv(server, &byte, 1, 0) }
+        }
+    }
+
     @Test func closeOfABadDescriptorThrowsEBADF() {
         #expect(throws: SystemError(call: "close", errno: .badFileDescriptor)) { try closeDescriptor(-1) }
     }
