@@ -222,7 +222,7 @@ def measure(args):
                "rounds": n_rounds, "counts": {"cancel": n_cancel, "memory": n_mem, "wrk_seconds": wrk_s}}
     missing = {}
     if not os.path.exists(g):
-        missing["greetd"] = f"no greetd binary at {g}"
+        missing["greetd"] = missing["stream"] = missing["async"] = f"no greetd binary at {g}"
     else:
         for kind in ("stream", "async"):
             reason = probe(greetd_cmd(g), kind, args.async_route)
