@@ -21,7 +21,9 @@ when `go` is installed; `apt-get install golang-go`) and the C evhttp floor
 5. abort storm: greet-stress aborts many requests at random; in-flight back to 0, RSS back near
    its pre-storm figure, no crash.
 
-Everything is bounded in count and time and stops the servers it started.
+Everything is bounded in count and time and stops the servers it started. Issue 9's figures
+(async handlers, the streaming greeting beside Go's SSE) are Benchmarks/stream-bench.py's,
+which reuses this runner's stamper and helpers.
 
 Outputs: BENCHMARKS.md and Benchmarks/cancel-latency.svg; Benchmarks/results/latest.json, a
 small summary of the run (percentiles, and the quantiles the chart is drawn from), committed;

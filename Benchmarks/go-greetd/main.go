@@ -1,6 +1,8 @@
 // Command go-greetd is the Go reference for greetd's benchmarks: the greeting server of Go's
 // context tutorial written with net/http as a Go developer would today, with greetd's flags,
-// routes, request ids and log format, so the two can be compared request for request.
+// routes, request ids and log format, so the two can be compared request for request. A
+// request with `Accept: text/event-stream` (or `?stream=1`) gets the streaming greeting: the
+// same loop, each tick also written as a server-sent event and flushed (http.Flusher).
 //
 // Build from the repository root (standard library only, no module downloads; the module is
 // this folder, so the build runs inside it):
@@ -104,6 +106,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.greetings.Add(1)
 	defer s.greetings.Done()
+	if wantsStream(r) {
+		s.stream(w, r, id, delay)
+		return
+	}
 	s.greet(w, r, id, delay)
 }
 
@@ -150,6 +156,100 @@ func (s *server) greet(w http.ResponseWriter, r *http.Request, id string, delay 
 			return
 		}
 	}
+}
+
+// stream is the streaming (SSE) greeting, the same loop as greet: every tick's log line is
+// followed at once by an `event: thinking` written and flushed (http.Flusher), the end by an
+// `event: greeting`, and net/http ends the chunked body when the handler returns. When the
+// request's context is done it logs the same Context Error line as greet; past the shutdown
+// budget it first writes `event: error` / `data: server shutting down` (net/http closes the
+// connection after the handler returns: the server is shutting down).
+func (s *server) stream(w http.ResponseWriter, r *http.Request, id string, delay time.Duration) {
+	ctx := r.Context()
+	flusher, ok := w.(http.Flusher)
+	if !ok { // every net/http HTTP/1.x and HTTP/2 ResponseWriter is one
+		reply(w, http.StatusInternalServerError, "streaming unsupported\n")
+		return
+	}
+	header := w.Header()
+	header.Set("Content-Type", "text/event-stream")
+	header.Set("Cache-Control", "no-cache")
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	s.log.log(levelInfo, id, "Handling greeting request")
+	defer s.log.log(levelInfo, id, "Handled greeting request")
+	w.WriteHeader(http.StatusOK)
+	flusher.Flush() // the head goes out now, before the first tick
+
+	send := func(event, data string) {
+		io.WriteString(w, "event: "+event+"\ndata: "+data+"\n\n")
+		flusher.Flush()
+	}
+	ticksDue, ticks := int(delay/s.tick), 0
+	thinking := func() {
+		ticks++
+		s.log.log(levelInfo, id, "Greetings are hard. Thinking...")
+		send("thinking", "Greetings are hard. Thinking...")
+	}
+
+	ticker := time.NewTicker(s.tick)
+	defer ticker.Stop()
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+
+	for {
+		select {
+		case <-ctx.Done():
+			if s.shuttingDown.Load() {
+				s.log.log(levelNotice, id, "Context Error: "+ctx.Err().Error()+" (cause: server shutting down)")
+				send("error", "server shutting down")
+			} else {
+				s.log.log(levelNotice, id, "Context Error: "+ctx.Err().Error())
+			}
+			return
+		case <-ticker.C:
+			if ticks < ticksDue {
+				thinking()
+			}
+		case <-timer.C:
+			for ticks < ticksDue {
+				thinking()
+			}
+			send("greeting", "Hello Gopher!")
+			return
+		}
+	}
+}
+
+// wantsStream: the client asks for the streaming greeting with `Accept: text/event-stream`
+// (any q above 0, among other media ranges: `text/event-stream;q=0.9, */*` counts) or `?stream=1`.
+func wantsStream(r *http.Request) bool {
+	if r.URL.Query().Get("stream") == "1" {
+		return true
+	}
+	for _, value := range r.Header.Values("Accept") {
+		for _, element := range strings.Split(value, ",") {
+			params := strings.Split(element, ";")
+			if !strings.EqualFold(strings.TrimSpace(params[0]), "text/event-stream") {
+				continue
+			}
+			accepted := true
+			for _, param := range params[1:] {
+				key, q, _ := strings.Cut(strings.TrimSpace(param), "=")
+				if strings.EqualFold(strings.TrimSpace(key), "q") {
+					if weight, err := strconv.ParseFloat(strings.TrimSpace(q), 64); err == nil && weight <= 0 {
+						accepted = false
+					}
+				}
+			}
+			if accepted {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // requestedDelay is ?delay= (capped at --max-delay), or --delay.

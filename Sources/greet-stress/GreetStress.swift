@@ -29,6 +29,15 @@ struct GreetStress: ParsableCommand {
             for the server to close; one still open then fails the run, and answers the server \
             sent before closing (Go's net/http sends 500) are reported, not failed.
 
+            With --stream, each request carries "Accept: text/event-stream" and its \
+            server-sent events are parsed as they arrive and counted by type (thinking, \
+            greeting, error). An aborting request may already have received the head and \
+            thinking events: it aborts unless a greeting or error event has arrived (then the \
+            stream is over and its end is awaited). A completed stream must be a 200 \
+            text/event-stream that ended with a greeting event; one that ended with an error \
+            event counts as an error ("stream_error: <data>"), and the greeting events must equal \
+            the completed requests. The /metrics checks are the same.
+
             Unless --no-verify, /metrics is read before the run, every 500 ms during it (peak \
             memory) and after it, and the run passes only if \(MetricName.requests) \
             {\(MetricName.outcomeLabel)="\(MetricName.Outcome.canceled.rawValue)"} grew by the aborted count, \
@@ -95,6 +104,9 @@ struct GreetStress: ParsableCommand {
     @Option(help: "Path of the server's Prometheus metrics.")
     var metricsPath = "/metrics"
 
+    @Flag(help: "Ask for the streaming greeting (Accept: text/event-stream), read and count its events while waiting, and check that every completed request ended with a greeting event.")
+    var stream = false
+
     @Flag(help: "Skip the /metrics checks (for servers without them, such as a Go reference server).")
     var noVerify = false
 
@@ -127,7 +139,7 @@ struct GreetStress: ParsableCommand {
         StressPlan(host: host, port: UInt16(port), connections: connections, requests: requests, rate: rate,
                    abortWindow: abortAfter, abortStyle: abortStyle, completeFraction: completeFraction,
                    path: path, duration: duration.duration, settle: settle.duration, json: json, metricsPath: metricsPath,
-                   verify: !noVerify, seed: seed ?? UInt64.random(in: 0...UInt64.max))
+                   verify: !noVerify, stream: stream, seed: seed ?? UInt64.random(in: 0...UInt64.max))
     }
 
     /// Parses, validates and runs like ArgumentParser's own `main()`; with `--json`, a usage
@@ -227,6 +239,9 @@ private func makeReport(_ run: LoadRun) -> StressReport {
     }
     if tally.opened == 0, tally.errors[Errno.connectionRefused.name, default: 0] > 0 {
         notes.append("no connection was accepted: the server is not reachable at \(run.address) (nothing listens there)")
+    }
+    if plan.stream {
+        checks.append(Check("greeting events == completed", expected: tally.completed, actual: tally.events[GreetingStream.greeting, default: 0]))
     }
     checks.append(Check("requests ending in errors", expected: 0, actual: tally.errorCount))
     checks.append(Check("half-closes left open by server", expected: 0, actual: tally.halfClosesLeftOpen))

@@ -1,3 +1,4 @@
+import GreetdClient
 import GreetdRules
 import GreetdSystem
 import Libevent
@@ -165,6 +166,11 @@ final class LoadRun: EventTarget {
         checkLoadDone()
     }
 
+    /// A server-sent event arrived (`--stream`).
+    func eventReceived(_ event: ServerSentEvent) {
+        tally.events[event.type, default: 0] += 1
+    }
+
     /// The server answered a half-closed request before it closed the connection.
     func noteHalfCloseAnswer(_ name: String) {
         tally.halfCloseAnswers[name, default: 0] += 1
@@ -326,7 +332,8 @@ final class LoadRun: EventTarget {
 
     private func printProgress(final: Bool) {
         let line = "opened \(tally.opened)  aborted \(tally.aborted)  completed \(tally.completed)  "
-            + "errors \(tally.errorCount)  in flight \(requests.count)  elapsed \(formatSeconds(elapsed))"
+            + "errors \(tally.errorCount)  in flight \(requests.count)"
+            + (plan.stream ? "  events \(tally.events.values.reduce(0, +))" : "") + "  elapsed \(formatSeconds(elapsed))"
         if progressIsTerminal {
             // Rewritten in place; the last one stays, followed by a newline.
             progressOutput.write("\r\u{1B}[K" + line + (final ? "\n" : ""))

@@ -24,6 +24,9 @@ struct Tally: Sendable {
     var halfClosesLeftOpen = 0
     /// `/metrics` reads during the run that failed (the run goes on).
     var metricsPollFailures = 0
+    /// Server-sent events received (`--stream`), by type: `thinking`, `greeting`, `error`, or
+    /// whatever else the server sent.
+    var events: [String: Int] = [:]
 
     var errorCount: Int { errors.values.reduce(0, +) }
     /// Requests with an outcome.
@@ -96,7 +99,7 @@ struct StressReport: Sendable {
     func table() -> String {
         var lines: [String] = []
         let styles = ClientAbort.allCases.compactMap { style in tally.abortedByStyle[style].map { "\(style.rawValue) \($0)" } }
-        lines.append("greet-stress: \(count(plan.requests, "request")) to \(target)\(plan.path), \(count(plan.connections, "connection")), "
+        lines.append("greet-stress: \(count(plan.requests, plan.stream ? "streaming request" : "request")) to \(target)\(plan.path), \(count(plan.connections, "connection")), "
             + "abort after \(plan.abortWindow), style \(plan.abortStyle.rawValue), complete fraction \(plan.completeFraction), seed \(plan.seed)")
         var counts: [(String, String)] = [
             ("requests", "\(plan.requests)"),
@@ -106,6 +109,9 @@ struct StressReport: Sendable {
             ("errors", "\(tally.errorCount)" + (tally.errors.isEmpty ? "" : "  (\(Self.list(tally.errors)))")),
             ("elapsed", formatSeconds(elapsed)),
         ]
+        if plan.stream {
+            counts.append(("events", "\(tally.events.values.reduce(0, +))" + (tally.events.isEmpty ? "" : "  (\(Self.list(tally.events)))")))
+        }
         if !tally.retries.isEmpty { counts.append(("retried", Self.list(tally.retries) + " (connects put off, then retried)")) }
         if !tally.halfCloseAnswers.isEmpty {
             counts.append(("half-close", "answered before the close: \(Self.list(tally.halfCloseAnswers))"))
@@ -159,6 +165,7 @@ struct StressReport: Sendable {
             ("retries", object(tally.retries)),
             ("half_close_answers", object(tally.halfCloseAnswers)),
             ("half_closes_left_open", "\(tally.halfClosesLeftOpen)"),
+            ("events", object(tally.events)),
             ("stopped_early", stopReason.map(jsonString) ?? "null"),
             ("notes", "[" + notes.map(jsonString).joined(separator: ",") + "]"),
             ("plan", plan.jsonObject),
@@ -216,6 +223,7 @@ extension StressPlan {
             ("settle", jsonString("\(GoDuration(settle))")),
             ("metrics_path", jsonString(metricsPath)),
             ("verify", "\(verify)"),
+            ("stream", "\(stream)"),
             ("seed", "\(seed)"),
         ]
         return "{" + fields.map { "\(jsonString($0.0)):\($0.1)" }.joined(separator: ",") + "}"

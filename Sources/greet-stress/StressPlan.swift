@@ -41,6 +41,9 @@ struct StressPlan: Sendable {
     var json = false
     var metricsPath = "/metrics"
     var verify = true
+    /// `--stream`: ask for the streaming greeting (`Accept: text/event-stream`) and read its
+    /// events while waiting.
+    var stream = false
     /// Seeds every random choice (abort time and style per request): the same seed gives the
     /// same plan, whatever the timing.
     var seed: UInt64 = 0
@@ -65,7 +68,8 @@ struct StressPlan: Sendable {
 
     /// The request bytes for request `number` (0-based; its id is `stress-<number + 1>`).
     func requestBytes(for number: Int) -> [UInt8] {
-        Array("GET \(path) HTTP/1.1\r\nHost: \(hostHeader)\r\nX-Request-Id: stress-\(number + 1)\r\nConnection: close\r\n\r\n".utf8)
+        Array(("GET \(path) HTTP/1.1\r\nHost: \(hostHeader)\r\nX-Request-Id: stress-\(number + 1)\r\n"
+               + (stream ? "Accept: text/event-stream\r\n" : "") + "Connection: close\r\n\r\n").utf8)
     }
 
     /// The `/metrics` request: HTTP/1.0, so that the server closes after the answer.

@@ -8,7 +8,8 @@ enum RequestOutcome: Equatable, Sendable {
     /// The client gave up before any response byte arrived.
     case aborted(ClientAbort)
     /// Anything else, by name: an errno name (`ECONNREFUSED`, `ETIMEDOUT`, `ECONNRESET`),
-    /// `status_<code>`, `server_closed`, `partial_response`, `cut_by_deadline`.
+    /// `status_<code>`, `server_closed`, `partial_response`, `cut_by_deadline`; with `--stream`
+    /// also `not_event_stream`, `stream_without_greeting`, `stream_error: <data>`.
     case error(String)
 }
 
@@ -22,6 +23,11 @@ enum RequestOutcome: Equatable, Sendable {
 /// The outcome is recorded once (``LoadRun/requestFinished(_:)``), when it is known: at the abort,
 /// at a complete response, at a failure. The connection slot is released later, when the socket
 /// is closed (``LoadRun/requestReleased(_:)``); for a half-close that is when the server closes.
+///
+/// With `--stream`, every read also feeds the body to a ``GreetingStream`` and hands its events
+/// to ``LoadRun/eventReceived(_:)``, in every phase (a lingering half-close too). An aborting
+/// request aborts even after the head and thinking events arrived, but not once a greeting or
+/// error event has: then the server's work is over and the stream's end is awaited instead.
 ///
 /// Ownership: ``LoadRun`` owns every live request; a request owns its socket and its timer, and
 /// is their delegate and target. Threading: loop-confined.
@@ -39,6 +45,8 @@ final class StressRequest: ClientSocketDelegate, EventTarget {
     private var timer: Event?
     private var phase = Phase.connecting
     private var released = false
+    /// The events read so far (`--stream` only).
+    private var stream = GreetingStream()
 
     init(number: Int, intent: RequestIntent, run: LoadRun) {
         self.number = number
@@ -69,8 +77,12 @@ final class StressRequest: ClientSocketDelegate, EventTarget {
         case (.sent, .sending):
             requestSent()
         case (.received, .sending), (.received, .waiting):
+            readEvents(socket.response)
             if socket.response.isComplete { end(outcome(of: socket.response)) }
+        case (.received, .lingering):
+            readEvents(socket.response)
         case (.closedByPeer, .sending), (.closedByPeer, .waiting):
+            readEvents(socket.response)
             if socket.response.isComplete {
                 end(outcome(of: socket.response))
             } else {
@@ -81,8 +93,12 @@ final class StressRequest: ClientSocketDelegate, EventTarget {
         case (.closedByPeer, .lingering), (.failed, .lingering):
             // The server closed the half-closed connection: the expected end of a half-close.
             // Some servers answer first (Go's net/http with the tutorial's handler: a 500 with
-            // "context canceled"); that is a policy, not a fault, so it is only reported.
-            if !socket.response.isEmpty {
+            // "context canceled"); that is a policy, not a fault, so it is only reported. A
+            // stream had its head before the abort: only a stream the server then ended counts.
+            readEvents(socket.response)
+            if run.plan.stream {
+                if socket.response.isComplete { run.noteHalfCloseAnswer("stream_ended") }
+            } else if !socket.response.isEmpty {
                 run.noteHalfCloseAnswer(socket.response.status.map { "status_\($0)" } ?? "partial_response")
             }
             release()
@@ -132,7 +148,9 @@ final class StressRequest: ClientSocketDelegate, EventTarget {
         guard let socket else { return }
         socket.receiveNow()
         guard phase == .waiting else { return }  // the response completed, or the stream ended
-        guard socket.response.isEmpty else {
+        readEvents(socket.response)
+        if run.plan.stream, stream.end != nil { return }  // the stream is over: await its end
+        guard socket.response.isEmpty || isStreaming(socket.response) else {
             end(.error("partial_response"))
             return
         }
@@ -173,7 +191,26 @@ final class StressRequest: ClientSocketDelegate, EventTarget {
     }
 
     private func outcome(of response: HTTPResponseBuffer) -> RequestOutcome {
-        response.status == 200 ? .completed : .error("status_\(response.status ?? 0)")
+        guard response.status == 200 else { return .error("status_\(response.status ?? 0)") }
+        guard run.plan.stream else { return .completed }
+        guard GreetingStream.isEventStream(response) else { return .error("not_event_stream") }
+        switch stream.end {
+        case let event? where event.type == GreetingStream.greeting: return .completed
+        case let event?: return .error("stream_\(event.type): \(event.data)")
+        case nil: return .error("stream_without_greeting")
+        }
+    }
+
+    /// `--stream`, and the response so far is the head of a 200 event stream (and maybe events):
+    /// an abort now is an abort mid-stream, not a race with the answer.
+    private func isStreaming(_ response: HTTPResponseBuffer) -> Bool {
+        run.plan.stream && response.status == 200 && GreetingStream.isEventStream(response)
+    }
+
+    /// Hands the events that arrived to the run (`--stream` only).
+    private func readEvents(_ response: HTTPResponseBuffer) {
+        guard run.plan.stream else { return }
+        for event in stream.read(response) { run.eventReceived(event) }
     }
 }
 
