@@ -41,14 +41,19 @@ import Synchronization
 public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendable {
     // @unchecked Sendable. The state is of two kinds:
     // - `shared` is a Mutex: the queue, the drain-pending flag and the closed flag. Any thread.
-    // - `base`, `drainEvent`, `wakeEvent`, `spare`, `isDraining` and `sleepers` are confined to
+    // - `base`, `drainEvent`, `wakeEvent`, `spare`, `isDraining`, `sleepers` and the three
+    //   statistics and test fields below are confined to
     //   `thread`. Every entry point that touches them checks it (`preconditionOnThread`).
     //   `deinit` reads them only when no other reference exists.
     // - The rest is immutable or Sendable (`LoopWakeup`, the atomic counter).
 
-    /// One unit of work: a Swift job, or a closure from ``execute(_:)``.
+    /// One unit of work: a Swift job in one of the executor's two roles, or a closure from
+    /// ``execute(_:)``.
     enum Work {
-        case job(UnownedJob)
+        /// Isolated to the loop's serial executor (an actor's job; see ``asUnownedSerialExecutor()``).
+        case serialJob(UnownedJob)
+        /// Nonisolated code of a task that prefers this loop.
+        case taskJob(UnownedJob)
         case closure(@Sendable () -> Void)
     }
 
@@ -69,6 +74,8 @@ public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendab
     private let shared = Mutex(Shared())
     private let wakeup: LoopWakeup
     private let wakeUpCount = Atomic<Int>(0)
+    /// The serial-executor role (see ``asUnownedSerialExecutor()``). It holds this object unowned.
+    private let serialFace: LoopSerialExecutor
 
     private var base: EventBase?
     private var drainEvent: Event?
@@ -78,6 +85,12 @@ public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendab
     private var isDraining = false
     /// Sleeps in flight, so that ``shutdown()`` can end them. Loop thread only.
     var sleepers: [ObjectIdentifier: LoopSleeper] = [:]
+    /// Jobs and closures run so far. Loop thread only; a statistic for tests and benchmarks.
+    var jobsRun = 0
+    /// Sleep timers that fired before their deadline and were re-armed. Loop thread only.
+    var earlyTimerRearms = 0
+    /// Tests only: arm sleep timers this much early, as a lagging libevent clock would.
+    var timerSkewForTesting: Duration = .zero
 
     /// Creates the executor for `base`. Call it on the base's thread.
     public init(base: EventBase) throws(LibeventError) {
@@ -85,9 +98,11 @@ public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendab
         thread = base.thread
         self.base = base
         wakeup = try LoopWakeup()
+        serialFace = LoopSerialExecutor()
         // Unowned: the executor owns both events, and shutdown() frees them before it can go.
         drainEvent = try Event(base: base) { [unowned self] _ in self.drain(budget: Self.jobsPerTurn) }
         wakeEvent = try wakeup.makeEvent(on: base) { [unowned self] in self.drain(budget: Self.jobsPerTurn) }
+        serialFace.loop = self
     }
 
     deinit {
@@ -115,10 +130,18 @@ public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendab
 
     // MARK: Executor conformance
 
-    /// Queues `job` to run on the loop thread after the jobs already queued. Any thread.
-    /// Precondition failure after ``shutdown()``.
+    /// Queues `job`, from a task that prefers this loop (`Task(executorPreference:)`,
+    /// `withTaskExecutorPreference`), to run on the loop thread after the jobs already queued.
+    /// Any thread. Precondition failure after ``shutdown()``.
+    ///
+    /// Jobs isolated to the loop (an actor's) come in through ``asUnownedSerialExecutor()``'s
+    /// object instead, so each kind runs with the executor context of its role.
     public func enqueue(_ job: consuming ExecutorJob) {
-        guard submit(.job(UnownedJob(job))) else {
+        submitJob(.taskJob(UnownedJob(job)))
+    }
+
+    func submitJob(_ work: Work) {
+        guard submit(work) else {
             preconditionFailure("job enqueued on a LoopExecutor after shutdown(): it could never run")
         }
     }
@@ -136,10 +159,19 @@ public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendab
         submit(.closure(work))
     }
 
+    /// The loop as a serial executor, for an actor's `unownedExecutor`.
+    ///
+    /// A second, internal object stands for that role. The runtime has one `enqueue` for both
+    /// roles, but a job must run with the context of the role it came in by. Nonisolated code
+    /// run as if isolated to the loop hops once more at its next call. An actor's job run as a
+    /// plain task job hops again at each actor entry. Both objects feed the same queue, in order.
+    /// The task role keeps this object's identity because the runtime retains and releases a
+    /// task's preferred executor by that identity (`Task(executorPreference:)`).
     public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
-        UnownedSerialExecutor(ordinary: self)
+        UnownedSerialExecutor(ordinary: serialFace)
     }
 
+    /// The loop as a task executor: this object.
     public func asUnownedTaskExecutor() -> UnownedTaskExecutor {
         UnownedTaskExecutor(ordinary: self)
     }
@@ -219,9 +251,17 @@ public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendab
     }
 
     private func run(_ work: Work) {
+        jobsRun &+= 1
         switch work {
-        case .job(let job):
+        case .serialJob(let job):
+            // The runtime compares the task executor a job runs on with the task's preference at
+            // each call and return within the actor, and hops when they differ. Name the loop:
+            // tasks that prefer it (handlers) then hop only on actor entry and exit. A task with
+            // no preference pays an extra on-loop hop per nested call; the job cannot tell us
+            // which kind of task it belongs to.
             job.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
+        case .taskJob(let job):
+            job.runSynchronously(on: asUnownedTaskExecutor())
         case .closure(let body):
             body()
         }
@@ -278,5 +318,31 @@ public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendab
     public struct ShutdownError: Error, Equatable, Sendable, CustomStringConvertible {
         public init() {}
         public var description: String { "the loop executor shut down" }
+    }
+}
+
+/// The serial-executor role of a ``LoopExecutor``: the object behind
+/// ``LoopExecutor/asUnownedSerialExecutor()``. Internal; users pass what that returns.
+final class LoopSerialExecutor: SerialExecutor, @unchecked Sendable {
+    // @unchecked Sendable: `loop` is written once, in LoopExecutor.init, before this object is
+    // handed to anyone, and only read afterwards.
+    /// Unowned: the loop owns this object and, by its lifetime rules, outlives every actor on it.
+    unowned var loop: LoopExecutor?
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        guard let loop else { preconditionFailure("LoopSerialExecutor used before its loop was set") }
+        loop.submitJob(.serialJob(UnownedJob(job)))
+    }
+
+    func asUnownedSerialExecutor() -> UnownedSerialExecutor {
+        UnownedSerialExecutor(ordinary: self)
+    }
+
+    func isIsolatingCurrentContext() -> Bool? {
+        loop?.thread.isCurrent ?? false
+    }
+
+    func checkIsolated() {
+        precondition(loop?.thread.isCurrent == true, "not on the LoopExecutor's loop thread")
     }
 }

@@ -100,7 +100,7 @@ final class LoopSleeper: @unchecked Sendable {
             // Count from now, not from the loop turn's cached start: fewer early firings to redo.
             base.updateCachedTime()
             let event = try Event(base: base) { [unowned self] _ in self.fired() }
-            try event.add(timeout: Self.roundedUp(deadline - .now))
+            try event.add(timeout: Self.roundedUp(deadline - .now - executor.timerSkewForTesting))
             self.event = event
             self.continuation = continuation
             executor.sleepers[ObjectIdentifier(self)] = self
@@ -116,6 +116,7 @@ final class LoopSleeper: @unchecked Sendable {
         executor.thread.preconditionOnThread()
         let now = ContinuousClock.now
         guard now >= deadline else {
+            executor.earlyTimerRearms += 1
             do {
                 try event?.add(timeout: Self.roundedUp(deadline - now))
             } catch {
