@@ -40,7 +40,8 @@ import Synchronization
 /// Releasing it without `shutdown()` is a precondition failure.
 public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendable {
     // @unchecked Sendable. The state is of two kinds:
-    // - `shared` is a Mutex: the queue, the drain-pending flag and the closed flag. Any thread.
+    // - `shared` is behind a lock (``LoopLock``, a pthread mutex that ThreadSanitizer sees): the
+    //   queue, the drain-pending flag and the closed flag. Any thread.
     // - `base`, `drainEvent`, `wakeEvent`, `spare`, `isDraining`, `sleepers` and the three
     //   statistics and test fields below are confined to
     //   `thread`. Every entry point that touches them checks it (`preconditionOnThread`).
@@ -71,7 +72,7 @@ public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendab
 
     /// The loop thread: the only thread jobs run on.
     public let thread: LoopThread
-    private let shared = Mutex(Shared())
+    private let shared = LoopLock(Shared())
     private let wakeup: LoopWakeup
     private let wakeUpCount = Atomic<Int>(0)
     /// The serial-executor role (see ``asUnownedSerialExecutor()``). It holds this object unowned.

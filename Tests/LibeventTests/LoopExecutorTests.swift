@@ -1,7 +1,6 @@
 import Dispatch
 import Foundation
 @testable import Libevent
-import Synchronization
 import Testing
 
 @Suite("LoopExecutor")
@@ -9,8 +8,8 @@ struct LoopExecutorTests {
     @Test func jobsFromTheLoopThreadRunInOrderWithNoWakeUp() async throws {
         let loop = try await LoopHarness.start()
         let executor = loop.executor
-        let log = Shared<[Int]>([])
-        let wakeUpsDuringRun = Shared<Int?>(nil)
+        let log = Locked<[Int]>([])
+        let wakeUpsDuringRun = Locked<Int?>(nil)
         let done = OneShot<Void>()
         let count = 1_000
         executor.execute {
@@ -43,10 +42,10 @@ struct LoopExecutorTests {
         let executor = loop.executor
         let threads = 8
         let perThread = 10_000
-        let lastSeen = Shared([Int](repeating: -1, count: threads))
-        let outOfOrder = Shared(0)
-        let offLoop = Shared(0)
-        let ran = Shared(0)
+        let lastSeen = Locked([Int](repeating: -1, count: threads))
+        let outOfOrder = Locked(0)
+        let offLoop = Locked(0)
+        let ran = Locked(0)
         let done = OneShot<Void>()
         for t in 0..<threads {
             Thread.detachNewThread {
@@ -84,7 +83,7 @@ struct LoopExecutorTests {
         }
         await entered.value
         let before = executor.wakeUps
-        let log = Shared<[Int]>([])
+        let log = Locked<[Int]>([])
         let done = OneShot<Void>()
         for i in 0..<1_000 {
             executor.execute {
@@ -205,7 +204,7 @@ struct LoopExecutorTests {
     @Test func aYieldingTaskDoesNotStarveTheLoopsTimers() async throws {
         let loop = try await LoopHarness.start()
         let executor = loop.executor
-        let timerFired = Shared(false)
+        let timerFired = Locked(false)
         await loop.onLoop {
             let holder = EventHolder()
             holder.event = try? Event(base: executor.eventBase) { _ in
@@ -229,7 +228,7 @@ struct LoopExecutorTests {
     @Test func jobsEnqueuedWhileTheLoopStopsRunInShutdownsFinalDrain() async throws {
         let stopped = OneShot<Void>()
         let proceed = DispatchSemaphore(value: 0)
-        let order = Shared<[String]>([])
+        let order = Locked<[String]>([])
         let loop = try await LoopHarness.start { executor in
             // On the loop thread, after run() returned and before shutdown().
             stopped.fulfill(())
@@ -325,6 +324,20 @@ final class EventHolder {
     var event: Event?
 }
 
+/// A value shared between threads behind an `NSLock` (a pthread mutex, which ThreadSanitizer
+/// sees; it cannot see `Synchronization.Mutex` on Linux and reports false races through it).
+final class Locked<Value: Sendable>: @unchecked Sendable {
+    // @unchecked Sendable: `stored` is touched only while `lock` is held.
+    private let lock = NSLock()
+    private var stored: Value
+
+    init(_ value: Value) { stored = value }
+
+    var value: Value { lock.withLock { stored } }
+    func set(_ value: Value) { lock.withLock { stored = value } }
+    func update(_ body: (inout Value) -> Void) { lock.withLock { body(&stored) } }
+}
+
 /// A value set once from any thread, awaited by any number of tasks without blocking a thread.
 final class OneShot<Value: Sendable>: Sendable {
     private enum State {
@@ -332,15 +345,16 @@ final class OneShot<Value: Sendable>: Sendable {
         case done(Value)
     }
 
-    private let state = Mutex<State>(.waiting([]))
+    private let state = Locked<State>(.waiting([]))
 
     init() {}
 
     func fulfill(_ value: Value) {
-        let waiters = state.withLock { state -> [CheckedContinuation<Value, Never>] in
-            guard case .waiting(let waiters) = state else { preconditionFailure("OneShot fulfilled twice") }
+        var waiters: [CheckedContinuation<Value, Never>] = []
+        state.update { state in
+            guard case .waiting(let pending) = state else { preconditionFailure("OneShot fulfilled twice") }
             state = .done(value)
-            return waiters
+            waiters = pending
         }
         for waiter in waiters { waiter.resume(returning: value) }
     }
@@ -348,14 +362,14 @@ final class OneShot<Value: Sendable>: Sendable {
     var value: Value {
         get async {
             await withCheckedContinuation { continuation in
-                let ready: Value? = state.withLock { state in
+                var ready: Value?
+                state.update { state in
                     switch state {
                     case .done(let value):
-                        return value
+                        ready = value
                     case .waiting(var waiters):
                         waiters.append(continuation)
                         state = .waiting(waiters)
-                        return nil
                     }
                 }
                 if let ready { continuation.resume(returning: ready) }

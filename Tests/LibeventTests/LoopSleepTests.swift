@@ -1,6 +1,5 @@
 import Foundation
 @testable import Libevent
-import Synchronization
 import Testing
 
 @Suite("LoopSleep")
