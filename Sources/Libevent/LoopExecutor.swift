@@ -97,12 +97,13 @@ public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendab
     public init(base: EventBase) throws(LibeventError) {
         base.thread.preconditionOnThread()
         thread = base.thread
-        self.base = base
         wakeup = try LoopWakeup()
-        serialFace = LoopSerialExecutor()
+        serialFace = LoopSerialExecutor(thread: base.thread)
         // Unowned: the executor owns both events, and shutdown() frees them before it can go.
         drainEvent = try Event(base: base) { [unowned self] _ in self.drain(budget: Self.jobsPerTurn) }
         wakeEvent = try wakeup.makeEvent(on: base) { [unowned self] in self.drain(budget: Self.jobsPerTurn) }
+        // Last: if an event above failed, `deinit` runs on this thread with `base` still nil.
+        self.base = base
         serialFace.loop = self
     }
 
@@ -319,31 +320,5 @@ public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendab
     public struct ShutdownError: Error, Equatable, Sendable, CustomStringConvertible {
         public init() {}
         public var description: String { "the loop executor shut down" }
-    }
-}
-
-/// The serial-executor role of a ``LoopExecutor``: the object behind
-/// ``LoopExecutor/asUnownedSerialExecutor()``. Internal; users pass what that returns.
-final class LoopSerialExecutor: SerialExecutor, @unchecked Sendable {
-    // @unchecked Sendable: `loop` is written once, in LoopExecutor.init, before this object is
-    // handed to anyone, and only read afterwards.
-    /// Unowned: the loop owns this object and, by its lifetime rules, outlives every actor on it.
-    unowned var loop: LoopExecutor?
-
-    func enqueue(_ job: consuming ExecutorJob) {
-        guard let loop else { preconditionFailure("LoopSerialExecutor used before its loop was set") }
-        loop.submitJob(.serialJob(UnownedJob(job)))
-    }
-
-    func asUnownedSerialExecutor() -> UnownedSerialExecutor {
-        UnownedSerialExecutor(ordinary: self)
-    }
-
-    func isIsolatingCurrentContext() -> Bool? {
-        loop?.thread.isCurrent ?? false
-    }
-
-    func checkIsolated() {
-        precondition(loop?.thread.isCurrent == true, "not on the LoopExecutor's loop thread")
     }
 }
