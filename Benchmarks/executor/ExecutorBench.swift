@@ -26,7 +26,7 @@ struct ExecutorBench {
         let queue = DispatchQueue(label: "executor-bench")
         print("executor-bench: \(jobs) closures, \(calls) actor calls, best of \(repeats); \(ProcessInfo.processInfo.activeProcessorCount) CPUs")
         print("")
-        print(pad("scenario", 46) + pad("LoopExecutor", 22) + "DispatchQueue (serial)")
+        print(pad("scenario", 48) + pad("LoopExecutor", 22) + "DispatchQueue (serial)")
 
         let loopSubmit: @Sendable (@escaping @Sendable () -> Void) -> Void = { loop.executor.execute($0) }
         let queueSubmit: @Sendable (@escaping @Sendable () -> Void) -> Void = { queue.async(execute: $0) }
@@ -46,18 +46,22 @@ struct ExecutorBench {
                best(repeats, jobs) { crossThread(jobs, producers: 4, submit: loopSubmit) },
                best(repeats, jobs) { crossThread(jobs, producers: 4, submit: queueSubmit) })
         let wakeUpsFour = loop.executor.wakeUps - wakeUpsBefore - wakeUpsOne
+        report("closures, cross-thread round trip (wait each)",
+               best(repeats, calls) { roundTrips(calls, submit: loopSubmit) },
+               best(repeats, calls) { roundTrips(calls, submit: queueSubmit) })
 
         let loopActor = BenchActor(loop.executor)
         let queueActor = BenchActor(QueueExecutor(queue))
-        report("actor calls from the global pool (2 jobs each)",
+        report("actor calls from the global pool (2 hops)",
                await bestAsync(repeats, calls) { await callsFromGlobalPool(calls, loopActor) },
                await bestAsync(repeats, calls) { await callsFromGlobalPool(calls, queueActor) })
         let onLoop = await bestAsync(repeats, calls) {
             await Task(executorPreference: loop.executor) { await callActor(calls, loopActor) }.value
         }
-        report("actor calls from a task on the loop (2 jobs)", onLoop, nil)
+        report("actor calls from a task on the loop (2 hops)", onLoop, nil)
         print("")
-        print("calls/s for the actor rows. Self-pipe wake-ups over all \(repeats) runs of \(jobs) cross-thread closures:")
+        print("Round trips and actor calls: \(calls) per run; rates are per round trip or call.")
+        print("Self-pipe wake-ups over all \(repeats) runs of \(jobs) cross-thread closures:")
         print("  1 producer: \(wakeUpsOne) (\(ratio(wakeUpsOne, repeats * jobs)) per closure), 4 producers: \(wakeUpsFour) (\(ratio(wakeUpsFour, repeats * jobs)) per closure)")
         loop.stop()
     }
@@ -109,6 +113,15 @@ func crossThread(_ jobs: Int, producers: Int, submit: @escaping @Sendable (@esca
         }
     }
     done.wait()
+}
+
+/// One closure at a time from this thread, waiting for each to run: the wake-up latency.
+func roundTrips(_ jobs: Int, submit: @escaping @Sendable (@escaping @Sendable () -> Void) -> Void) {
+    let ran = DispatchSemaphore(value: 0)
+    for _ in 0..<jobs {
+        submit { ran.signal() }
+        ran.wait()
+    }
 }
 
 func callsFromGlobalPool(_ calls: Int, _ actor: BenchActor) async {
@@ -226,7 +239,7 @@ func report(_ label: String, _ loop: Double, _ queue: Double?) {
     func cell(_ rate: Double) -> String {
         "\(millions(rate)) M/s (\(Int((1e9 / rate).rounded())) ns)"
     }
-    print(pad(label, 46) + pad(cell(loop), 22) + (queue.map(cell) ?? "n/a"))
+    print(pad(label, 48) + pad(cell(loop), 22) + (queue.map(cell) ?? "n/a"))
 }
 
 func millions(_ rate: Double) -> String {

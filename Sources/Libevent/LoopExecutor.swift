@@ -318,7 +318,9 @@ public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendab
     /// Thrown by a ``LoopExecutor/sleep(for:)`` still pending when its executor shut down, or
     /// started after.
     public struct ShutdownError: Error, Equatable, Sendable, CustomStringConvertible {
+        /// The error; it carries nothing else.
         public init() {}
+        /// "the loop executor shut down".
         public var description: String { "the loop executor shut down" }
     }
 }
