@@ -2,8 +2,8 @@
 // `key=value` field of the access-log line.
 //
 // Built by scripts/fuzz.sh against the GreetdRules module, where the server's own `logField`
-// lives. Also checks that `LogLine.field(_:)`, the reader tools and tests use, gives the input
-// back from an access line.
+// lives. Also checks that GreetdRules' readers, `unquoteLogField` and `LogLine.field(_:)`
+// (what tools and tests use), give the input back, alone and from an access line.
 //
 // Properties checked on every input:
 // - never traps;
@@ -18,41 +18,28 @@ private func check(_ condition: @autoclosure () -> Bool, _ message: @autoclosure
     if !condition() { fatalError("log field property violated: \(message())") }
 }
 
-/// Undoes Go's `time.quote`; `nil` if `quoted` is not a well-formed quoted field.
-private func unquote(_ quoted: [UInt8]) -> [UInt8]? {
-    guard quoted.count >= 2, quoted.first == UInt8(ascii: "\""), quoted.last == UInt8(ascii: "\"") else { return nil }
-    func hexValue(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-        default: return nil
-        }
-    }
-    var out: [UInt8] = []
+/// Whether a quoted field is one token in the shape `goQuote` writes: `"` at both ends, no raw
+/// `"`, control byte (below 0x20) or non-ASCII byte between them, and no escape but `\"`, `\\` and `\xNN`
+/// (lowercase hex). What the escapes decode to is `unquoteLogField`'s business, checked below.
+private func isWellFormedQuote(_ quoted: [UInt8]) -> Bool {
+    guard quoted.count >= 2, quoted.first == UInt8(ascii: "\""), quoted.last == UInt8(ascii: "\"") else { return false }
+    let isLowerHex = { (c: UInt8) in (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(c) }
     var i = 1
     let end = quoted.count - 1
     while i < end {
         let c = quoted[i]
-        if c == UInt8(ascii: "\"") || c < 0x20 || c >= 0x80 { return nil }
-        if c != UInt8(ascii: "\\") {
-            out.append(c)
-            i += 1
-            continue
-        }
-        guard i + 1 < end else { return nil }
+        if c == UInt8(ascii: "\"") || c < 0x20 || c >= 0x80 { return false }
+        guard c == UInt8(ascii: "\\") else { i += 1; continue }
+        guard i + 1 < end else { return false }
         switch quoted[i + 1] {
-        case UInt8(ascii: "\""), UInt8(ascii: "\\"):
-            out.append(quoted[i + 1])
-            i += 2
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"): i += 2
         case UInt8(ascii: "x"):
-            guard i + 3 < end, let hi = hexValue(quoted[i + 2]), let lo = hexValue(quoted[i + 3]) else { return nil }
-            out.append(hi << 4 | lo)
+            guard i + 3 < end, isLowerHex(quoted[i + 2]), isLowerHex(quoted[i + 3]) else { return false }
             i += 4
-        default:
-            return nil
+        default: return false
         }
     }
-    return out
+    return true
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -70,7 +57,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         check(field.allSatisfy { $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "\"") },
               "a value left as is with a space, quote, control or non-ASCII byte: \(field)")
     } else {
-        guard let decoded = unquote(field) else {
+        // The reader tools and tests use, GreetdRules' unquoteLogField, takes the whole field back.
+        guard isWellFormedQuote(field), let (decoded, consumed) = unquoteLogField(field, from: 0), consumed == field.count else {
             check(false, "not a well-formed quoted field: \(String(decoding: field, as: UTF8.self).debugDescription)")
             return 0
         }

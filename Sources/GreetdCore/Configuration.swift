@@ -38,8 +38,15 @@ public struct GreetdConfiguration: Sendable {
     /// Online processors, at least 1.
     public static var coreCount: Int { onlineProcessorCount }
 
+    /// Why an empty ``host`` is refused, and how to ask for every interface: what
+    /// ``validate()`` throws and the `greetd` command line prints.
+    public static let emptyHostMessage = "--host is empty; to listen on every interface, ask for it: --host 0.0.0.0 (every IPv4 interface) or --host :: (every IPv6 interface)"
+
     /// Checks the values against each other.
     public func validate() throws(ConfigurationError) {
+        // getaddrinfo() reads an empty host as "every interface" (AI_PASSIVE): a typo or an unset
+        // variable must not expose the server, whether the value came from the CLI or from code.
+        guard !host.isEmpty else { throw .invalid(Self.emptyHostMessage) }
         guard tick.nanoseconds > 0 else { throw .invalid("tick must be positive, got \(tick)") }
         guard tick.nanoseconds >= 1_000 else { throw .invalid("tick must be at least 1µs (libevent timers have microsecond resolution), got \(tick)") }
         guard delay.nanoseconds >= 0 else { throw .invalid("delay must not be negative, got \(delay)") }

@@ -58,11 +58,11 @@ public final class GreetdMetrics: Sendable {
             MetricName.acceptErrors, "Failed accept calls (out of descriptors, mostly); the listener pauses after each."))
         residentMemory = registry.makeGauge(descriptor: metric(MetricName.residentMemory, "Resident memory size in bytes."))
         openFDs = registry.makeGauge(descriptor: metric(MetricName.openFileDescriptors, "Number of open file descriptors."))
-        cpuSeconds = registry.makeCounter(descriptor: metric("process_cpu_seconds_total", "Total user and system CPU time spent in seconds."))
-        let start = registry.makeGauge(descriptor: metric("process_start_time_seconds", "Start time of the process since unix epoch in seconds."))
-        if let started = ProcessStats.startTimeSeconds() { start.set(to: started) }
-        registry.makeGauge(descriptor: metric("greetd_build_info", "A constant 1, labelled with the greetd version."),
-                           labels: [("version", Self.version)]).set(to: 1)
+        cpuSeconds = registry.makeCounter(descriptor: metric(MetricName.processCPUSeconds, "Total user and system CPU time spent in seconds."))
+        let start = registry.makeGauge(descriptor: metric(MetricName.processStartTime, "Start time of the process since unix epoch in seconds."))
+        start.set(to: ProcessStats.startTimeSeconds)
+        registry.makeGauge(descriptor: metric(MetricName.buildInfo, "A constant 1, labelled with the greetd version."),
+                           labels: [(MetricName.versionLabel, Self.version)]).set(to: 1)
     }
 
     /// Counts a finished request and records how long it took.

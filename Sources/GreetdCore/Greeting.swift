@@ -91,11 +91,17 @@ final class Greeting: EventTarget, ContextObserver {
             try ticker.schedule(at: nextWake)
             try request.watchForAbort()
         } catch {
-            log(.error, "Cannot start greeting: \(error)")
-            state = .finished
-            outcome = .shutdown
-            server.send(request, status: 500, body: "internal error: \(error)\n")
+            fail("Cannot start greeting", error)
         }
+    }
+
+    /// A timer could not be set (libevent out of memory): without it the greeting would think
+    /// forever, so it ends now with `500`, logged as an error.
+    private func fail(_ what: String, _ error: any Error) {
+        log(.error, "\(what): \(error)")
+        state = .finished  // frees the timers
+        outcome = .shutdown
+        server.send(request, status: 500, body: "internal error: \(error)\n")
     }
 
     private static let tickTag = 0, deadlineTag = 1
@@ -111,7 +117,12 @@ final class Greeting: EventTarget, ContextObserver {
         if now >= finish {
             complete()
         } else {
-            try? ticker.schedule(at: nextWake)
+            do {
+                try ticker.schedule(at: nextWake)
+            } catch {
+                // Unscheduled, the greeting would never answer (and, with no deadline, never end).
+                fail("Cannot schedule the next tick", error)
+            }
         }
     }
 

@@ -165,9 +165,19 @@ public final class GreetingServer: HTTPResponder {
         if event != .idle { checkIdle() }
     }
 
+    /// Applies `event` once `budget` has passed. Should the timer fail (libevent out of memory),
+    /// the event is applied at once, after the current one: a budget cut short ends the drain
+    /// early, a timer that never fires would leave it waiting forever.
     private func arm(after budget: GoDuration, _ event: ShutdownEvent) {
-        shutdownTimer = try? Event(base: base) { [unowned self] _ in self.apply(event) }
-        try? shutdownTimer?.add(timeout: budget.duration)
+        do {
+            let timer = try Event(base: base) { [unowned self] _ in self.apply(event) }
+            try timer.add(timeout: budget.duration)
+            shutdownTimer = timer
+        } catch {
+            shutdownTimer = nil
+            logger.error("Cannot arm the shutdown timer; skipping the wait", metadata: ["event": "\(event)", "error": "\(error)"])
+            apply(event)  // queued behind the event being handled (see apply)
+        }
     }
 
     /// Once stopping, stops as soon as no greeting and no connection is left.

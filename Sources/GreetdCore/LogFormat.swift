@@ -51,15 +51,9 @@ public struct FileDescriptorLogHandler: LogHandler {
         var line = formatLogLine(level: event.level, message: event.message.description, metadata: all,
                                  journalPriority: journalPriorities)
         line.append(UInt8(ascii: "\n"))
-        line.withUnsafeBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                // EINTR is retried inside; any other failure means standard error is gone, and a
-                // log line has nowhere else to go.
-                guard let written = try? systemCall("write", { write(fd, bytes.baseAddress! + offset, bytes.count - offset) }), written > 0 else { return }
-                offset += written
-            }
-        }
+        // EINTR and partial writes are handled inside; any other failure means standard error
+        // is gone, and a log line has nowhere else to go.
+        try? writeAll(fd, line)
     }
 
     /// Whether `fd` is the journal's stream: `journalStream` (`JOURNAL_STREAM`, `<device>:<inode>`,

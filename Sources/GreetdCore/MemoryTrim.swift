@@ -22,6 +22,8 @@ final class MemoryTrim {
 
     /// Trims in a second, unless a trim is already due.
     func schedule() {
+        // Ignored: a trim that cannot be scheduled (libevent out of memory) is a trim skipped,
+        // and the next request's end tries again; nothing waits on it.
         if let timer, !timer.isPending { try? timer.add(timeout: .seconds(1)) }
     }
 }

@@ -22,9 +22,21 @@ enum ProcessStats {
         (try? ProcessResources.cpuTime())?.secondsValue ?? 0
     }
 
-    /// When the process started, in seconds since 1970: the boot time (`btime` in `/proc/stat`)
-    /// plus the process's start in clock ticks after boot (field 22 of `/proc/self/stat`).
-    static func startTimeSeconds() -> Double? {
+    /// When the process started, in seconds since 1970; never 0. Read once, on first use (when
+    /// the first ``GreetdMetrics`` is made, early in the process's life), then constant.
+    ///
+    /// The kernel's figure when it can be read: the boot time (`btime` in `/proc/stat`) plus the
+    /// process's start in clock ticks after boot (field 22 of `/proc/self/stat`). Where
+    /// `/proc/stat` is hidden (the unit's `ProcSubset=pid`) or missing (off Linux), the wall
+    /// clock at first use, which is as close to the start as anything a process can see.
+    static let startTimeSeconds: Double = kernelStartTimeSeconds() ?? {
+        let now = SystemClock.realtime()
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }()
+
+    /// The kernel's start time of this process (see ``startTimeSeconds``); `nil` if either file
+    /// cannot be read.
+    static func kernelStartTimeSeconds() -> Double? {
         guard let stat = readText("/proc/self/stat"), let close = stat.lastIndex(of: ")") else { return nil }
         // Fields after the command name (which may hold spaces), from field 3 on.
         let fields = stat[stat.index(after: close)...].split(separator: " ")
@@ -32,7 +44,7 @@ enum ProcessStats {
         // /proc/stat has a line per CPU (and a long `intr` line) before `btime`: well over 4 KiB
         // on a large machine.
         guard let boot = readText("/proc/stat", limit: 1 << 20)?.split(separator: "\n").first(where: { $0.hasPrefix("btime ") }),
-              let bootTime = Double(boot.dropFirst("btime ".count)) else { return nil }
+              let bootTime = Double(boot.dropFirst("btime ".count)), bootTime > 0 else { return nil }
         return bootTime + ticks / Double(ProcessResources.clockTicksPerSecond)
     }
 

@@ -53,6 +53,13 @@ public struct LogLine: Equatable, Sendable {
     /// (``logField(_:)``'s `"…"`, in Go's quoting) is unquoted; a field inside a quoted value is
     /// not a field. `line.field("status")` on an access line gives `"200"`.
     public func field(_ key: String) -> String? {
+        Self.field(key, inMessage: message)
+    }
+
+    /// ``field(_:)`` on a message alone (what a `LogHandler` gets, without the line around it):
+    /// `LogLine.field("duration", inMessage: "access method=GET ... duration=1.2ms bytes=14")`
+    /// gives `"1.2ms"`.
+    public static func field(_ key: String, inMessage message: String) -> String? {
         let bytes = Array(message.utf8)
         let name = Array(key.utf8)
         var i = 0
@@ -65,7 +72,7 @@ public struct LogLine: Equatable, Sendable {
             i += 1
             var value: [UInt8] = []
             if i < bytes.count, bytes[i] == UInt8(ascii: "\"") {
-                guard let (decoded, end) = unquote(bytes, from: i) else { return nil }
+                guard let (decoded, end) = unquoteLogField(bytes, from: i) else { return nil }
                 value = decoded
                 i = end
             }
@@ -79,9 +86,11 @@ public struct LogLine: Equatable, Sendable {
     }
 }
 
-/// Undoes ``goQuote(_:)`` from the `"` at `start`: the bytes and the index after the closing
-/// quote; `nil` when the quote never closes or an escape is malformed.
-private func unquote(_ bytes: [UInt8], from start: Int) -> ([UInt8], Int)? {
+/// Undoes ``logField(_:)``'s quoting (Go's, `\"`, `\\`, `\xNN`) from the `"` at `start`: the
+/// bytes and the index after the closing quote; `nil` when the quote never closes or an `\x`
+/// escape is malformed. Lenient as a reader should be: any other `\c` gives `c`, and bytes the
+/// quoting would have escaped are taken as they are. Pure; any thread.
+public func unquoteLogField(_ bytes: [UInt8], from start: Int) -> (value: [UInt8], end: Int)? {
     var out: [UInt8] = []
     var i = start + 1
     while i < bytes.count {

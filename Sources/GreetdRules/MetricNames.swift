@@ -20,6 +20,14 @@ public enum MetricName {
     public static let residentMemory = "process_resident_memory_bytes"
     /// Gauge of the process's open file descriptors.
     public static let openFileDescriptors = "process_open_fds"
+    /// Counter of the process's user plus system CPU time, in seconds.
+    public static let processCPUSeconds = "process_cpu_seconds_total"
+    /// Gauge of when the process started, in seconds since 1970.
+    public static let processStartTime = "process_start_time_seconds"
+    /// Gauge, a constant 1, labelled with greetd's version (``versionLabel``).
+    public static let buildInfo = "greetd_build_info"
+    /// The label of ``buildInfo`` that carries greetd's version.
+    public static let versionLabel = "version"
     /// The label that splits ``requests`` and ``requestDuration`` by how a request ended.
     public static let outcomeLabel = "outcome"
 

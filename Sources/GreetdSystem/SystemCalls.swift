@@ -100,3 +100,32 @@ public func socketOption(_ fd: Int32, level: Int32, option: Int32) throws(System
     try systemCall("getsockopt") { getsockopt(fd, level, option, &value, &length) }
     return value
 }
+
+/// Writes every byte of `bytes` to `fd` (`write(2)`), blocking: retries `EINTR` (through
+/// ``systemCall(_:_:)``) and carries on after a partial write until all is written. Any thread;
+/// the descriptor is the caller's.
+///
+/// Meant for blocking descriptors (standard error, a terminal, a pipe): on a non-blocking one
+/// `EAGAIN` is thrown like any other error.
+/// - Throws: ``SystemError`` named `write`: `EPIPE` (the reader has gone; `SIGPIPE` must be
+///   ignored to see it), `EBADF`, `EAGAIN`, ... Bytes before the failure have been written.
+public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SystemError) {
+    var offset = 0
+    while offset < bytes.count {
+        let written = try systemCall("write") { write(fd, bytes.baseAddress! + offset, bytes.count - offset) }
+        // write(2) returns 0 only for a count of 0, which the loop never asks for.
+        offset += written
+    }
+}
+
+/// `writeAll` for an array of bytes: every byte written, `EINTR` retried.
+public func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(SystemError) {
+    // withUnsafeBytes rethrows untyped: carry the typed error out as a value.
+    let result = bytes.withUnsafeBytes { buffer in Result { () throws(SystemError) in try writeAll(fd, buffer) } }
+    try result.get()
+}
+
+/// `writeAll` for text, as UTF-8: every byte written, `EINTR` retried.
+public func writeAll(_ fd: Int32, _ text: String) throws(SystemError) {
+    try writeAll(fd, Array(text.utf8))
+}

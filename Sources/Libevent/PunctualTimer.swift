@@ -41,8 +41,9 @@ public final class PunctualTimer: EventTarget {
 
     private func arm(for remaining: Duration) throws(LibeventError) {
         base.updateCachedTime()
-        // timeval keeps whole microseconds, rounded down: add one so the timeout is never short.
-        try event?.add(timeout: remaining > .zero ? remaining + .microseconds(1) : .zero)
+        // Event.add rounds up to timeval's whole microsecond (Duration.timerInterval), so the
+        // timeout is never short; a span already past is "now".
+        try event?.add(timeout: max(remaining, .zero))
     }
 
     /// The underlying event fired: on time, or early, in which case wait for the rest.

@@ -46,7 +46,7 @@ func validateCommandLine(host: String, port: Int, headerTimeout: GoDuration, idl
     // getaddrinfo() reads an empty host as "every interface" (AI_PASSIVE): a typo or an unset
     // shell variable must not expose the server.
     if host.isEmpty {
-        throw ValidationError("--host is empty; to listen on every interface, ask for it: --host 0.0.0.0 (every IPv4 interface) or --host :: (every IPv6 interface)")
+        throw ValidationError(GreetdConfiguration.emptyHostMessage)
     }
     guard (0...Int(UInt16.max)).contains(port) else {
         throw ValidationError("--port must be between 0 and 65535 (0 picks a free one), got \(port)")

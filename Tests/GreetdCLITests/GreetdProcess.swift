@@ -103,14 +103,7 @@ final class GreetdProcess: Sendable {
 
     /// Waits for the process to exit and for its output to be read; returns the exit status.
     func waitForExit(timeout: TimeInterval = 10) throws -> Int32 {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning {
-            guard Date() < deadline else {
-                process.terminate()
-                throw TestFailure("greetd did not exit within \(timeout)s")
-            }
-            Thread.sleep(forTimeInterval: 0.005)
-        }
+        guard process.exits(within: timeout) else { throw TestFailure("greetd did not exit within \(timeout)s") }
         readers.wait()
         return process.terminationStatus
     }
@@ -121,10 +114,6 @@ final class GreetdProcess: Sendable {
 
     /// Never leaves a greetd behind: SIGTERM, then SIGKILL if it is still there after 3 s.
     deinit {
-        guard process.isRunning else { return }
-        process.terminate()
-        let deadline = Date().addingTimeInterval(3)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
-        if process.isRunning { _ = kill(process.processIdentifier, SIGKILL) }  // ESRCH: it exited meanwhile
+        _ = process.exits(within: 0, grace: 3)
     }
 }

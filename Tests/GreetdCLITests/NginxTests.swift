@@ -353,20 +353,7 @@ private func runNginxTool(_ executable: String, _ arguments: [String], environme
     } catch {
         return NginxToolRun(status: -1, output: "cannot run \(executable): \(error)")
     }
-    let deadline = Date().addingTimeInterval(timeout)
-    var timedOut = false
-    while process.isRunning {
-        if Date() >= deadline {
-            timedOut = true
-            process.terminate()
-            let grace = Date().addingTimeInterval(5)
-            while process.isRunning && Date() < grace { Thread.sleep(forTimeInterval: 0.05) }
-            if process.isRunning { _ = kill(process.processIdentifier, SIGKILL) }  // ESRCH: it exited meanwhile
-            process.waitUntilExit()
-            break
-        }
-        Thread.sleep(forTimeInterval: 0.02)
-    }
+    let timedOut = !process.exits(within: timeout)
     let output = (try? String(contentsOf: outputFile, encoding: .utf8)) ?? ""
     return NginxToolRun(status: timedOut ? nil : process.terminationStatus, output: output)
 }
@@ -524,14 +511,9 @@ private final class NginxServer {
         guard !stopped else { return }
         stopped = true
         if process.isRunning {
-            // Results ignored: kill fails only with ESRCH once nginx has exited, which the loop sees.
+            // Ignored: kill fails only with ESRCH once nginx has exited, which the wait sees.
             _ = kill(process.processIdentifier, SIGQUIT)
-            for (signal, wait) in [(SIGTERM, NginxTests.wait), (SIGKILL, 2.0), (0, 2.0)] {
-                let deadline = Date().addingTimeInterval(wait)
-                while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
-                guard process.isRunning else { break }
-                if signal != 0 { _ = kill(process.processIdentifier, signal) }
-            }
+            _ = process.exits(within: NginxTests.wait, grace: 2)
         }
         try? FileManager.default.removeItem(at: directory)
     }

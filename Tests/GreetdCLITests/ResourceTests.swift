@@ -1,4 +1,5 @@
 import Foundation
+import GreetdRules
 import GreetdSystem
 import TestSupport
 import Testing
@@ -30,7 +31,7 @@ struct ResourceTests {
         let (before, start) = (try cpuSeconds(of: greetd.process.processIdentifier), ContinuousClock.now)
         Thread.sleep(forTimeInterval: 1.5)
         let (after, wall) = (try cpuSeconds(of: greetd.process.processIdentifier), ContinuousClock.now - start)
-        let share = (after - before) / (Double(wall.components.seconds) + Double(wall.components.attoseconds) * 1e-18)
+        let share = (after - before) / wall.secondsValue
         print("ResourceTests: out of descriptors, greetd used \(String(format: "%.1f", share * 100))% of a core")
         #expect(share < 1.0 / 3, "greetd used \(after - before) s of CPU in \(wall) while out of descriptors")
         #expect(greetd.process.isRunning)
@@ -46,8 +47,8 @@ struct ResourceTests {
         #expect(try greetd.waitForExit() == 0)
         // At most one line a second, by greetd's own timestamps (arrival times at this end
         // bunch up when the machine is busy).
-        let stamps = greetd.stderrLines.filter { $0.text.contains("Cannot accept connections") }.compactMap { logTime($0.text) }
-        let span = (stamps.last ?? 0) - (stamps.first ?? 0)
+        let stamps = greetd.stderrLines.filter { $0.text.contains("Cannot accept connections") }.compactMap { LogLine(parsing: $0.text)?.time }
+        let span = stamps.last.map { ($0 - stamps.first!).secondsValue } ?? 0
         #expect(!stamps.isEmpty)
         #expect(Double(stamps.count) <= span + 2, "\(stamps.count) accept-error lines in \(span) s: not rate-limited")
     }
@@ -84,8 +85,7 @@ struct ResourceTests {
 
     private func residentBytes(_ port: UInt16) throws -> Int {
         let text = try rawExchange(port: port, "GET /metrics HTTP/1.0\r\n\r\n")
-        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("process_resident_memory_bytes ") }),
-              let value = Double(line.split(separator: " ")[1]) else { throw TestFailure("no RSS in /metrics") }
+        guard let value = PrometheusText.value(of: MetricName.residentMemory, in: text) else { throw TestFailure("no RSS in /metrics") }
         return Int(value)
     }
 
@@ -95,19 +95,4 @@ struct ResourceTests {
         let fields = stat[stat.range(of: ")")!.upperBound...].split(separator: " ")
         return Double(Int(fields[11])! + Int(fields[12])!) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
-}
-
-/// Seconds since the epoch of a log line's timestamp (`2026-11-25T10:48:50.123456Z ...`).
-private func logTime(_ line: String) -> Double? {
-    let stamp = line.prefix(while: { $0 != " " })
-    guard stamp.count == 27, stamp.hasSuffix("Z") else { return nil }
-    let digits = stamp.split(whereSeparator: { "-T:.Z".contains($0) }).compactMap { Int($0) }
-    guard digits.count == 7 else { return nil }
-    var components = DateComponents()
-    (components.year, components.month, components.day) = (digits[0], digits[1], digits[2])
-    (components.hour, components.minute, components.second) = (digits[3], digits[4], digits[5])
-    var calendar = Calendar(identifier: .gregorian)
-    calendar.timeZone = TimeZone(identifier: "UTC")!
-    guard let date = calendar.date(from: components) else { return nil }
-    return date.timeIntervalSince1970 + Double(digits[6]) / 1_000_000
 }

@@ -18,14 +18,7 @@ struct StressRun {
         try process.run()
         // Drain both pipes while the process runs, so that a full pipe cannot stall it.
         let out = Drain(outPipe.fileHandleForReading), err = Drain(errPipe.fileHandleForReading)
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning {
-            if Date() > deadline {
-                process.terminate()
-                throw TestFailure("greet-stress did not exit within \(timeout)s")
-            }
-            Thread.sleep(forTimeInterval: 0.01)
-        }
+        guard process.exits(within: timeout) else { throw TestFailure("greet-stress did not exit within \(timeout)s") }
         status = process.terminationStatus
         stdout = out.text()
         stderr = err.text()

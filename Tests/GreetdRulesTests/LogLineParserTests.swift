@@ -94,3 +94,27 @@ import Testing
         #expect(parsed.field("k").map { Array($0.utf8) } == Array("\u{0363}v".utf8))
     }
 }
+
+/// The readers of a message alone, as a `LogHandler` sees it, and of one quoted field.
+@Suite struct LogFieldReaderTests {
+    @Test("LogLine.field(_:inMessage:) reads a field of a bare message, quoted or not")
+    func fieldOfAMessage() {
+        let message = "access method=GET target=\(logField("/a b=1\"c")) status=200 duration=1.2ms bytes=14"
+        #expect(LogLine.field("duration", inMessage: message) == "1.2ms")
+        #expect(LogLine.field("target", inMessage: message) == "/a b=1\"c")
+        #expect(LogLine.field("bytes", inMessage: message) == "14")
+        #expect(LogLine.field("b", inMessage: message) == nil, "a field inside a quoted value is not a field")
+        #expect(LogLine.field("missing", inMessage: message) == nil)
+    }
+
+    @Test("unquoteLogField undoes goQuote and says where the field ends")
+    func unquote() throws {
+        let value = "x \"y\" \\ \u{1}é"
+        let quoted = Array((goQuote(value) + " rest").utf8)
+        let (bytes, end) = try #require(unquoteLogField(quoted, from: 0))
+        #expect(bytes == Array(value.utf8))
+        #expect(end == quoted.count - " rest".utf8.count)
+        #expect(unquoteLogField(Array("\"open".utf8), from: 0) == nil, "the quote never closes")
+        #expect(unquoteLogField(Array("\"\\xZ1\"".utf8), from: 0) == nil, "a malformed \\x escape")
+    }
+}

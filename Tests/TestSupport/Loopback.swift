@@ -1,3 +1,4 @@
+import GreetdRules
 import GreetdSystem
 import Libevent
 
@@ -96,8 +97,8 @@ func libeventCall<Value>(_ body: () throws(SystemError) -> Value) throws(Libeven
 
 /// Sets `SO_RCVTIMEO` and `SO_SNDTIMEO` (which also bounds a blocking `connect`) on `fd`.
 public func setTimeouts(_ fd: Int32, _ timeout: Duration) {
-    let (seconds, attoseconds) = timeout.components
-    var tv = timeval(tv_sec: .init(seconds), tv_usec: .init(attoseconds / 1_000_000_000_000))
+    let interval = timeout.timerInterval
+    var tv = timeval(tv_sec: .init(interval.seconds), tv_usec: .init(interval.microseconds))
     // Ignored: setsockopt fails only for a bad descriptor, which the next call on it reports.
     _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
@@ -126,8 +127,7 @@ public func receive(_ fd: Int32, until deadline: ContinuousClock.Instant) -> Res
     while true {
         let remaining = deadline - .now
         guard remaining > .zero else { return .failure(.timedOut) }
-        let (seconds, attoseconds) = remaining.components
-        let milliseconds = Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+        let milliseconds = Int32(clamping: remaining.wholeMilliseconds)
         var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         switch valueOrErrno({ poll(&pfd, 1, max(milliseconds, 1)) }) {
         case .success(0): continue  // the loop checks the deadline

@@ -1,3 +1,4 @@
+import GreetdRules
 import GreetdSystem
 import Libevent
 
@@ -43,9 +44,8 @@ public final class LoopbackListener {
     /// - Throws: ``TestFailure`` when no connection came in time, or the `accept` failure.
     public func accept(timeout: Duration = .seconds(1)) throws -> Int32 {
         var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        let (seconds, attoseconds) = timeout.components
         let ready = try libeventCall { () throws(SystemError) in
-            try systemCall("poll") { poll(&pfd, 1, Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000)) }
+            try systemCall("poll") { poll(&pfd, 1, Int32(clamping: timeout.wholeMilliseconds)) }
         }
         guard ready > 0 else { throw TestFailure("no connection to \(address) within \(timeout)") }
         let server = try libeventCall { () throws(SystemError) in

@@ -51,14 +51,12 @@ final class LogRecorder: Sendable {
     /// Waits until `message` has been logged (for `request`, if given); returns its entry.
     @discardableResult
     func waitFor(_ message: String, request id: String? = nil, timeout: Duration = .seconds(5)) async throws -> Entry {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if let entry = all.first(where: { $0.message == message && (id == nil || $0.requestID == id) }) {
-                return entry
-            }
-            try await Task.sleep(for: .milliseconds(2))
+        var found: Entry?
+        try await eventually(timeout: timeout, "log line \"\(message)\"\(id.map { " for request \($0)" } ?? "")") {
+            found = all.first { $0.message == message && (id == nil || $0.requestID == id) }
+            return found != nil
         }
-        throw TestFailure("timed out waiting for log line \"\(message)\"\(id.map { " for request \($0)" } ?? "")")
+        return found!
     }
 }
 
@@ -81,10 +79,8 @@ struct RecordingHandler: LogHandler {
 
 /// The `duration=` field of an access-log line.
 func accessDuration(_ line: String) throws -> Duration {
-    guard let field = line.split(separator: " ").first(where: { $0.hasPrefix("duration=") }) else {
-        throw TestFailure("no duration in \(line)")
-    }
-    return try GoDuration(parsing: String(field.dropFirst("duration=".count))).duration
+    guard let field = LogLine.field("duration", inMessage: line) else { throw TestFailure("no duration in \(line)") }
+    return try GoDuration(parsing: field).duration
 }
 
 /// Polls `condition` until it holds or `timeout` passes.
