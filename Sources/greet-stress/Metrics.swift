@@ -14,63 +14,20 @@ struct MetricsSample: Equatable, Sendable {
     /// `process_resident_memory_bytes`, where the server reports it.
     var residentBytes: Int?
 
-    /// Parses Prometheus text exposition. Comment lines are skipped; a sample line is
-    /// `name{label="value",...} value [timestamp]`.
+    /// Reads Prometheus text exposition with GreetdRules' ``PrometheusText`` (the reader the
+    /// tests use too).
     /// - Throws: ``MetricsProblem/notGreetd`` if `greetd_requests_in_flight` is missing. A
     ///   missing `greetd_requests_total` series counts as 0 (nothing ended that way yet).
     init(parsing text: String) throws(MetricsProblem) {
-        var canceled = 0.0, completed = 0.0
-        var inFlight: Double?
-        var resident: Double?
-        for line in text.split(whereSeparator: \.isNewline) where !line.hasPrefix("#") {
-            guard let sample = PrometheusSample(line) else { continue }
-            switch sample.name {
-            case MetricName.requests:
-                let outcome = sample.labels[Substring(MetricName.outcomeLabel)]
-                if outcome == Substring(MetricName.Outcome.canceled.rawValue) { canceled = sample.value }
-                if outcome == Substring(MetricName.Outcome.completed.rawValue) { completed = sample.value }
-            case MetricName.requestsInFlight: inFlight = sample.value
-            case MetricName.residentMemory: resident = sample.value
-            default: break
-            }
+        let samples = PrometheusText.samples(in: text)
+        func requests(_ outcome: MetricName.Outcome) -> Double {
+            samples.value(of: MetricName.requests, labels: [MetricName.outcomeLabel: outcome.rawValue]) ?? 0
         }
-        guard let inFlight else { throw .notGreetd }
-        self.canceled = Int(canceled)
-        self.completed = Int(completed)
+        guard let inFlight = samples.value(of: MetricName.requestsInFlight) else { throw .notGreetd }
+        canceled = Int(requests(.canceled))
+        completed = Int(requests(.completed))
         self.inFlight = Int(inFlight)
-        self.residentBytes = resident.map { Int($0) }
-    }
-}
-
-/// One sample line of Prometheus text.
-private struct PrometheusSample {
-    let name: Substring
-    let labels: [Substring: Substring]
-    let value: Double
-
-    init?(_ line: Substring) {
-        var rest = line.drop { $0 == " " }
-        var labels: [Substring: Substring] = [:]
-        if let brace = rest.firstIndex(of: "{") {
-            guard let close = rest.lastIndex(of: "}") else { return nil }
-            name = rest[..<brace]
-            for pair in rest[rest.index(after: brace)..<close].split(separator: ",") {
-                guard let equals = pair.firstIndex(of: "=") else { continue }
-                let key = pair[..<equals].drop { $0 == " " }
-                var value = pair[pair.index(after: equals)...]
-                if value.first == "\"" { value = value.dropFirst() }
-                if value.last == "\"" { value = value.dropLast() }
-                labels[key] = value
-            }
-            rest = rest[rest.index(after: close)...]
-        } else {
-            let end = rest.firstIndex(of: " ") ?? rest.endIndex
-            name = rest[..<end]
-            rest = rest[end...]
-        }
-        guard let text = rest.split(separator: " ").first, let value = Double(text) else { return nil }
-        self.labels = labels
-        self.value = value
+        residentBytes = samples.value(of: MetricName.residentMemory).map { Int($0) }
     }
 }
 

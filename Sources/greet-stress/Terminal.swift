@@ -13,16 +13,7 @@ struct Output: Sendable {
     var isTerminal: Bool { isatty(fd) != 0 }
 
     func write(_ text: String) {
-        let bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            // EINTR is retried inside; any other failure (EPIPE: the reader has gone) leaves the
-            // text nowhere to go.
-            let result = bytes.withUnsafeBytes { buffer in
-                valueOrErrno { GreetdSystem.write(fd, buffer.baseAddress! + offset, buffer.count - offset) }
-            }
-            guard case .success(let written) = result, written > 0 else { return }
-            offset += written
-        }
+        // Ignored: a failure (EPIPE: the reader has gone) leaves the text nowhere to go.
+        try? writeAll(fd, text)
     }
 }

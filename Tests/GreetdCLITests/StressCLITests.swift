@@ -1,4 +1,5 @@
 import Foundation
+import GreetdRules
 import Synchronization
 import TestSupport
 import Testing
@@ -127,11 +128,10 @@ private func waitUntilListening(_ port: UInt16, timeout: TimeInterval = 10) thro
 
 /// `process_open_fds` and `process_resident_memory_bytes` from greetd's /metrics.
 private func processFigures(_ port: UInt16) throws -> (fds: Double, rss: Double) {
-    let text = try rawExchange(port: port, "GET /metrics HTTP/1.0\r\n\r\n")
+    let samples = PrometheusText.samples(in: try rawExchange(port: port, "GET /metrics HTTP/1.0\r\n\r\n"))
     func value(_ name: String) throws -> Double {
-        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(name + " ") }),
-              let number = Double(line.split(separator: " ")[1]) else { throw TestFailure("no \(name) in /metrics") }
+        guard let number = samples.value(of: name) else { throw TestFailure("no \(name) in /metrics") }
         return number
     }
-    return (try value("process_open_fds"), try value("process_resident_memory_bytes"))
+    return (try value(MetricName.openFileDescriptors), try value(MetricName.residentMemory))
 }
