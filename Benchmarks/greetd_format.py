@@ -27,6 +27,10 @@ TIMER_TICKS = "greetd_timer_ticks_total"
 ACCEPT_ERRORS = "greetd_accept_errors_total"
 RESIDENT_MEMORY = "process_resident_memory_bytes"
 OPEN_FDS = "process_open_fds"
+PROCESS_CPU_SECONDS = "process_cpu_seconds_total"
+PROCESS_START_TIME = "process_start_time_seconds"
+BUILD_INFO = "greetd_build_info"
+VERSION_LABEL = "version"
 OUTCOME_LABEL = "outcome"
 # The values of the `outcome` label (MetricName.Outcome in Swift).
 OUTCOMES = ("completed", "canceled", "deadline_exceeded", "shutdown", "rejected")

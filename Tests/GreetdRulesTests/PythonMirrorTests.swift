@@ -19,9 +19,8 @@ import Testing
             ("TIMER_TICKS", MetricName.timerTicks), ("ACCEPT_ERRORS", MetricName.acceptErrors),
             ("RESIDENT_MEMORY", MetricName.residentMemory), ("OPEN_FDS", MetricName.openFileDescriptors),
             ("OUTCOME_LABEL", MetricName.outcomeLabel),
-            // Not mirrored yet (greetd_format.py has no process/build names): processCPUSeconds,
-            // processStartTime, buildInfo, versionLabel. Add them here once the Python side has
-            // PROCESS_CPU_SECONDS, PROCESS_START_TIME, BUILD_INFO and VERSION_LABEL.
+            ("PROCESS_CPU_SECONDS", MetricName.processCPUSeconds), ("PROCESS_START_TIME", MetricName.processStartTime),
+            ("BUILD_INFO", MetricName.buildInfo), ("VERSION_LABEL", MetricName.versionLabel),
         ]
         for (python, swift) in pairs {
             #expect(source.contains("\n\(python) = \"\(swift)\"\n"), "\(python) should be \"\(swift)\"")
