@@ -58,6 +58,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(name: "executor-bench", dependencies: ["Libevent"], path: "Benchmarks/executor"),
         // Shared by the test targets: loopback helpers and the one response parser.
         .target(name: "TestSupport", dependencies: ["GreetdClient", "GreetdSystem", "Libevent"], path: "Tests/TestSupport"),
         .testTarget(name: "GreetdSystemTests", dependencies: ["GreetdSystem"]),
