@@ -114,6 +114,13 @@ public final class HTTPRequest {
         return false
     }
 
+    /// Why the connection ended before the reply (or before the end of a streamed reply);
+    /// `nil` while the request is pending or streaming, and once it was answered.
+    public var abortReason: ConnectionEnd? {
+        if case .aborted(let reason) = state { return reason }
+        return nil
+    }
+
     /// The value of the first request header called `name` (case-insensitive).
     /// Available while the request is pending or streaming; `nil` afterwards.
     public func header(_ name: String) -> String? {
