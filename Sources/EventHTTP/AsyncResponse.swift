@@ -69,6 +69,8 @@ public final class ResponseStream: @unchecked Sendable {
     // @unchecked Sendable: `finished` is touched on the loop thread only (checked in each member).
     let response: AsyncResponse
     private var finished = false
+    private var waiting = false
+    private var waits = 0
 
     init(response: AsyncResponse) {
         self.response = response
@@ -103,6 +105,9 @@ public final class ResponseStream: @unchecked Sendable {
         guard queued else { throw failure() }
         let high = response.highWatermark, low = response.lowWatermark
         while http.isStreaming && http.queuedOutputBytes > high {
+            waiting = true
+            waits += 1
+            defer { waiting = false }
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 http.notifyWhenDrained(lowWatermark: low) { continuation.resume() }
             }
@@ -118,6 +123,18 @@ public final class ResponseStream: @unchecked Sendable {
         response.request.executor.thread.preconditionOnThread()
         guard http.endStream() else { throw failure() }
         finished = true
+    }
+
+    /// Whether a write is suspended, waiting for the connection to drain (a statistic).
+    public var isWaitingForDrain: Bool {
+        response.request.executor.thread.preconditionOnThread()
+        return waiting
+    }
+
+    /// How many times writes suspended for backpressure so far (a statistic).
+    public var drainWaits: Int {
+        response.request.executor.thread.preconditionOnThread()
+        return waits
     }
 
     /// Whether ``finish()`` ran.
