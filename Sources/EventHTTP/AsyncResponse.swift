@@ -38,7 +38,7 @@ public final class AsyncResponse: @unchecked Sendable {
     public func startStream(status: Int = 200, headers: [(String, String)] = []) throws(ResponseError) -> ResponseStream {
         request.executor.thread.preconditionOnThread()
         guard request.http.startStream(status: status, headers: headers) else { throw notPending() }
-        let stream = ResponseStream(response: self)
+        let stream = ResponseStream(request: request, highWatermark: highWatermark, lowWatermark: lowWatermark)
         self.stream = stream
         answered = true
         return stream
@@ -66,21 +66,27 @@ public final class AsyncResponse: @unchecked Sendable {
 ///
 /// Threading: loop-confined, `Sendable` only to travel with the handler's Task.
 public final class ResponseStream: @unchecked Sendable {
-    // @unchecked Sendable: `finished` is touched on the loop thread only (checked in each member).
-    let response: AsyncResponse
+    // @unchecked Sendable: the mutable fields are touched on the loop thread only (checked in
+    // each member).
+    /// Not the response: it holds this stream, and a cycle would keep the connection alive.
+    let request: AsyncRequest
+    let highWatermark: Int
+    let lowWatermark: Int
     private var finished = false
     private var waiting = false
     private var waits = 0
 
-    init(response: AsyncResponse) {
-        self.response = response
+    init(request: AsyncRequest, highWatermark: Int, lowWatermark: Int) {
+        self.request = request
+        self.highWatermark = highWatermark
+        self.lowWatermark = lowWatermark
     }
 
-    private var http: HTTPRequest { response.request.http }
+    private var http: HTTPRequest { request.http }
 
     /// Bytes this stream's connection holds, not yet written to the socket.
     public var queuedBytes: Int {
-        response.request.executor.thread.preconditionOnThread()
+        request.executor.thread.preconditionOnThread()
         return http.queuedOutputBytes
     }
 
@@ -101,9 +107,9 @@ public final class ResponseStream: @unchecked Sendable {
     }
 
     private func afterWrite(_ queued: Bool) async throws(ResponseError) {
-        response.request.executor.thread.preconditionOnThread()
+        request.executor.thread.preconditionOnThread()
         guard queued else { throw failure() }
-        let high = response.highWatermark, low = response.lowWatermark
+        let high = highWatermark, low = lowWatermark
         while http.isStreaming && http.queuedOutputBytes > high {
             waiting = true
             waits += 1
@@ -120,31 +126,31 @@ public final class ResponseStream: @unchecked Sendable {
     /// - Throws: ``ResponseError/clientGone(_:)`` if the client left first;
     ///   ``ResponseError/alreadyAnswered`` on a second call.
     public func finish() async throws(ResponseError) {
-        response.request.executor.thread.preconditionOnThread()
+        request.executor.thread.preconditionOnThread()
         guard http.endStream() else { throw failure() }
         finished = true
     }
 
     /// Whether a write is suspended, waiting for the connection to drain (a statistic).
     public var isWaitingForDrain: Bool {
-        response.request.executor.thread.preconditionOnThread()
+        request.executor.thread.preconditionOnThread()
         return waiting
     }
 
     /// How many times writes suspended for backpressure so far (a statistic).
     public var drainWaits: Int {
-        response.request.executor.thread.preconditionOnThread()
+        request.executor.thread.preconditionOnThread()
         return waits
     }
 
     /// Whether ``finish()`` ran.
     public var isFinished: Bool {
-        response.request.executor.thread.preconditionOnThread()
+        request.executor.thread.preconditionOnThread()
         return finished
     }
 
     private func failure() -> ResponseError {
-        if let end = response.request.http.abortReason { return .clientGone(end) }
+        if let end = request.http.abortReason { return .clientGone(end) }
         return .alreadyAnswered
     }
 }
