@@ -126,6 +126,49 @@ import Testing
         await loop.stop()
     }
 
+    /// A client that leaves while the writer is suspended for backpressure: the write wakes and
+    /// throws clientGone, the Task is cancelled once, the request (which evhttp may have
+    /// detached on a failed write) is freed once.
+    @Test(arguments: [ClientAbort.fin, .rst, .half])
+    func abortWhileTheWriterIsSuspended(style: ClientAbort) async throws {
+        let chunk = [UInt8](repeating: 0x62, count: 256 * 1024)
+        let stash = StreamBox()
+        let loop = try await LiveLoop.start { router, probe in
+            router.get("/big") { request, response in
+                defer { probe.record("defer") }
+                let stream = try response.startStream()
+                stash.stream.withLock { $0 = stream }
+                defer { stash.stream.withLock { $0 = nil } }
+                await withTaskCancellationHandler {
+                    do {
+                        while true { try await stream.write(chunk) }
+                    } catch {
+                        probe.record("write threw \(error)")
+                    }
+                } onCancel: {
+                    probe.record("cancel")
+                }
+            }
+        }
+        let client = try LoopbackConnection(port: loop.port)
+        try client.sendGet("/big", extraHeaders: "X-Request-Id: w1\r\n")
+        let deadline = ContinuousClock.now + .seconds(20)
+        var waiting = false
+        while !waiting && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+            waiting = await loop.onLoop { stash.stream.withLock { $0 }?.isWaitingForDrain ?? false }
+        }
+        #expect(waiting)
+        client.abort(style)
+        try await loop.probe.wait(for: "defer")
+        #expect(loop.probe.count("cancel") == 1)
+        #expect(loop.probe.events(prefix: "write threw client gone").count == 1, "\(loop.probe.events(prefix: "write"))")
+        #expect(loop.probe.events(prefix: "end w1 aborted").count == 1)
+        await loop.stop()
+        #expect(loop.counters.liveRequests.load(ordering: .relaxed) == 0)
+        #expect(loop.counters.liveConnections.load(ordering: .relaxed) == 0)
+    }
+
     /// HTTP/1.0 gets a close-delimited stream, keep-alive asked or not.
     @Test(arguments: ["", "Connection: keep-alive\r\n"])
     func http10GetsACloseDelimitedStream(extra: String) async throws {
