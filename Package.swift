@@ -8,6 +8,9 @@ let package = Package(
         .executable(name: "greetd", targets: ["greetd"]),
         .executable(name: "greet-stress", targets: ["greet-stress"]),
         .library(name: "GreetdCore", targets: ["GreetdCore"]),
+        // The library others embed: the loop executor, the HTTP server with async routes and
+        // streaming, and Go-style contexts.
+        .library(name: "EventHTTP", targets: ["EventHTTP", "Libevent", "GoContext"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -33,11 +36,13 @@ let package = Package(
         .target(name: "GreetdClient", dependencies: ["Libevent", "GreetdSystem", "GreetdRules"]),
         // Go-style request contexts (cancellation, errors with Go's text).
         .target(name: "GoContext", dependencies: ["GreetdSystem"]),
+        // Async handlers on the loop, cancelled when the client leaves; streamed responses.
+        .target(name: "EventHTTP", dependencies: ["Libevent", "GoContext", "GreetdSystem"]),
         // The greeting server: routing, the greeting's timers, logging, durations.
         .target(
             name: "GreetdCore",
             dependencies: [
-                "Libevent", "GoContext", "GreetdSystem", "GreetdRules",
+                "Libevent", "EventHTTP", "GoContext", "GreetdSystem", "GreetdRules",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
@@ -66,6 +71,7 @@ let package = Package(
         .testTarget(name: "LibeventTests", dependencies: ["Libevent", "GreetdSystem", "TestSupport"]),
         .testTarget(name: "GreetdClientTests", dependencies: ["GreetdClient", "GreetdSystem", "Libevent", "TestSupport"]),
         .testTarget(name: "GoContextTests", dependencies: ["GoContext"]),
+        .testTarget(name: "EventHTTPTests", dependencies: ["EventHTTP", "Libevent", "TestSupport", "GreetdClient", "GreetdSystem"]),
         .testTarget(
             name: "GreetdCoreTests",
             dependencies: ["GreetdCore", "Libevent", "GoContext", "GreetdRules", "GreetdClient", "GreetdSystem", "TestSupport", .product(name: "Logging", package: "swift-log")]

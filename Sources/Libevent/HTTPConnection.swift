@@ -5,8 +5,9 @@ import GreetdSystem
 ///
 /// ## States
 /// `awaitingRequest` (reading a request, under a read deadline) → `handling` (a request was handed
-/// to the responder) → `replying` (the reply is being written) → `awaitingRequest` again on
-/// keep-alive, or `closed`.
+/// to the responder) → optionally `streaming` (a streamed reply is under way, the abort watch
+/// still armed; see `HTTPRequest+Streaming.swift`) → `replying` (the reply, or the end of the
+/// stream, is being written) → `awaitingRequest` again on keep-alive, or `closed`.
 ///
 /// ## Ownership and the one retain
 /// evhttp owns the `struct evhttp_connection`. This object installs the connection's close
@@ -34,6 +35,7 @@ final class HTTPConnection: EventTarget {
     enum State {
         case awaitingRequest(deadline: Event?)
         case handling(HTTPRequest)
+        case streaming(HTTPRequest)
         case replying
         case closed
     }
@@ -50,7 +52,7 @@ final class HTTPConnection: EventTarget {
     let safePoint: SafePoint
     /// Holds the connection slot this connection took; released in `closed`.
     private let group: HTTPServerGroup
-    private(set) var state: State = .awaitingRequest(deadline: nil)
+    var state: State = .awaitingRequest(deadline: nil)
     private var retain: Unmanaged<HTTPConnection>?
     /// The abort watch, while a request is pending and watched.
     private var watch: Event?
@@ -65,6 +67,8 @@ final class HTTPConnection: EventTarget {
     private var inputCallback: OpaquePointer?
     /// The output-buffer watch (`HTTPConnection+Output.swift`).
     var output = OutputWatch()
+    /// Our drain callback on the output buffer while a reply streams (`HTTPRequest+Streaming.swift`).
+    var drainCallback: OpaquePointer?
 
     init(raw: OpaquePointer, fd: Int32, server: HTTPServer) {
         self.raw = raw
@@ -150,6 +154,7 @@ final class HTTPConnection: EventTarget {
     /// The reply was handed to evhttp; the request is no longer the connection's.
     func beginReplying() {
         stopAbortWatch()
+        stopDrainWatch()
         state = .replying
     }
 
@@ -212,6 +217,15 @@ final class HTTPConnection: EventTarget {
         if retain != nil { closed(connectionFreed: true) }
     }
 
+    /// Why evhttp freed a streaming connection itself (`evhttp_connection_fail_`, from its
+    /// bufferevent's error callback): a failed write (`EPIPE`, `ECONNRESET`: errno is still the
+    /// write's, as no system call between the write and the close callback fails) or its write
+    /// timeout (then errno is stale, and the end counts as the server's).
+    private static func evhttpFailure() -> ConnectionEnd {
+        let code = Errno.current
+        return code == .brokenPipe || code == .connectionReset ? .socketError(errno: code) : .serverClosed
+    }
+
     /// The server is being destroyed and is about to free every connection: do not report back.
     func detachFromServer() {
         serverAttached = false
@@ -227,6 +241,7 @@ final class HTTPConnection: EventTarget {
         guard let retain else { return }
         stopAbortWatch()
         if !connectionFreed {
+            stopDrainWatch()
             watchInput(false)
             watchOutput(.off)
             evhttp_connection_set_closecb(raw, nil, nil)
@@ -234,7 +249,14 @@ final class HTTPConnection: EventTarget {
         let previous = state
         state = .closed  // drops a read deadline
         group.release()
-        if case .handling(let request) = previous { request.connectionClosed(endReason ?? .serverClosed) }
+        switch previous {
+        case .handling(let request):
+            request.connectionClosed(endReason ?? .serverClosed, requestValid: !connectionFreed)
+        case .streaming(let request):
+            request.connectionClosed(endReason ?? Self.evhttpFailure(), requestValid: !connectionFreed)
+        default:
+            break
+        }
         finishCannedResponse()
         if serverAttached { server.connectionClosed(self) }
         self.retain = nil

@@ -40,21 +40,25 @@ public enum HTTPMethod: String, Sendable {
 ///
 /// Threading: loop-confined.
 public final class HTTPRequest {
-    private enum State {
+    enum State {
         /// Handed to the responder, not answered.
         case pending(request: UnsafeMutablePointer<evhttp_request>)
+        /// A streamed reply is under way (`HTTPRequest+Streaming.swift`): its status and the body
+        /// bytes handed to evhttp so far. The C request is still evhttp's, attached to the
+        /// connection, until the stream ends or the connection goes.
+        case streaming(request: UnsafeMutablePointer<evhttp_request>, status: Int, bytes: Int)
         /// The reply was handed to evhttp; the C request is evhttp's to free.
         case responded
         /// The connection went away before a reply.
         case aborted(ConnectionEnd)
     }
 
-    private var state: State
-    private let connection: HTTPConnection
-    private let thread: LoopThread
+    var state: State
+    let connection: HTTPConnection
+    let thread: LoopThread
     private let counters: LibeventCounters
     /// Whether ``watchForAbort()`` was called.
-    public private(set) var isWatched = false
+    public internal(set) var isWatched = false
 
     /// Its name, method, target and arrival, as the access log sees them.
     public let head: HTTPRequestHead
@@ -68,6 +72,13 @@ public final class HTTPRequest {
     public var uri: String { head.target }
     /// The request's name: the `X-Request-Id` its response carries.
     public var id: String { head.id }
+    /// Whether the request line said `HTTP/1.0` (else `HTTP/1.1`): a streamed reply to it is
+    /// close-delimited rather than chunked.
+    public let isHTTP10: Bool
+    /// Called once, on the loop thread, when the output drains to the watermark given to
+    /// ``notifyWhenDrained(lowWatermark:_:)``, or when the stream ends or its connection goes.
+    var drainWaiter: (() -> Void)?
+    var drainWatermark = 0
 
     init(raw: UnsafeMutablePointer<evhttp_request>, head: HTTPRequestHead, connection: HTTPConnection) {
         self.state = .pending(request: raw)
@@ -76,6 +87,8 @@ public final class HTTPRequest {
         self.counters = connection.server.base.counters
         self.head = head
         self.method = HTTPMethod(evhttp_request_get_command(raw))
+        // The second read of `http_struct.h` (see `hasSupportedVersion`): no accessor in 2.1.
+        self.isHTTP10 = raw.pointee.major == 1 && raw.pointee.minor == 0
         let parsed = evhttp_request_get_evhttp_uri(raw)
         self.path = parsed.flatMap { evhttp_uri_get_path($0) }.map { String(cString: $0) } ?? ""
         self.query = parsed.flatMap { evhttp_uri_get_query($0) }.map { String(cString: $0) }
@@ -101,9 +114,17 @@ public final class HTTPRequest {
         return false
     }
 
+    /// Why the connection ended before the reply (or before the end of a streamed reply);
+    /// `nil` while the request is pending or streaming, and once it was answered.
+    public var abortReason: ConnectionEnd? {
+        if case .aborted(let reason) = state { return reason }
+        return nil
+    }
+
     /// The value of the first request header called `name` (case-insensitive).
+    /// Available while the request is pending or streaming; `nil` afterwards.
     public func header(_ name: String) -> String? {
-        guard case .pending(let raw) = state else { return nil }
+        guard let raw = liveRequest else { return nil }
         return evhttp_find_header(evhttp_request_get_input_headers(raw), name).map { String(cString: $0) }
     }
 
@@ -124,7 +145,7 @@ public final class HTTPRequest {
 
     /// The client's address, `host:port`, while the request is pending.
     public var peer: String? {
-        guard case .pending = state else { return nil }
+        guard liveRequest != nil else { return nil }
         var address: UnsafeMutablePointer<CChar>?
         var port: UInt16 = 0
         evhttp_connection_get_peer(connection.raw, &address, &port)
@@ -147,15 +168,7 @@ public final class HTTPRequest {
         guard case .pending(let request) = state else { return false }
         state = .responded
         connection.beginReplying()
-        let output = evhttp_request_get_output_headers(request)
-        for (name, value) in headers where name.lowercased() != "x-request-id" {
-            // evhttp_add_header refuses values with CR/LF (-1): header injection is dropped.
-            _ = evhttp_add_header(output, name, value)
-        }
-        _ = evhttp_add_header(output, "X-Request-Id", head.id)
-        if evhttp_find_header(output, "Content-Type") == nil {
-            _ = evhttp_add_header(output, "Content-Type", "text/plain; charset=utf-8")
-        }
+        let output = addHeaders(headers, to: request)
         let bytes = method == .head ? 0 : body.utf8.count
         if method == .head {
             // evhttp neither drops the body of a HEAD reply nor sets its length: do both here.
@@ -184,11 +197,56 @@ public final class HTTPRequest {
         isWatched = true
     }
 
-    /// The connection is being freed with this request unanswered.
-    func connectionClosed(_ reason: ConnectionEnd) {
-        guard case .pending = state else { return }
+    /// The C request while it is pending or streaming.
+    var liveRequest: UnsafeMutablePointer<evhttp_request>? {
+        switch state {
+        case .pending(let raw), .streaming(let raw, _, _): return raw
+        case .responded, .aborted: return nil
+        }
+    }
+
+    /// Adds `headers` (but not `X-Request-Id`: the transport's own is added), and a default
+    /// `Content-Type`, to the reply's headers; returns them.
+    func addHeaders(_ headers: [(String, String)], to request: UnsafeMutablePointer<evhttp_request>,
+                    dropping dropped: Set<String> = []) -> UnsafeMutablePointer<evkeyvalq> {
+        let output = evhttp_request_get_output_headers(request)!
+        for (name, value) in headers {
+            let lowered = name.lowercased()
+            guard lowered != "x-request-id", !dropped.contains(lowered) else { continue }
+            // evhttp_add_header refuses values with CR/LF (-1): header injection is dropped.
+            _ = evhttp_add_header(output, name, value)
+        }
+        _ = evhttp_add_header(output, "X-Request-Id", head.id)
+        if evhttp_find_header(output, "Content-Type") == nil {
+            _ = evhttp_add_header(output, "Content-Type", "text/plain; charset=utf-8")
+        }
+        return output
+    }
+
+    /// The connection is being freed with this request unanswered (or its stream unfinished).
+    /// - Parameter requestValid: whether the C request may still be touched: `false` when the
+    ///   connection was freed before its close callback ran (then evhttp freed the request too).
+    func connectionClosed(_ reason: ConnectionEnd, requestValid: Bool = true) {
+        switch state {
+        case .pending:
+            break
+        case .streaming(let raw, _, _):
+            // evhttp_connection_free runs the close callback first, then frees the requests
+            // still queued on the connection: an attached stream's request is evhttp's to free.
+            // But when evhttp itself saw the connection fail (a write error or timeout while
+            // streaming, in evhttp_connection_fail_), evhttp_connection_incoming_fail detached
+            // the unfinished request (`userdone == 0`: `evcon = NULL`) before freeing the
+            // connection, and leaves it to the user: free it ourselves, once, after evhttp's
+            // callback has returned.
+            if requestValid, evhttp_request_get_connection(raw) == nil {
+                connection.safePoint.perform { evhttp_request_free(raw) }
+            }
+        case .responded, .aborted:
+            return
+        }
         state = .aborted(reason)
         isWatched = false
         connection.report(head, .aborted(reason))
+        fireDrainWaiter()
     }
 }

@@ -1,0 +1,156 @@
+/// Why a handler's request was answered `500` (or its stream ended early) by the runner.
+public enum HandlerFailure: Sendable, CustomStringConvertible {
+    /// The handler threw `error` (not a ``ResponseError/clientGone(_:)``, nor a cancellation
+    /// after its client left: those are the client's doing, and not reported).
+    case threw(any Error)
+    /// The handler returned without answering.
+    case returnedWithoutAnswer
+
+    public var description: String {
+        switch self {
+        case .threw(let error): return "handler threw: \(error)"
+        case .returnedWithoutAnswer: return "handler returned without answering"
+        }
+    }
+}
+
+/// Runs async handlers for an ``HTTPResponder``: each request handed to ``run(_:onClientAbort:handler:)``
+/// gets a Task on the loop's ``LoopExecutor``, cancelled when its client goes away.
+///
+/// The responder keeps its own job (naming requests, the access log, metrics) and forwards two
+/// calls: ``run(_:onClientAbort:handler:)`` from its `handle`, and ``requestEnded(_:_:)`` from its
+/// `requestEnded` (that is how the runner learns of an abort: the server reports
+/// ``HTTPRequestEnd/aborted(_:)`` once, and the runner cancels that request's Task once).
+///
+/// How a handler runs: `Task(executorPreference: executor)`, no actor isolation. Its nonisolated
+/// code runs on the loop thread between libevent callbacks; `await`s on other executors (a
+/// `Task.sleep` on the global executor, an actor) come back to the loop. Cancellation is Swift's:
+/// `Task.isCancelled`, `withTaskCancellationHandler` and every cancellable await see it.
+///
+/// After the handler returns or throws, the runner:
+/// - answers `500` if nothing was answered and the client is still there, and reports
+///   ``HandlerFailure`` through ``onHandlerFailure``;
+/// - ends a stream left open (and reports a throw that ended it).
+/// `defer` blocks and cleanup run in every case, cancelled or not.
+///
+/// Threading: loop-confined. `Sendable` only because each Task tells the runner it ended; it
+/// does so on the loop thread, checked.
+///
+/// Ownership: the runner holds each running Task's handle and request until the Task ends; the
+/// Task holds the runner. The owner shuts the executor down only once ``runningCount`` is 0
+/// (see ``onIdle``).
+public final class AsyncRequestRunner: @unchecked Sendable {
+    // @unchecked Sendable: every mutable field is touched on `executor.thread` only, checked by
+    // `preconditionOnThread` in each entry point; `executor` is immutable and Sendable.
+    private struct Entry {
+        let task: Task<Void, Never>
+        let policy: ClientAbortPolicy
+        let request: AsyncRequest
+    }
+
+    /// The loop the handlers run on.
+    public let executor: LoopExecutor
+    /// A stream's write waits while its connection holds more than this many bytes.
+    /// Default 64 KiB.
+    public var highWatermark = 64 * 1024
+    /// ... until the connection's queue drains to this many bytes. Default 16 KiB.
+    public var lowWatermark = 16 * 1024
+    /// Called on the loop thread when a handler failed: it threw, or returned without
+    /// answering. The request was answered `500` if it still could be. Log it here.
+    public var onHandlerFailure: ((HTTPRequestHead, HandlerFailure) -> Void)?
+    /// Called on the loop thread each time the last running handler ends.
+    public var onIdle: (() -> Void)?
+    private var running: [UInt64: Entry] = [:]
+
+    /// A runner for handlers on `executor`'s loop. Loop thread only.
+    public init(executor: LoopExecutor) {
+        executor.thread.preconditionOnThread()
+        self.executor = executor
+    }
+
+    /// Handlers started and not yet ended.
+    public var runningCount: Int {
+        executor.thread.preconditionOnThread()
+        return running.count
+    }
+
+    /// Starts `handler` for `request` as a Task on the loop (it first runs on a later loop
+    /// turn, after the responder's `handle` returned). Call it from the responder's `handle`:
+    /// it arms the request's abort watch (``HTTPRequest/watchForAbort()``) now. If that fails,
+    /// the request is answered `503` at once and no Task starts.
+    public func run(_ request: HTTPRequest, onClientAbort: ClientAbortPolicy = .cancel, handler: @escaping AsyncHandler) {
+        executor.thread.preconditionOnThread()
+        precondition(request.isPending, "AsyncRequestRunner.run: the request was already answered")
+        if !request.isWatched {
+            do {
+                try request.watchForAbort()
+            } catch {
+                request.respond(status: 503, body: "cannot watch the connection: \(error)\n")
+                return
+            }
+        }
+        let asyncRequest = AsyncRequest(request, executor: executor)
+        let response = AsyncResponse(request: asyncRequest, highWatermark: highWatermark, lowWatermark: lowWatermark)
+        let task = Task(executorPreference: executor) {
+            await self.execute(handler, asyncRequest, response)
+        }
+        running[request.head.number] = Entry(task: task, policy: onClientAbort, request: asyncRequest)
+    }
+
+    /// Forward every ``HTTPResponder/requestEnded(_:_:)`` here. On
+    /// ``HTTPRequestEnd/aborted(_:)`` the request's Task is cancelled (once: the server reports
+    /// each end once), unless its route said ``ClientAbortPolicy/continue``.
+    public func requestEnded(_ head: HTTPRequestHead, _ end: HTTPRequestEnd) {
+        executor.thread.preconditionOnThread()
+        guard case .aborted = end, let entry = running[head.number], entry.policy == .cancel else { return }
+        entry.task.cancel()
+    }
+
+    /// Cancels every running handler, `.continue` routes included, and lets each read `reason`
+    /// from ``AsyncRequest/shutdownReason`` (for a last message such as `server shutting down`:
+    /// a cancelled handler can still answer or write while its client is there). Handlers
+    /// started later are not affected. ``onIdle`` says when they have all ended.
+    public func cancelAll(reason: String) {
+        executor.thread.preconditionOnThread()
+        for entry in running.values {
+            if entry.request.shutdownReasonValue == nil { entry.request.shutdownReasonValue = reason }
+            entry.task.cancel()
+        }
+    }
+
+    /// The body of each handler's Task: on the loop thread (its preferred executor).
+    private func execute(_ handler: AsyncHandler, _ request: AsyncRequest, _ response: AsyncResponse) async {
+        var failure: (any Error)?
+        do {
+            try await handler(request, response)
+        } catch {
+            failure = error
+        }
+        executor.thread.preconditionOnThread()
+        finish(request, response, failure: failure)
+        running[request.head.number] = nil
+        if running.isEmpty { onIdle?() }
+    }
+
+    /// Answers or ends what the handler left, and reports a failure that was the handler's.
+    private func finish(_ request: AsyncRequest, _ response: AsyncResponse, failure: (any Error)?) {
+        let http = request.http
+        let clientGone = http.abortReason != nil
+        // A throw caused by the client leaving is not the handler's failure.
+        let reported: HandlerFailure? = switch failure {
+        case nil: nil
+        case is ResponseError where clientGone: nil
+        case is CancellationError where clientGone: nil
+        case .some(let error): .threw(error)
+        }
+        if http.isPending {
+            http.respond(status: 500, body: "internal server error\n")
+            onHandlerFailure?(request.head, reported ?? .returnedWithoutAnswer)
+        } else if http.isStreaming {
+            http.endStream()
+            if let reported { onHandlerFailure?(request.head, reported) }
+        } else if let reported, !clientGone {
+            onHandlerFailure?(request.head, reported)
+        }
+    }
+}
