@@ -25,12 +25,13 @@ let package = Package(
             pkgConfig: "libevent",
             providers: [.apt(["libevent-dev"]), .brew(["libevent"])]
         ),
-        // The thin, safe Swift layer over event_base, event, evhttp and connections.
         // The one funnel for OS calls: platform spellings, EINTR retry, typed errno. No dependencies.
         .target(name: "GreetdSystem"),
         // Pure rules shared by everything, fuzzers included: Go durations, log-line format,
         // client-facing fields, query rules, metric names. No dependencies.
         .target(name: "GreetdRules"),
+        // The thin, safe Swift layer over libevent: event_base, events, timers, the loop
+        // executor, and the evhttp adapter (server, connections, requests, streamed replies).
         .target(name: "Libevent", dependencies: ["CLibevent", "GreetdSystem", "GreetdRules"]),
         // The client side: aborting sockets and the HTTP response parser (greet-stress, tests).
         .target(name: "GreetdClient", dependencies: ["Libevent", "GreetdSystem", "GreetdRules"]),
@@ -38,7 +39,8 @@ let package = Package(
         .target(name: "GoContext", dependencies: ["GreetdSystem"]),
         // Async handlers on the loop, cancelled when the client leaves; streamed responses.
         .target(name: "EventHTTP", dependencies: ["Libevent", "GoContext", "GreetdSystem"]),
-        // The greeting server: routing, the greeting's timers, logging, durations.
+        // The greeting server: routing, the greeting's timers, shutdown, the access log, stats
+        // and metrics, workers and systemd readiness.
         .target(
             name: "GreetdCore",
             dependencies: [

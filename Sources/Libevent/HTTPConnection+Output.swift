@@ -49,9 +49,12 @@ extension HTTPConnection {
         guard let bufferevent else { return }
         let buffer = bufferevent_get_output(bufferevent)
         if mode != .off, output.entry == nil {
+            // NULL only out of memory: the watch stays off (a canned response then goes without
+            // its header and its report), and the next call tries again.
             output.entry = evbuffer_add_cb(buffer, outputTrampoline, Unmanaged.passUnretained(self).toOpaque())
         } else if mode == .off, let entry = output.entry {
-            evbuffer_remove_cb_entry(buffer, entry)
+            // Always 0 in libevent 2.1 (it unlinks and frees the entry): nothing to check.
+            _ = evbuffer_remove_cb_entry(buffer, entry)
             output.entry = nil
         }
     }
@@ -88,6 +91,8 @@ extension HTTPConnection {
             let clean = !head.id.utf8.contains { $0 == 10 || $0 == 13 }
             if alone && clean {
                 // Re-enters this callback, which counts the header as part of the response.
+                // Fails (-1, nothing added) only out of memory: the response then goes without
+                // the header, as when the chunk is not alone, and is still reported.
                 let header = Array("X-Request-Id: \(head.id)\r\n".utf8)
                 _ = evbuffer_add(buffer, header, header.count)
             }
@@ -98,11 +103,18 @@ extension HTTPConnection {
                   line.starts(with: Array("HTTP/".utf8)), let space = line.firstIndex(of: 32) else { return }
             let fixed = Array("HTTP/1.1".utf8) + line[space...]
             // A socket bufferevent keeps the start of its output frozen except while it writes
-            // (bufferevent_sock.c); thaw it for this one drain, as it does.
-            evbuffer_unfreeze(buffer, 1)
+            // (bufferevent_sock.c); thaw it for this one drain, as it does. Freezing and thawing
+            // only set a flag: both always return 0 in libevent 2.1.
+            _ = evbuffer_unfreeze(buffer, 1)
             let drained = evbuffer_drain(buffer, added)
-            evbuffer_freeze(buffer, 1)
-            if drained == 0 { _ = evbuffer_add(buffer, fixed, fixed.count) }
+            _ = evbuffer_freeze(buffer, 1)
+            // A failed drain leaves the client's version in place (still a valid status line).
+            guard drained == 0 else { return }
+            if evbuffer_add(buffer, fixed, fixed.count) != 0 {
+                // Out of memory with the status line gone: headers without it would be garbage,
+                // so close the connection instead (at the safe point: evhttp is writing).
+                end(.serverClosed)
+            }
         }
     }
 

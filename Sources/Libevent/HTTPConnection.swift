@@ -103,9 +103,12 @@ final class HTTPConnection: EventTarget {
         guard let bufferevent else { return }
         let input = bufferevent_get_input(bufferevent)
         if on, inputCallback == nil {
+            // NULL only out of memory: `requestStarted` is then not set (the connection looks
+            // idle to a drain, and a canned response is timed from its end).
             inputCallback = evbuffer_add_cb(input, inputTrampoline, Unmanaged.passUnretained(self).toOpaque())
         } else if !on, let entry = inputCallback {
-            evbuffer_remove_cb_entry(input, entry)
+            // Always 0 in libevent 2.1 (it unlinks and frees the entry): nothing to check.
+            _ = evbuffer_remove_cb_entry(input, entry)
             inputCallback = nil
         }
     }
@@ -121,9 +124,23 @@ final class HTTPConnection: EventTarget {
     func awaitRequest() {
         let limit = requestCount == 0 ? server.options.headerTimeout : server.options.idleTimeout
         var deadline: Event?
+        var deadlineArmed = true
         if let limit {
-            deadline = try? Event(base: server.base, target: self, tag: Self.readDeadlineTag)
-            try? deadline?.add(timeout: limit)
+            let timer: Event
+            do {
+                timer = try Event(base: server.base, target: self, tag: Self.readDeadlineTag)
+            } catch {
+                // event_assign refuses only invalid flags; a pure timer has none.
+                preconditionFailure("read deadline: \(error)")
+            }
+            do {
+                try timer.add(timeout: limit)
+                deadline = timer
+            } catch {
+                // Out of memory for libevent's timer heap. Without its deadline a slow client
+                // could hold the connection for ever: close it below instead.
+                deadlineArmed = false
+            }
         }
         state = .awaitingRequest(deadline: deadline)
         requestStarted = nil
@@ -133,7 +150,7 @@ final class HTTPConnection: EventTarget {
         if let bufferevent, evbuffer_get_length(bufferevent_get_input(bufferevent)) > 0 {
             requestStarted = .now
         }
-        if server.isDraining && requestStarted == nil { end(.serverClosed) }
+        if !deadlineArmed || (server.isDraining && requestStarted == nil) { end(.serverClosed) }
     }
 
     /// A whole request arrived: the read deadline no longer applies.
@@ -186,10 +203,11 @@ final class HTTPConnection: EventTarget {
         let input = bufferevent_get_input(bufferevent)
         // A socket bufferevent keeps the end of its input buffer frozen and thaws it only around
         // its own reads (bufferevent_sock.c); do the same, or evbuffer_read refuses with -1.
-        evbuffer_unfreeze(input, 0)
+        // Freezing and thawing only set a flag: both always return 0 in libevent 2.1.
+        _ = evbuffer_unfreeze(input, 0)
         // evbuffer_read is a `recv` into the buffer: -1 and errno on failure; EINTR is retried.
         let result = Result { () throws(SystemError) in try nonBlockingSystemCall("recv") { evbuffer_read(input, fd, 16 * 1024) } }
-        evbuffer_freeze(input, 0)
+        _ = evbuffer_freeze(input, 0)
         switch result {
         case .success(.wouldBlock): break  // nothing after all: wait for the next wakeup
         case .success(.processed(0)): end(.peerClosed)

@@ -62,8 +62,11 @@ extension HTTPRequest {
         if isHTTP10 {
             // Close-delimited: evhttp closes an HTTP/1.0 connection after the reply unless the
             // client asked for keep-alive; forget that it did.
-            evhttp_remove_header(evhttp_request_get_input_headers(request), "Connection")
-            evhttp_remove_header(output, "Connection")
+            // evhttp_remove_header's -1 means "no such header": nothing to remove, also fine.
+            _ = evhttp_remove_header(evhttp_request_get_input_headers(request), "Connection")
+            _ = evhttp_remove_header(output, "Connection")
+            // A constant valid value: fails only out of memory, and evhttp closes this HTTP/1.0
+            // connection anyway, now that the client's keep-alive is gone.
             _ = evhttp_add_header(output, "Connection", "close")
         }
         evhttp_send_reply_start(request, Int32(status), reason)
@@ -132,7 +135,9 @@ extension HTTPRequest {
     public func notifyWhenDrained(lowWatermark: Int, _ body: @escaping () -> Void) {
         thread.preconditionOnThread()
         fireDrainWaiter()
-        guard isStreaming, queuedOutputBytes > lowWatermark else {
+        // Without the drain callback (out of memory in beginStreaming) nothing would ever call
+        // the waiter: wake it at once, so the writer is never stuck (it just loses backpressure).
+        guard isStreaming, connection.drainCallback != nil, queuedOutputBytes > lowWatermark else {
             body()
             return
         }
@@ -161,7 +166,7 @@ extension HTTPConnection {
         state = .streaming(request)
         guard let bufferevent, drainCallback == nil else { return }
         // Unretained: removed in `beginReplying` or `closed`, before the close callback's
-        // retain is released.
+        // retain is released. NULL only out of memory: see `notifyWhenDrained`.
         drainCallback = evbuffer_add_cb(bufferevent_get_output(bufferevent), drainTrampoline,
                                         Unmanaged.passUnretained(self).toOpaque())
     }
@@ -171,7 +176,8 @@ extension HTTPConnection {
         guard let entry = drainCallback else { return }
         drainCallback = nil
         guard let bufferevent else { return }
-        evbuffer_remove_cb_entry(bufferevent_get_output(bufferevent), entry)
+        // Always 0 in libevent 2.1 (it unlinks and frees the entry): nothing to check.
+        _ = evbuffer_remove_cb_entry(bufferevent_get_output(bufferevent), entry)
     }
 
     /// Undoes the `EV_READ` that `evhttp_write_buffer` just enabled: while streaming, the abort

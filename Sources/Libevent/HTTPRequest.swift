@@ -169,15 +169,18 @@ public final class HTTPRequest {
         state = .responded
         connection.beginReplying()
         let output = addHeaders(headers, to: request)
-        let bytes = method == .head ? 0 : body.utf8.count
+        var bytes = 0
         if method == .head {
             // evhttp neither drops the body of a HEAD reply nor sets its length: do both here.
+            // A decimal number is a valid value: fails only out of memory, and then the headers
+            // lack the length (or get evhttp's own `0`); there is no body to frame either way.
             _ = evhttp_add_header(output, "Content-Length", String(body.utf8.count))
         } else {
             var body = body
-            body.withUTF8 { bytes in
-                _ = evbuffer_add(evhttp_request_get_output_buffer(request), bytes.baseAddress, bytes.count)
-            }
+            let added = body.withUTF8 { evbuffer_add(evhttp_request_get_output_buffer(request), $0.baseAddress, $0.count) }
+            // evbuffer_add fails (-1, nothing added) only out of memory: the reply then goes out
+            // with an empty body (evhttp sets Content-Length from the buffer), reported as such.
+            if added == 0 { bytes = body.utf8.count }
         }
         // evhttp takes the request from here; it frees it once the reply is written or fails.
         evhttp_send_reply(request, Int32(status), reason, nil)
@@ -213,11 +216,15 @@ public final class HTTPRequest {
         for (name, value) in headers {
             let lowered = name.lowercased()
             guard lowered != "x-request-id", !dropped.contains(lowered) else { continue }
-            // evhttp_add_header refuses values with CR/LF (-1): header injection is dropped.
+            // evhttp_add_header refuses (-1) a name or value with CR/LF, so header injection is
+            // dropped; its only other failure is out of memory, which also just drops the header.
             _ = evhttp_add_header(output, name, value)
         }
+        // Refused only for an id with CR/LF (the responder's choice: the reply then goes without
+        // it, as the canned responses do) or out of memory.
         _ = evhttp_add_header(output, "X-Request-Id", head.id)
         if evhttp_find_header(output, "Content-Type") == nil {
+            // A constant valid value: fails only out of memory, and the reply goes without it.
             _ = evhttp_add_header(output, "Content-Type", "text/plain; charset=utf-8")
         }
         return output

@@ -31,7 +31,8 @@ extension HTTPServer {
         let pending = newBufferevents
         newBufferevents = []
         for bufferevent in pending {
-            defer { bufferevent_decref(bufferevent) }  // balances makeBufferevent's incref
+            // Balances makeBufferevent's incref; the result only says whether it freed (1) or not.
+            defer { _ = bufferevent_decref(bufferevent) }
             // evhttp_start_read_ made the connection the bufferevent's callback argument; a
             // bufferevent evhttp already freed has its callbacks cleared.
             var arg: UnsafeMutableRawPointer?

@@ -3,6 +3,9 @@ import GreetdSystem
 
 // Listening: binding addresses, and pausing a listener whose accept fails.
 extension HTTPServer {
+    /// Listens on every address `host` resolves to, all on one port.
+    ///
+    /// `localhost` always means both loopback addresses, `127.0.0.1` and `::1`, even where the
     /// resolver (an `/etc/hosts` without `::1 localhost`) lists only one; the one it does not list
     /// is skipped if the machine lacks it (no IPv6).
     ///
@@ -119,16 +122,35 @@ extension HTTPServer {
             acceptBackoff = .milliseconds(50)
         }
         lastAcceptError = now
-        evconnlistener_disable(listener)
+        // evconnlistener_disable is event_del, which fails only for an event with no base.
+        _ = evconnlistener_disable(listener)
         if !pausedListeners.contains(listener) { pausedListeners.append(listener) }
-        if let resumeTimer, !resumeTimer.isPending { try? resumeTimer.add(timeout: acceptBackoff) }
-        onAcceptError?(code, acceptBackoff)
+        onAcceptError?(code, scheduleResume())
+    }
+
+    /// Arms the resume timer for ``acceptBackoff`` unless it is already armed; returns the pause.
+    private func scheduleResume() -> Duration {
+        guard let resumeTimer, !resumeTimer.isPending else { return acceptBackoff }
+        do {
+            try resumeTimer.add(timeout: acceptBackoff)
+            return acceptBackoff
+        } catch {
+            // Out of memory for libevent's timer heap. A listener left paused would never accept
+            // again: resume on the next loop turn instead (event_active allocates nothing).
+            resumeTimer.activate()
+            return .zero
+        }
     }
 
     func resumeAccepting() {
         let paused = pausedListeners
         pausedListeners = []
-        for listener in paused { evconnlistener_enable(listener) }
+        // evconnlistener_enable is event_add on the listening socket, which can fail (ENOMEM,
+        // or epoll_ctl's ENOSPC): keep such a listener paused and try again after the backoff.
+        for listener in paused where evconnlistener_enable(listener) != 0 {
+            pausedListeners.append(listener)
+        }
+        if !pausedListeners.isEmpty { _ = scheduleResume() }
     }
 }
 

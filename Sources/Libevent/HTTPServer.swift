@@ -198,7 +198,8 @@ public final class HTTPServer {
             var arg: UnsafeMutableRawPointer?
             bufferevent_getcb(bufferevent, nil, nil, nil, &arg)
             if let arg { evhttp_connection_free(OpaquePointer(arg)) }
-            bufferevent_decref(bufferevent)
+            // Returns 1 when this was the last reference (it freed the bufferevent), else 0.
+            _ = bufferevent_decref(bufferevent)
         }
         evhttp_free(http)
     }

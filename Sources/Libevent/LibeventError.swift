@@ -2,8 +2,17 @@ import GreetdSystem
 
 /// A failure of libevent or of a socket call beneath it, turned into words a user understands.
 ///
-/// libevent's own results pass through ``check(_:_:)`` and ``nonNull(_:_:)``; OS calls pass
-/// through GreetdSystem's `systemCall` and come here as a ``SystemError`` (``init(_:)``).
+/// Where the raw C results of this module go:
+/// - a libevent result whose failure the caller must hear of passes through ``check(_:_:)``
+///   (`int`) or ``nonNull(_:_:)`` (allocations) and is thrown;
+/// - OS calls pass through GreetdSystem's `systemCall` (or `valueOrErrno`) and come here as a
+///   ``SystemError`` (``init(_:)``);
+/// - every other result is either tested at the call, with its own failure path (a read
+///   deadline that cannot be armed closes the connection; a listener that cannot be re-enabled
+///   stays paused and is retried), or dropped with `_ =` and a comment saying why it may be:
+///   the call cannot fail there (`evbuffer_freeze` always returns 0), its `-1` is no error
+///   (`evhttp_remove_header`: no such header), or the only failure is out of memory and its
+///   effect is stated (a header left out).
 public enum LibeventError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A C function that allocates (`event_base_new`, `evhttp_new`, ...) returned `NULL`.
     case allocationFailed(function: String)

@@ -38,6 +38,7 @@ public final class LoopWakeup: Sendable {
     public func wake() {
         var byte: UInt8 = 1
         do {
+            // Written or would block (a full pipe: a wakeup is pending): either way the loop wakes.
             _ = try nonBlockingSystemCall("write(wakeup pipe)") { write(writeFD, &byte, 1) }
         } catch {
             // Left after EINTR (retried) and EAGAIN (a wakeup pending): EBADF, or EPIPE. Neither

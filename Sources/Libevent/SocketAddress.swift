@@ -71,7 +71,7 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         do {
             try withUnsafeMutablePointer(to: &storage) { (pointer) throws(SystemError) in
                 try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { (address) throws(SystemError) in
-                    _ = try systemCall("getsockname") { getsockname(fd, address, &length) }
+                    _ = try systemCall("getsockname") { getsockname(fd, address, &length) }  // 0: success
                 }
             }
         } catch {
