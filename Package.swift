@@ -66,6 +66,9 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "executor-bench", dependencies: ["Libevent"], path: "Benchmarks/executor"),
+        // The README's "Embedding" example, built with the package; GreetdCLITests checks that the
+        // README shows exactly this file.
+        .executableTarget(name: "hello-cancellable", dependencies: ["EventHTTP"], path: "Examples/HelloCancellable"),
         // Shared by the test targets: loopback helpers and the one response parser.
         .target(name: "TestSupport", dependencies: ["GreetdClient", "GreetdSystem", "Libevent"], path: "Tests/TestSupport"),
         .testTarget(name: "GreetdSystemTests", dependencies: ["GreetdSystem"]),
@@ -79,7 +82,7 @@ let package = Package(
             dependencies: ["GreetdCore", "Libevent", "GoContext", "GreetdRules", "GreetdClient", "GreetdSystem", "TestSupport", .product(name: "Logging", package: "swift-log")]
         ),
         // Runs the built `greetd` binary as a user would.
-        .testTarget(name: "GreetdCLITests", dependencies: ["greetd", "greet-stress", "GreetdRules", "GreetdSystem", "TestSupport"]),
+        .testTarget(name: "GreetdCLITests", dependencies: ["greetd", "greet-stress", "hello-cancellable", "GreetdRules", "GreetdSystem", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

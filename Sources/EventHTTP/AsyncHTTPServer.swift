@@ -1,5 +1,5 @@
-/// The whole async server in one object: a loop (``EventBase``) with its ``LoopExecutor``, an
-/// ``AsyncRouter`` and the ``HTTPServer`` listening for it.
+/// The whole async server in one object: a loop (`EventBase`) with its `LoopExecutor`, an
+/// ``AsyncRouter`` and the `HTTPServer` listening for it.
 ///
 /// ```swift
 /// let server = try AsyncHTTPServer(host: "127.0.0.1", port: 8080)

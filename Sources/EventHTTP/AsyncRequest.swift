@@ -8,19 +8,19 @@ public enum ClientAbortPolicy: Sendable, Equatable {
     case `continue`
 }
 
-/// An async route handler. It runs as a Task that prefers the loop's ``LoopExecutor``
+/// An async route handler. It runs as a Task that prefers the loop's `LoopExecutor`
 /// (`Task(executorPreference:)`), so its nonisolated code runs on the loop thread, between
 /// libevent callbacks, with no thread hop; awaits on other executors come back to the loop.
 public typealias AsyncHandler = @Sendable (AsyncRequest, AsyncResponse) async throws -> Void
 
 /// One request as an async handler sees it.
 ///
-/// Threading: loop-confined, like the ``HTTPRequest`` it wraps. It is `Sendable` only so that it
+/// Threading: loop-confined, like the `HTTPRequest` it wraps. It is `Sendable` only so that it
 /// can enter the handler's Task, which runs on the loop thread; every member checks the thread
 /// (a precondition failure elsewhere, e.g. from inside another actor).
 ///
 /// Ownership: the runner and the handler's Task hold it until the Task ends; it holds the
-/// ``HTTPRequest`` (and through it the connection object, not the socket).
+/// `HTTPRequest` (and through it the connection object, not the socket).
 public final class AsyncRequest: @unchecked Sendable {
     // @unchecked Sendable: every mutable field is touched on `executor.thread` only, checked by
     // `preconditionOnThread` in each member; the rest is immutable and Sendable.
@@ -66,8 +66,8 @@ public final class AsyncRequest: @unchecked Sendable {
     }
 
     /// Why the connection ended before the handler answered or finished its stream (FIN,
-    /// half-close: ``ConnectionEnd/peerClosed``; RST: ``ConnectionEnd/socketError(errno:)``;
-    /// the server closing it: ``ConnectionEnd/serverClosed``); `nil` while the client is there.
+    /// half-close: `ConnectionEnd.peerClosed`; RST: `ConnectionEnd.socketError(errno:)`;
+    /// the server closing it: `ConnectionEnd.serverClosed`); `nil` while the client is there.
     public var clientEnd: ConnectionEnd? {
         executor.thread.preconditionOnThread()
         return http.abortReason

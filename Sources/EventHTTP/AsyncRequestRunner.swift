@@ -14,13 +14,13 @@ public enum HandlerFailure: Sendable, CustomStringConvertible {
     }
 }
 
-/// Runs async handlers for an ``HTTPResponder``: each request handed to ``run(_:onClientAbort:handler:)``
-/// gets a Task on the loop's ``LoopExecutor``, cancelled when its client goes away.
+/// Runs async handlers for an `HTTPResponder`: each request handed to ``run(_:onClientAbort:handler:)``
+/// gets a Task on the loop's `LoopExecutor`, cancelled when its client goes away.
 ///
 /// The responder keeps its own job (naming requests, the access log, metrics) and forwards two
 /// calls: ``run(_:onClientAbort:handler:)`` from its `handle`, and ``requestEnded(_:_:)`` from its
 /// `requestEnded` (that is how the runner learns of an abort: the server reports
-/// ``HTTPRequestEnd/aborted(_:)`` once, and the runner cancels that request's Task once).
+/// `HTTPRequestEnd.aborted(_:)` once, and the runner cancels that request's Task once).
 ///
 /// How a handler runs: `Task(executorPreference: executor)`, no actor isolation. Its nonisolated
 /// code runs on the loop thread between libevent callbacks; `await`s on other executors (a
@@ -76,7 +76,7 @@ public final class AsyncRequestRunner: @unchecked Sendable {
 
     /// Starts `handler` for `request` as a Task on the loop (it first runs on a later loop
     /// turn, after the responder's `handle` returned). Call it from the responder's `handle`:
-    /// it arms the request's abort watch (``HTTPRequest/watchForAbort()``) now. If that fails,
+    /// it arms the request's abort watch (`HTTPRequest.watchForAbort()`) now. If that fails,
     /// the request is answered `503` at once and no Task starts.
     public func run(_ request: HTTPRequest, onClientAbort: ClientAbortPolicy = .cancel, handler: @escaping AsyncHandler) {
         executor.thread.preconditionOnThread()
@@ -97,8 +97,8 @@ public final class AsyncRequestRunner: @unchecked Sendable {
         running[request.head.number] = Entry(task: task, policy: onClientAbort, request: asyncRequest)
     }
 
-    /// Forward every ``HTTPResponder/requestEnded(_:_:)`` here. On
-    /// ``HTTPRequestEnd/aborted(_:)`` the request's Task is cancelled (once: the server reports
+    /// Forward every `HTTPResponder.requestEnded(_:_:)` here. On
+    /// `HTTPRequestEnd.aborted(_:)` the request's Task is cancelled (once: the server reports
     /// each end once), unless its route said ``ClientAbortPolicy/continue``.
     public func requestEnded(_ head: HTTPRequestHead, _ end: HTTPRequestEnd) {
         executor.thread.preconditionOnThread()

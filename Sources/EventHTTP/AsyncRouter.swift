@@ -1,4 +1,4 @@
-/// A ready-made ``HTTPResponder`` of async routes: exact paths, one handler per method and path.
+/// A ready-made `HTTPResponder` of async routes: exact paths, one handler per method and path.
 ///
 /// ```swift
 /// let router = AsyncRouter(executor: executor)
@@ -12,7 +12,7 @@
 /// A `GET` route also answers `HEAD` (headers only). An unknown path gets `404`; a known path
 /// with another method `405` with `Allow`. Requests are named by the client's `X-Request-Id` if
 /// it sent one, else by their number. Every end goes to ``onRequestEnded`` (an access log: an
-/// abort is ``HTTPRequestEnd/aborted(_:)``, which greetd logs as status `499`).
+/// abort is `HTTPRequestEnd.aborted(_:)`, which greetd logs as status `499`).
 ///
 /// Threading: loop-confined. Ownership: the server holds its responder unowned: keep the router
 /// alive as long as the server.
