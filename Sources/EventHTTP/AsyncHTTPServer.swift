@@ -21,6 +21,9 @@ public final class AsyncHTTPServer {
     /// The evhttp server (bound in `init`).
     public let server: HTTPServer
     private var stopping = false
+    private var finished = false
+    /// Bounds how long ``stop(reason:grace:)`` waits for answers to reach their clients.
+    private var graceTimer: Event?
 
     /// Creates the loop, the executor, the router and the server, and binds `host`:`port`
     /// (`0`: any free port, see ``addresses``), on the calling thread.
@@ -47,20 +50,50 @@ public final class AsyncHTTPServer {
         try base.run()
     }
 
-    /// Stops: no new connections, every handler cancelled with `reason`
-    /// (``AsyncRequestRunner/cancelAll(reason:)``); once they have all ended, the remaining
-    /// connections close and ``run()`` returns. Loop thread.
-    public func stop(reason: String = "server shutting down") {
+    /// Stops: no new connections, idle keep-alive connections closed, every handler cancelled
+    /// with `reason` (``AsyncRequestRunner/cancelAll(reason:)``). A cancelled handler may still
+    /// answer (say, `503` with the reason); the connections then close once their last answers
+    /// are written, and ``run()`` returns. Connections whose clients do not read their answers
+    /// within `grace` are dropped. Loop thread; a second call changes nothing.
+    public func stop(reason: String = "server shutting down", grace: Duration = .seconds(2)) {
         executor.thread.preconditionOnThread()
         guard !stopping else { return }
         stopping = true
-        server.closeListeners()
-        let finish: () -> Void = { [unowned self] in
-            self.server.close()
-            self.base.exit()
+        // Draining: listeners closed, idle connections closed now, and each busy one closes
+        // itself as soon as its answer is written and it turns idle.
+        server.beginDraining()
+        let previous = server.onConnectionCountChange
+        server.onConnectionCountChange = { [unowned self] count in
+            previous?(count)
+            self.finishIfDone()
         }
-        router.runner.onIdle = finish
+        router.runner.onIdle = { [unowned self] in self.finishIfDone() }
+        do {
+            let timer = try Event(base: base) { [unowned self] _ in self.finish() }
+            try timer.add(timeout: grace)
+            graceTimer = timer
+        } catch {
+            // Without the timer a client that never reads could hold the stop for ever: give
+            // up the grace period instead.
+            router.runner.cancelAll(reason: reason)
+            finish()
+            return
+        }
         router.runner.cancelAll(reason: reason)
-        if router.runner.runningCount == 0 { finish() }
+        finishIfDone()
+    }
+
+    /// Finishes once no handler runs and no connection is open.
+    private func finishIfDone() {
+        if router.runner.runningCount == 0 && server.connectionCount == 0 { finish() }
+    }
+
+    /// Frees what is left and ends ``run()``. Once.
+    private func finish() {
+        guard !finished else { return }
+        finished = true
+        graceTimer = nil
+        server.close()
+        base.exit()
     }
 }
