@@ -6,8 +6,9 @@ import Logging
 ///
 /// It logs `Handling greeting request`, then thinks: it logs `Greetings are hard. Thinking...`
 /// at each tick (`start + n × tick`, never before), and at `start + delay` answers `200 Hello
-/// Gopher!` (``ThinkingSchedule``, the rule the async greetings share). One ``PunctualTimer`` does both: it is set for whichever comes next. Every tick due
-/// by the delay is logged before the answer, so the defaults give the seed's five lines.
+/// Gopher!` (``ThinkingSchedule``: the rule the async greetings share). One ``PunctualTimer``
+/// does both: it is set for whichever comes next. Every tick due by the delay is logged before
+/// the answer, so the defaults give the seed's five lines.
 ///
 /// Its ``Context`` is a child of the server's root context, with the request's deadline, if any
 /// (a second timer, set for `start + timeout`). Whatever ends it first ends the greeting, and its

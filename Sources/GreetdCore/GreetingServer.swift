@@ -10,23 +10,29 @@ public struct ShutdownCause: Error, CustomStringConvertible, Sendable {
 }
 
 /// One worker: the greeting server of the seed, on one libevent loop. It wires the pieces: the
-/// ``HTTPServer`` (transport), a `Router`, a ``Greeting`` per greeting request, the
+/// ``HTTPServer`` (transport), a `Router`, a ``Greeting`` per greeting request (or an
+/// `AsyncGreeting`, run by an ``AsyncRequestRunner`` on the loop's ``LoopExecutor``), the
 /// `RequestRecorder` (access log, stats, metrics) and the `ShutdownCoordinator`.
 ///
 /// Routes (`Router`): `/` greets, `/healthz` answers `200 ok` while serving and `503` once
-/// draining, `/metrics` renders the shared registry; those three answer `GET` and `HEAD` (else
+/// draining, `/metrics` renders the shared registry. `/` with `Accept: text/event-stream` (or
+/// `?stream=1`) streams the greeting as server-sent events; `/?async=1` is the plain greeting as
+/// an async handler (both `AsyncGreeting`); those three answer `GET` and `HEAD` (else
 /// `405` with `Allow`); any other path gets `404`. Each request is named by the transport
 /// (`X-Request-Id`, see ``requestID(number:clientValue:)``) and gets one access-log line.
 ///
 /// ## Lifecycle
 /// `serving` → ``beginDrain()`` → `draining` (listeners closed, idle connections closed,
 /// greetings in flight go on, new greetings get `503`) → budget spent or ``cancelRemaining()`` →
-/// `canceling` (the root context is cancelled with ``ShutdownCause``; each greeting answers
-/// `503`, `Connection: close`) → `stopped` once no connection is left, or after the grace period.
+/// `canceling` (the root context is cancelled with ``ShutdownCause`` and the async greetings'
+/// Tasks too; each greeting answers `503`, `Connection: close`, and each stream ends with
+/// `event: error`, its connection closed once the stream has ended) → `stopped` once no
+/// connection and no handler Task is left, or after the grace period.
 ///
 /// Ownership: the server owns its ``HTTPServer`` (and through it every listener and connection),
-/// its root context and every in-flight ``Greeting``. The ``EventBase`` is the caller's; stop
-/// the server (``forceStop()``) before the base goes.
+/// its root context, its ``executor`` and every in-flight greeting. The ``EventBase`` is the
+/// caller's; stop the server (``forceStop()``), then, once the loop has returned,
+/// ``shutdownExecutor()``, before the base goes.
 ///
 /// Threading: loop-confined.
 public final class GreetingServer: HTTPResponder {
