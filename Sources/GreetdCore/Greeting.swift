@@ -6,8 +6,9 @@ import Logging
 ///
 /// It logs `Handling greeting request`, then thinks: it logs `Greetings are hard. Thinking...`
 /// at each tick (`start + n × tick`, never before), and at `start + delay` answers `200 Hello
-/// Gopher!`. One ``PunctualTimer`` does both: it is set for whichever comes next. Every tick due
-/// by the delay is logged before the answer, so the defaults give the seed's five lines.
+/// Gopher!` (``ThinkingSchedule``: the rule the async greetings share). One ``PunctualTimer``
+/// does both: it is set for whichever comes next. Every tick due by the delay is logged before
+/// the answer, so the defaults give the seed's five lines.
 ///
 /// Its ``Context`` is a child of the server's root context, with the request's deadline, if any
 /// (a second timer, set for `start + timeout`). Whatever ends it first ends the greeting, and its
@@ -22,7 +23,7 @@ import Logging
 /// Ownership: the ``GreetingServer`` holds each greeting in its in-flight table until its
 /// request ends; the greeting owns its request, context and timers, and the timers hold it
 /// unowned, so ending it (removing it from the table) frees everything at once.
-final class Greeting: EventTarget, ContextObserver {
+final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
     private enum State {
         case thinking(ticker: PunctualTimer?, deadline: PunctualTimer?)
         case finished
@@ -51,13 +52,12 @@ final class Greeting: EventTarget, ContextObserver {
     }
 
     private var started: ContinuousClock.Instant { request.head.start }
-    private var tick: Duration { server.configuration.tick.duration }
-    /// When the answer is due.
-    private var finish: ContinuousClock.Instant { started + parameters.delay.duration }
-    /// Ticks that fall due within the delay: they are all logged before the answer.
-    private var ticksDue: Int { Int(parameters.delay.nanoseconds / server.configuration.tick.nanoseconds) }
+    /// When it ticks and answers: the rule every greeting shares.
+    private var schedule: ThinkingSchedule {
+        ThinkingSchedule(start: started, delay: parameters.delay, tick: server.configuration.tick)
+    }
     /// The next instant the ticker must fire at: the next tick, or the answer.
-    private var nextWake: ContinuousClock.Instant { min(started + tick * (ticksLogged + 1), finish) }
+    private var nextWake: ContinuousClock.Instant { schedule.nextWake(logged: ticksLogged) }
 
     private func log(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message,
                      metadata: @autoclosure () -> Logger.Metadata = [:]) {
@@ -113,8 +113,9 @@ final class Greeting: EventTarget, ContextObserver {
         }
         guard case .thinking(let ticker, _) = state, let ticker else { return }
         let now = ContinuousClock.now
-        while ticksLogged < ticksDue && started + tick * (ticksLogged + 1) <= now { logTick() }
-        if now >= finish {
+        let schedule = self.schedule
+        while schedule.nextTickIsDue(logged: ticksLogged, by: now) { logTick() }
+        if now >= schedule.finish {
             complete()
         } else {
             do {
@@ -151,7 +152,7 @@ final class Greeting: EventTarget, ContextObserver {
 
     private func complete() {
         guard case .thinking = state else { return }
-        while ticksLogged < ticksDue { logTick() }
+        while ticksLogged < schedule.ticksDue { logTick() }
         state = .finished  // frees the timers
         outcome = .completed
         log(.info, "Handled greeting request")

@@ -1,3 +1,4 @@
+import EventHTTP
 import GoContext
 import Libevent
 import Logging
@@ -9,23 +10,29 @@ public struct ShutdownCause: Error, CustomStringConvertible, Sendable {
 }
 
 /// One worker: the greeting server of the seed, on one libevent loop. It wires the pieces: the
-/// ``HTTPServer`` (transport), a `Router`, a ``Greeting`` per greeting request, the
+/// ``HTTPServer`` (transport), a `Router`, a ``Greeting`` per greeting request (or an
+/// `AsyncGreeting`, run by an ``AsyncRequestRunner`` on the loop's ``LoopExecutor``), the
 /// `RequestRecorder` (access log, stats, metrics) and the `ShutdownCoordinator`.
 ///
 /// Routes (`Router`): `/` greets, `/healthz` answers `200 ok` while serving and `503` once
-/// draining, `/metrics` renders the shared registry; those three answer `GET` and `HEAD` (else
+/// draining, `/metrics` renders the shared registry. `/` with `Accept: text/event-stream` (or
+/// `?stream=1`) streams the greeting as server-sent events; `/?async=1` is the plain greeting as
+/// an async handler (both `AsyncGreeting`); those three answer `GET` and `HEAD` (else
 /// `405` with `Allow`); any other path gets `404`. Each request is named by the transport
 /// (`X-Request-Id`, see ``requestID(number:clientValue:)``) and gets one access-log line.
 ///
 /// ## Lifecycle
 /// `serving` → ``beginDrain()`` → `draining` (listeners closed, idle connections closed,
 /// greetings in flight go on, new greetings get `503`) → budget spent or ``cancelRemaining()`` →
-/// `canceling` (the root context is cancelled with ``ShutdownCause``; each greeting answers
-/// `503`, `Connection: close`) → `stopped` once no connection is left, or after the grace period.
+/// `canceling` (the root context is cancelled with ``ShutdownCause`` and the async greetings'
+/// Tasks too; each greeting answers `503`, `Connection: close`, and each stream ends with
+/// `event: error`, its connection closed once the stream has ended) → `stopped` once no
+/// connection and no handler Task is left, or after the grace period.
 ///
 /// Ownership: the server owns its ``HTTPServer`` (and through it every listener and connection),
-/// its root context and every in-flight ``Greeting``. The ``EventBase`` is the caller's; stop
-/// the server (``forceStop()``) before the base goes.
+/// its root context, its ``executor`` and every in-flight greeting. The ``EventBase`` is the
+/// caller's; stop the server (``forceStop()``), then, once the loop has returned,
+/// ``shutdownExecutor()``, before the base goes.
 ///
 /// Threading: loop-confined.
 public final class GreetingServer: HTTPResponder {
@@ -40,8 +47,12 @@ public final class GreetingServer: HTTPResponder {
     private let group: WorkerGroup
     private let router = Router()
     private var http: HTTPServer?
+    /// The loop as a Swift executor: the async greetings' Tasks run on it.
+    public let executor: LoopExecutor
+    /// Runs the async greetings (streaming, `?async=1`), cancelling each when its client leaves.
+    let runner: AsyncRequestRunner
     /// Greetings thinking, by request number.
-    private var inFlight: [UInt64: Greeting] = [:]
+    private var inFlight: [UInt64: any InFlightGreeting] = [:]
     /// Outcomes of answers sent without a greeting (a refusal while draining), by request number.
     private var outcomes: [UInt64: RequestOutcome] = [:]
     /// Parent of every request's context; cancelled with ``ShutdownCause`` when the budget ends.
@@ -77,14 +88,27 @@ public final class GreetingServer: HTTPResponder {
         precondition(stats.libevent === base.counters, "stats must count this base's handles")
         self.stats = stats
         recorder = RequestRecorder(logger: logger, stats: stats, metrics: metrics, maxConnections: configuration.http.maxConnections)
+        executor = try LoopExecutor(base: base)
+        runner = AsyncRequestRunner(executor: executor)
         var options = configuration.http
         options.reusePort = configuration.workers > 1
-        let http = try HTTPServer(base: base, options: options, group: group.http, responder: self)
+        let http: HTTPServer
+        do {
+            http = try HTTPServer(base: base, options: options, group: group.http, responder: self)
+        } catch {
+            executor.shutdown()
+            throw error
+        }
         do {
             try http.bind(host: configuration.host, port: port ?? configuration.port)
         } catch {
             http.close()
+            executor.shutdown()
             throw error
+        }
+        runner.onIdle = { [unowned self] in self.checkIdle() }
+        runner.onHandlerFailure = { [unowned self] head, failure in
+            self.logger.log(.error, request: head.id, "Greeting handler failed: \(failure)")
         }
         http.onConnectionCountChange = { [unowned self] count in
             self.recorder.connectionsChanged(to: count)
@@ -98,6 +122,7 @@ public final class GreetingServer: HTTPResponder {
 
     deinit {
         precondition(http?.isClosed ?? true, "GreetingServer dropped without forceStop()")
+        precondition(executor.isShutDown, "GreetingServer dropped without shutdownExecutor()")
     }
 
     /// Where the server listens, with real ports.
@@ -119,6 +144,13 @@ public final class GreetingServer: HTTPResponder {
     public func forceStop() {
         apply(.stop)
         http?.close()
+    }
+
+    /// Ends the async greetings' executor: runs the jobs still queued (the last steps of Tasks
+    /// cancelled by ``forceStop()``) and frees its events. Call it on the loop thread once
+    /// ``EventBase/run()`` has returned, after ``forceStop()``. Idempotent.
+    public func shutdownExecutor() {
+        executor.shutdown()
     }
 
     /// Runs the coordinator's transition for `event` and carries out its actions; an event that
@@ -153,6 +185,7 @@ public final class GreetingServer: HTTPResponder {
                 arm(after: configuration.shutdownTimeout, .budgetSpent)
             case .cancelGreetings:
                 root.cancel(.canceled, cause: ShutdownCause())
+                runner.cancelAll(reason: "\(ShutdownCause())")
             case .armGrace:
                 arm(after: configuration.shutdownGrace, .graceSpent)
             case .release:
@@ -180,9 +213,10 @@ public final class GreetingServer: HTTPResponder {
         }
     }
 
-    /// Once stopping, stops as soon as no greeting and no connection is left.
+    /// Once stopping, stops as soon as no greeting, no handler Task and no connection is left.
     private func checkIdle() {
-        guard phase == .draining || phase == .canceling, inFlight.isEmpty, (http?.connectionCount ?? 0) == 0 else { return }
+        guard phase == .draining || phase == .canceling, inFlight.isEmpty, runner.runningCount == 0,
+              (http?.connectionCount ?? 0) == 0 else { return }
         apply(.idle)
     }
 
@@ -221,6 +255,7 @@ public final class GreetingServer: HTTPResponder {
     /// A request ended: its greeting (if any) learns why and leaves the in-flight table, and the
     /// recorder writes the access line and counts it.
     public func requestEnded(_ head: HTTPRequestHead, _ end: HTTPRequestEnd) {
+        runner.requestEnded(head, end)  // cancels an async greeting's Task on an abort
         var outcome = outcomes.removeValue(forKey: head.number)
         if let greeting = inFlight.removeValue(forKey: head.number) {
             if case .aborted(let reason) = end { greeting.clientWentAway(reason) }
@@ -239,10 +274,35 @@ public final class GreetingServer: HTTPResponder {
             send(request, status: 400, body: "\(error)\n")
             return
         }
-        let greeting = Greeting(request: request, parameters: parameters, server: self)
+        let kind = GreetingKind(request)
+        if kind == .events && request.method == .head {
+            // The headers only, at once: there is no body to think about.
+            var headers = eventStreamHeaders
+            if parameters.delayWasCapped { headers.append((cappedDelayHeader, "\(parameters.delay)")) }
+            request.startStream(status: 200, headers: headers)
+            request.endStream()
+            return
+        }
+        guard kind != .timer else {
+            let greeting = Greeting(request: request, parameters: parameters, server: self)
+            inFlight[request.head.number] = greeting
+            recorder.greetingStarted()
+            greeting.start()
+            return
+        }
+        do {
+            try request.watchForAbort()
+        } catch {
+            logger.log(.error, request: request.id, "Cannot watch the connection: \(error)")
+            send(request, status: 500, body: "internal error: \(error)\n")
+            return
+        }
+        let greeting = AsyncGreeting(head: request.head, mode: kind == .events ? .events : .plain,
+                                     parameters: parameters, server: self)
         inFlight[request.head.number] = greeting
         recorder.greetingStarted()
         greeting.start()
+        runner.run(request) { [greeting] request, response in await greeting.run(request, response) }
     }
 
     /// Answers a request, adding `Connection: close` once the server is stopping.

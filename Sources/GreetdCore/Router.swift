@@ -2,7 +2,7 @@ import Libevent
 
 /// Where a request goes, decided from its method and path alone.
 enum Route: Equatable {
-    /// `GET /`, `HEAD /`: a ``Greeting``.
+    /// `GET /`, `HEAD /`: a greeting (`GreetingKind` says which).
     case greeting
     /// `GET /healthz`, `HEAD /healthz`: `200 ok` while serving, `503` once draining.
     case health

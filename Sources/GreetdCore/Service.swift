@@ -197,7 +197,10 @@ private func runWorker(
     }
     // Reverse order of creation on the way out: the server (connections, greetings), our event,
     // then the base when it goes out of scope.
-    defer { withExtendedLifetime(controlEvent) { server.forceStop() } }
+    defer {
+        withExtendedLifetime(controlEvent) { server.forceStop() }
+        server.shutdownExecutor()  // the loop has stopped: the async greetings' last jobs run here
+    }
     onReady(server.addresses)
     try base.run()
 }

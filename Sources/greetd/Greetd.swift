@@ -20,6 +20,12 @@ struct Greetd: ParsableCommand {
             syntax: 0, 250ms, 1.5s, 2m, 1h30m. GET /healthz answers 200 while serving and 503 \
             while draining; GET /metrics is Prometheus text.
 
+            GET / with "Accept: text/event-stream" (or ?stream=1) streams the same greeting as \
+            server-sent events: "event: thinking" at each tick, then "event: greeting" (or \
+            "event: error" with the deadline's or the shutdown's words). Try \
+            curl -N -H 'Accept: text/event-stream' localhost:8080. GET /?async=1 is the plain \
+            greeting run as an async handler on loop timers (for benchmarks).
+
             A zero timeout means opposite things in the two places, as in Go: --timeout 0 (the \
             default) means no deadline, while ?timeout=0 is a deadline that has already passed \
             (Go's context.WithTimeout(ctx, 0)): that greeting ends at once with 503 and \

@@ -5,7 +5,7 @@ import Testing
 /// `greet-stress --stream` against a real `greetd`: the clients ask for the streaming greeting,
 /// read its events while they wait, and then abort mid-stream (or read it to its end); greetd's
 /// `/metrics` must account for every one of them exactly as for the plain greeting.
-@Suite("greet-stress --stream against greetd", .serialized, .disabled("until the streaming greeting lands"))
+@Suite("greet-stress --stream against greetd", .serialized)
 struct StreamStressTests {
     /// greetd on a free port with a short tick, so that streams carry events before they abort.
     private static func startGreetd(tick: String) throws -> (GreetdProcess, UInt16) {

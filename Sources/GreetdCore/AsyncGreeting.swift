@@ -1,0 +1,224 @@
+import EventHTTP
+import GoContext
+import GreetdRules
+import Logging
+
+/// The greeting as an async handler: the seed's loop, where each sleep is a libevent timer
+/// (``LoopExecutor/sleep(until:)``) and the client's abort cancels the Task.
+///
+/// Two modes, one loop:
+/// - ``Mode/events``, the streaming (SSE) greeting: `200`, `text/event-stream`, each tick's
+///   `event: thinking` written the moment its log line is, then `event: greeting`
+///   (or `event: error` with the context's words), then the stream ends.
+/// - ``Mode/plain`` (`?async=1`, for the benchmarks): the plain greeting's answers (`200 Hello
+///   Gopher!`, `503` past the deadline or at shutdown), from an async handler.
+///
+/// It follows the timer greeting's rules and lines: ``ThinkingSchedule`` for the ticks;
+/// `Handling greeting request`, the ticks, then `Context Error: …` or nothing, then `Handled
+/// greeting request`; then the access line. Its ``Context`` (a child of the server's root, with
+/// the request's deadline) says why it ended, in Go's words:
+/// - the client leaves (FIN, RST, half-close): the server calls ``clientWentAway(_:)`` as the
+///   request ends, before the access line; the context error and `Handled` are logged then,
+///   and the Task (cancelled by the runner) logs and writes nothing more;
+/// - the deadline: the loop sleeps until the earlier of the next tick and the deadline, then
+///   cancels the context with `deadlineExceeded`;
+/// - shutdown past its budget: the root context is cancelled (the lines are logged at once),
+///   then the runner cancels the Task (``AsyncRequestRunner/cancelAll(reason:)``), which
+///   writes `event: error` / `data: server shutting down` and ends the stream.
+///
+/// Threading: loop-confined. `@unchecked Sendable` only to enter its handler's Task, which runs
+/// on the loop's executor: every entry point checks the thread.
+///
+/// Ownership: the server's in-flight table holds it until its request ends; the handler's Task
+/// holds it (and the server) until the Task ends. The server counts it live in
+/// ``GreetdStats/liveGreetings`` until it is freed.
+final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendable {
+    // @unchecked Sendable: every mutable field (and the loop-confined `context`) is touched on
+    // the server's loop thread only, checked by `preconditionOnThread` in each entry point.
+
+    /// How the greeting answers.
+    enum Mode {
+        /// Server-sent events on a streamed response.
+        case events
+        /// One whole response at the end, like the timer greeting.
+        case plain
+    }
+
+    let head: HTTPRequestHead
+    private let mode: Mode
+    private let parameters: GreetingQuery
+    private let context: Context
+    private let schedule: ThinkingSchedule
+    /// The deadline, from `?timeout=` or `--timeout`.
+    private let deadline: ContinuousClock.Instant?
+    private let server: GreetingServer
+    private var ticksLogged = 0
+    /// The greeting's last line (`Handled greeting request`) is logged: nothing more is, no tick.
+    private var ended = false
+    /// How the greeting ended, once it has.
+    private(set) var outcome: RequestOutcome?
+
+    init(head: HTTPRequestHead, mode: Mode, parameters: GreetingQuery, server: GreetingServer) {
+        self.head = head
+        self.mode = mode
+        self.parameters = parameters
+        self.server = server
+        deadline = parameters.timeout.map { head.start + $0.duration }
+        context = Context(parent: server.root, deadline: deadline)
+        schedule = ThinkingSchedule(start: head.start, delay: parameters.delay, tick: server.configuration.tick)
+        server.stats.liveGreetings.bump()
+    }
+
+    deinit {
+        server.stats.liveGreetings.bump(-1)
+    }
+
+    private func log(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message,
+                     metadata: @autoclosure () -> Logger.Metadata = [:]) {
+        server.logger.log(level, request: head.id, message(), metadata: metadata())
+    }
+
+    /// Logs the first lines, on the loop thread, as the request is handed over (before its Task
+    /// first runs, so that an abort in between logs its context error after them).
+    func start() {
+        server.base.thread.preconditionOnThread()
+        log(.info, "Handling greeting request")
+        if parameters.delayWasCapped, let asked = parameters.requestedDelay {
+            log(.debug, "Delay capped at --max-delay", metadata: ["asked": "\(asked)", "max_delay": "\(parameters.delay)"])
+        }
+        context.onDone(observer: self)  // at once if the server is already shutting down
+    }
+
+    /// The client went away (the server reported the request aborted): Go's `r.Context()`
+    /// is cancelled, and the lines are logged now.
+    func clientWentAway(_ reason: ConnectionEnd) {
+        server.base.thread.preconditionOnThread()
+        log(.debug, "Client went away", metadata: ["reason": "\(reason)"])
+        if !ended { outcome = .canceled }
+        context.cancel()
+    }
+
+    /// The context is done (client gone, deadline, shutdown): its error is logged, then `Handled`.
+    func contextDone(_ context: Context, error: ContextError) {
+        server.base.thread.preconditionOnThread()
+        guard !ended else { return }
+        ended = true
+        if let cause = context.cause, !(cause is ContextError) {
+            log(.notice, "Context Error: \(error) (cause: \(cause))")
+        } else {
+            log(.notice, "Context Error: \(error)")
+        }
+        log(.info, "Handled greeting request")
+        if outcome == nil { outcome = error == .deadlineExceeded ? .deadlineExceeded : .shutdown }
+    }
+
+    /// The handler: the seed's loop. Runs as the request's Task, on the loop.
+    func run(_ request: AsyncRequest, _ response: AsyncResponse) async {
+        server.base.thread.preconditionOnThread()
+        var stream: ResponseStream?
+        do {
+            if mode == .events && !ended { stream = try response.startStream(headers: eventHeaders) }
+            while !ended {
+                let now = ContinuousClock.now
+                // Every tick due by now, and before the deadline: the line, then its event.
+                while !ended && schedule.nextTickIsDue(logged: ticksLogged, by: now)
+                        && deadline.map({ schedule.tickInstant(ticksLogged + 1) < $0 }) ?? true {
+                    ticksLogged += 1
+                    server.recorder.ticked()
+                    log(.info, "Greetings are hard. Thinking...")
+                    try await stream?.write(Self.thinkingEvent)
+                }
+                if ended { break }
+                if let deadline, now >= deadline {
+                    context.cancel(.deadlineExceeded)
+                    break
+                }
+                if now >= schedule.finish {
+                    ended = true
+                    outcome = .completed
+                    log(.info, "Handled greeting request")
+                    if let stream {
+                        try await stream.write(Self.greetingEvent)
+                        try await stream.finish()
+                    } else {
+                        try response.respond(status: 200, headers: closing(answerHeaders), body: "Hello Gopher!\n")
+                    }
+                    return
+                }
+                let wake = schedule.nextWake(logged: ticksLogged)
+                try await request.executor.sleep(until: deadline.map { min($0, wake) } ?? wake)
+            }
+        } catch is ResponseError {
+            return  // the client left; the server logged it as the request ended
+        } catch is CancellationError where ended {
+            // Cancelled by the abort or the shutdown, whose lines are logged: say why below.
+        } catch {
+            // A timer that cannot be set (libevent out of memory), or the executor shut down.
+            if !ended {
+                ended = true
+                outcome = .shutdown
+                log(.error, "Cannot go on thinking: \(error)")
+            }
+        }
+        await lastWords(request, response, stream)
+    }
+
+    /// The end of a greeting that did not complete: an `event: error` (or a `503`) with the
+    /// reason, unless the client is gone. The runner ends a stream left open.
+    private func lastWords(_ request: AsyncRequest, _ response: AsyncResponse, _ stream: ResponseStream?) async {
+        let reason: String, body: String
+        switch outcome {
+        case .deadlineExceeded:
+            reason = "\(ContextError.deadlineExceeded)"
+            body = "greeting timed out after \(parameters.timeout ?? .zero)\n"
+        case .shutdown:
+            reason = request.shutdownReason ?? "\(ShutdownCause())"
+            body = "server shutting down\n"
+        default:
+            return  // canceled by the client: nobody to tell
+        }
+        do {
+            if mode == .events {
+                let stream = try stream ?? response.startStream(headers: eventHeaders)
+                try await stream.write("event: error\ndata: \(reason)\n\n")
+                try await stream.finish()
+            } else {
+                let retry: [(String, String)] = outcome == .shutdown ? [("Retry-After", "1")] : []
+                try response.respond(status: 503, headers: closing(answerHeaders + retry), body: body)
+            }
+        } catch {
+            // The client left meanwhile: the server logged it.
+        }
+    }
+
+    static let thinkingEvent = "event: thinking\ndata: Greetings are hard. Thinking...\n\n"
+    static let greetingEvent = "event: greeting\ndata: Hello Gopher!\n\n"
+
+    /// `X-Delay-Capped` when `?delay=` was capped.
+    private var answerHeaders: [(String, String)] {
+        parameters.delayWasCapped ? [(cappedDelayHeader, "\(parameters.delay)")] : []
+    }
+
+    /// The stream's headers, fixed when it starts (a header cannot be added mid-stream).
+    private var eventHeaders: [(String, String)] {
+        closing(eventStreamHeaders + answerHeaders)
+    }
+
+    /// `headers` plus `Connection: close` once the server is stopping (as the timer greeting's
+    /// answers). A stream started while serving that ends while stopping cannot say so: the
+    /// draining server closes its connection once the stream has ended.
+    private func closing(_ headers: [(String, String)]) -> [(String, String)] {
+        server.phase == .serving ? headers : headers + [("Connection", "close")]
+    }
+}
+
+/// The headers of the streaming greeting (and of its `HEAD`).
+let eventStreamHeaders = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")]
+
+/// A greeting in the server's in-flight table, from its start until its request ends.
+protocol InFlightGreeting: AnyObject {
+    /// How it ended, once it has.
+    var outcome: RequestOutcome? { get }
+    /// Its client went away (the request was reported aborted).
+    func clientWentAway(_ reason: ConnectionEnd)
+}
