@@ -11,6 +11,9 @@ private let writerSignals = Atomic<Int>(0)
 private final class InterruptedWriter: Sendable {
     let started = DispatchSemaphore(value: 0)
     let finished = DispatchSemaphore(value: 0)
+    /// The writer thread lives until the test stops signalling it: a signal must never go to an
+    /// exited thread, whose id another thread of the test process may have taken by then.
+    let mayExit = DispatchSemaphore(value: 0)
     let thread = Mutex<ThreadID?>(nil)
     let outcome = Mutex<String>("")
 }
@@ -28,6 +31,7 @@ struct WriteAllTests {
         let writer = InterruptedWriter()
         Thread.detachNewThread {
             writer.thread.withLock { $0 = .current }
+            defer { writer.mayExit.wait() }
             // Teardown: EOF for the reader either way; close's failure changes nothing.
             defer { try? closeDescriptor(pipe.write); writer.finished.signal() }
             do {
@@ -43,10 +47,13 @@ struct WriteAllTests {
         }
         try #require(writer.started.wait(timeout: .now() + 30) == .success)
         let thread = try #require(writer.thread.withLock { $0 })
+        defer { writer.mayExit.signal() }
         var received: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
-            // Signal the writer while it is blocked on a full pipe; ESRCH once it has finished.
+            // Signal the writer while it is blocked on a full pipe (it stays alive until
+            // `mayExit`, so the id is always its own). Ignored: a failure only means one
+            // interruption fewer.
             try? thread.send(signal: SIGUSR2)
             let count = try systemCall("read") { read(pipe.read, &chunk, chunk.count) }
             if count == 0 { break }
