@@ -16,6 +16,7 @@ Bounded: N aborts (default 200), loopback only, and it stops greetd when done.
 import argparse, os, queue, socket, struct, subprocess, sys, threading, time
 
 from greetd_format import parse_line, parse_time_ns  # greetd's log-line format, shared with run.py
+from run import percentile  # the runner's percentile (nearest rank)
 
 
 def about(request, message):
@@ -24,12 +25,6 @@ def about(request, message):
         line = parse_line(text)
         return line is not None and line.request_id == str(request) and line.message.startswith(message)
     return matches
-
-
-def percentile(values, p):
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, int(round(p / 100 * (len(ordered) - 1)))))
-    return ordered[k]
 
 
 def main():

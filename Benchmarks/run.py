@@ -1,37 +1,36 @@
 #!/usr/bin/env python3
-"""greetd's benchmark suite: greetd side by side with the Go reference (and raw C evhttp).
+"""greetd's benchmark suite: every figure of issues 10 and 9, beside Go and the raw evhttp floor.
 
 One command, from the repository root:
 
-    python3 Benchmarks/run.py            # full run, rewrites BENCHMARKS.md and the chart
-    python3 Benchmarks/run.py --quick    # smaller counts, to check the runner itself; writes
-                                         # only under .build-bench/quick/, never the tracked files
+    python3 Benchmarks/run.py                 # full run: rewrites BENCHMARKS.md, the chart, the summary
+    python3 Benchmarks/run.py --rounds 5      # more alternating rounds per figure (default 3)
+    python3 Benchmarks/run.py --quick         # 1 round, small counts, to check the runner; writes
+                                              # only under .build-bench/quick/, never the tracked files
+    python3 Benchmarks/run.py --quick --smoke # CI's smoke run (< 60 s, no build): fails only on a
+                                              # broken run, never on a missed target
+    python3 Benchmarks/run.py --report-only   # the report and chart again, from the summary
 
-It builds greetd and greet-stress in release mode, the Go reference (Benchmarks/go-greetd,
-when `go` is installed; `apt-get install golang-go`) and the C evhttp floor
-(Benchmarks/c-evhttp), then measures, for each server, on loopback only:
+It builds greetd, greet-stress and executor-bench in release mode, the Go reference
+(Benchmarks/go-greetd, when `go` is installed; without it the Go figures are "not measured") and
+the C evhttp floor (Benchmarks/c-evhttp). Every figure is measured in alternating rounds (greetd,
+Go, greetd, Go, ...: each variant of a figure once per round, a fresh server each time) and
+reported as the median over rounds of each round's figure. Loopback only, bounded in count and
+time; it stops every server it starts.
 
-1. cancel latency: client close() -> the server's `Context Error` line, stamped on arrival by a
-   separate reader process (CLOCK_MONOTONIC), one abort at a time and then N concurrent aborts
-   (FIN and RST mixed);
-2. memory per pending greeting: RSS growth / N with N greetings held open;
-3. capacity: the most pending greetings held at once (up to the fd limit), and how late their
-   one-second ticks fire (p99), from the servers' own log timestamps;
-4. fast path: `wrk -t1 -c64` requests/second on GET /?delay=0s, logs at warning level;
-5. abort storm: greet-stress aborts many requests at random; in-flight back to 0, RSS back near
-   its pre-storm figure, no crash.
+Issue 10 (this file): fast path against Go and against raw evhttp on one loop (with and without
+the epoll changelist), memory per pending greeting against the raw floor, cancel latency (aborts
+spread over 3 s, and all at once), RSS after an abort storm, capacity with tick lateness.
+Issue 9 (Benchmarks/stream-bench.py, imported): the async handler and the streaming greeting
+(they add variants to the same rounds), and the executor overhead (executor-bench's table).
 
-Everything is bounded in count and time and stops the servers it started. Issue 9's figures
-(async handlers, the streaming greeting beside Go's SSE) are Benchmarks/stream-bench.py's,
-which reuses this runner's stamper and helpers.
-
-Outputs: BENCHMARKS.md and Benchmarks/cancel-latency.svg; Benchmarks/results/latest.json, a
-small summary of the run (percentiles, and the quantiles the chart is drawn from), committed;
-Benchmarks/results/raw.json, every sample, git-ignored. `--report-only` redraws the first two
-from the summary alone.
+Outputs: BENCHMARKS.md, Benchmarks/cancel-latency.svg, Benchmarks/results/latest.json (a summary:
+per-round figures and medians, a few KB, committed); Benchmarks/results/raw.json (every sample,
+git-ignored). With --quick, all four under .build-bench/quick/ (with --smoke, .build-bench/smoke/).
 """
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -40,17 +39,21 @@ import resource
 import shutil
 import signal
 import socket
+import statistics
 import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-from greetd_format import parse_line, parse_time_ns as parse_wall  # greetd's log-line format
+sys.modules.setdefault("run", sys.modules[__name__])  # stream-bench.py's `from run import` reuses this module
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from greetd_format import parse_line, parse_time_ns as parse_wall  # noqa: E402  greetd's log-line format
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_BUILD = os.path.join(ROOT, ".build-bench")
+RELEASE = os.path.join(ROOT, ".build", "release")
+NAN = float("nan")
 
 # A separate process stamps each stderr line as it arrives, so that the runner's own work (and
 # Python's GIL) cannot delay the stamps. CLOCK_MONOTONIC is shared by every process.
@@ -76,10 +79,6 @@ def log(message):
     print(f"[{datetime.datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def run(cmd, **kw):
-    return subprocess.run(cmd, cwd=ROOT, check=True, **kw)
-
-
 def raise_fd_limit():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -88,10 +87,21 @@ def raise_fd_limit():
 
 def percentile(values, p):
     if not values:
-        return float("nan")
+        return NAN
     ordered = sorted(values)
     k = min(len(ordered) - 1, max(0, int(round(p / 100 * (len(ordered) - 1)))))
     return ordered[k]
+
+
+def median(values):
+    values = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v]
+    return statistics.median(values) if values else NAN
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class Server:
@@ -99,38 +109,37 @@ class Server:
 
     def __init__(self, name, make_cmd, env=None):
         self.name = name
-        port = free_port()
-        cmd = make_cmd(port)
+        self.port = free_port()
         self.stamp_file = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False).name
         full_env = dict(os.environ)
         full_env.update(env or {})
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=full_env)
+        self.proc = subprocess.Popen(make_cmd(self.port), cwd=ROOT, stderr=subprocess.PIPE,
+                                     stdout=subprocess.DEVNULL, env=full_env)
         self.stamper = subprocess.Popen([sys.executable, "-c", STAMPER, self.stamp_file], stdin=self.proc.stderr)
         self.proc.stderr.close()
         self.offset = 0
-        self.port = port
         deadline = time.monotonic() + 30
         while True:  # listening once a connection succeeds
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 break
             except OSError:
                 pass
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with {self.proc.returncode} before listening")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} does not listen on port {port}")
+                raise RuntimeError(f"{name} does not listen on port {self.port}")
             time.sleep(0.02)
 
     def new_lines(self):
         """Lines stamped since the last call: (monotonic ns, text)."""
-        with open(self.stamp_file) as f:
+        with open(self.stamp_file, "rb") as f:
             f.seek(self.offset)
             data = f.read()
-        end = data.rfind("\n") + 1
-        self.offset += len(data[:end].encode())
+        end = data.rfind(b"\n") + 1
+        self.offset += end
         out = []
-        for raw in data[:end].splitlines():
+        for raw in data[:end].decode(errors="replace").splitlines():
             stamp, _, text = raw.partition("\t")
             out.append((int(stamp), text))
         return out
@@ -139,7 +148,11 @@ class Server:
         with open(f"/proc/{self.proc.pid}/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
+    def alive(self):
+        return self.proc.poll() is None
+
     def stop(self):
+        """Stops the server (SIGINT, then SIGKILL after 15 s); its exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
@@ -152,25 +165,6 @@ class Server:
         return self.proc.returncode
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def connect(port, path, rid):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.connect(("127.0.0.1", port))
-    s.sendall(f"GET {path} HTTP/1.1\r\nHost: bench\r\nX-Request-Id: {rid}\r\n\r\n".encode())
-    return s
-
-
-def abort(s, rst):
-    if rst:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    s.close()
-
-
 def wait_lines(server, predicate, count, timeout, collected=None):
     """Collects stamped lines until `count` of them satisfy `predicate` (given a
     greetd_format.LogLine); returns those as (stamp, LogLine)."""
@@ -181,172 +175,311 @@ def wait_lines(server, predicate, count, timeout, collected=None):
             line = parse_line(text)
             if line and predicate(line):
                 found.append((stamp, line))
-        time.sleep(0.01)
+        if len(found) < count:
+            time.sleep(0.01)
     return found
 
 
-# -- 1. cancel latency --------------------------------------------------------------------------
-
-def cancel_sequential(server, n):
-    arrival, logged = [], []
-    for i in range(n):
-        rid = f"s{i}"
-        s = connect(server.port, "/?delay=60s", rid)
-        wait_lines(server, lambda l: l.request_id == rid and l.message == "Handling greeting request", 1, 10)
-        time.sleep(0.002)
-        t_mono, t_wall = time.monotonic_ns(), time.time_ns()
-        abort(s, rst=i % 2 == 1)
-        got = wait_lines(server, lambda l: l.request_id == rid and l.message.startswith("Context Error"), 1, 10)
-        if got:
-            stamp, line = got[0]
-            arrival.append((stamp - t_mono) / 1000)
-            logged.append((parse_wall(line.time) - t_wall) / 1000)
-    return {"arrival_us": arrival, "logged_us": logged, "aborts": n, "seen": len(arrival)}
+def open_pending(port, path, headers="", rid="bench"):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.connect(("127.0.0.1", port))
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: bench\r\nX-Request-Id: {rid}\r\n{headers}\r\n".encode())
+    return s
 
 
-def cancel_concurrent(server, n):
-    socks = {}
-    for i in range(n):
-        socks[f"c{i}"] = connect(server.port, "/?delay=120s", f"c{i}")
-    started = wait_lines(server, lambda l: l.request_id in socks and l.message == "Handling greeting request", n, 60)
-    if len(started) < n:
-        log(f"  {server.name}: only {len(started)} of {n} greetings started")
-    closed = {}
-    for i, (rid, s) in enumerate(socks.items()):
-        closed[rid] = (time.monotonic_ns(), time.time_ns())
-        abort(s, rst=i % 2 == 1)
-    got = wait_lines(server, lambda l: l.request_id in closed and l.message.startswith("Context Error"), n, 60)
-    arrival = [(stamp - closed[l.request_id][0]) / 1000 for stamp, l in got]
-    logged = [(parse_wall(l.time) - closed[l.request_id][1]) / 1000 for _, l in got]
-    return {"arrival_us": arrival, "logged_us": logged, "aborts": n, "seen": len(got)}
-
-
-# -- 2. memory per pending greeting, 3. capacity and tick jitter -------------------------------
-
-def hold_pending(server, n, seconds, tick_lines):
-    """Opens up to n pending greetings, holds them `seconds`, returns RSS growth and jitter."""
-    for _ in range(100):  # warm up allocator and lazily made structures
-        s = connect(server.port, "/?delay=0s", "warm")
-        s.recv(4096)
-        s.close()
-    time.sleep(1.0)
-    server.new_lines()
-    rss_before = server.rss()
-    socks, errors = [], {}
-    for i in range(n):
-        try:
-            socks.append(connect(server.port, "/?delay=300s", f"p{i}"))
-        except OSError as e:
-            errors[e.__class__.__name__] = errors.get(e.__class__.__name__, 0) + 1
-            if len(errors) and sum(errors.values()) > 50:
-                break
-    started = wait_lines(server, lambda l: l.request_id and l.request_id.startswith("p") and l.message == "Handling greeting request",
-                         len(socks), 120) if tick_lines else []
-    if not tick_lines:
-        time.sleep(2.0)
-    start_wall = {l.request_id: parse_wall(l.time) for _, l in started}
-    time.sleep(1.0)
-    rss_after = server.rss()
-    late = []
-    if tick_lines:
-        # Tick k of a greeting is due k seconds after its `Handling` line: k is the nearest whole
-        # second to (t - start), and the lateness t - (start + k s) is signed. A tick may show as
-        # slightly early: a server arms its timer from its loop's cached clock, which can be a
-        # little behind the clock it stamps the log line with. (Ticks logged while the runner was
-        # still opening connections are skipped.)
-        deadline = time.monotonic() + seconds
+def exchange(port, path, headers="", timeout=5.0):
+    """One request with Connection: close, read to the end: (status, head text, body bytes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: bench\r\n{headers}Connection: close\r\n\r\n".encode())
+        data = b""
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for _, text in server.new_lines():
-                line = parse_line(text)
-                if line and line.message == "Greetings are hard. Thinking..." and line.request_id in start_wall:
-                    since = parse_wall(line.time) - start_wall[line.request_id]
-                    k = max(1, round(since / 1_000_000_000))
-                    late.append((since - k * 1_000_000_000) / 1e6)
-            time.sleep(0.05)
-    # Are they all still open? A reset or a close from the server is an error.
-    dead = 0
-    for s in socks:
-        s.setblocking(False)
-        try:
-            if s.recv(1, socket.MSG_PEEK) == b"":
-                dead += 1
-        except BlockingIOError:
-            pass
-        except OSError:
-            dead += 1
-    for s in socks:
-        s.close()
-    held = len(socks) - dead
-    return {
-        "asked": n, "opened": len(socks), "held": held, "errors": errors, "dead": dead,
-        "rss_before": rss_before, "rss_after": rss_after,
-        "bytes_per_pending": (rss_after - rss_before) / max(1, len(socks)),
-        "tick_late_ms": late,
-    }
-
-
-# -- 4. fast path ---------------------------------------------------------------------------------
-
-def fast_path(port, seconds):
-    out = subprocess.run(["wrk", "-t1", "-c64", f"-d{seconds}s", f"http://127.0.0.1:{port}/?delay=0s"],
-                         capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "non2xx": int(errors.group(1)) if errors else 0}
-
-
-# -- 5. abort storm -------------------------------------------------------------------------------
-
-def storm(server, stress, requests, connections):
-    time.sleep(2.5)
-    rss_before = server.rss()
-    proc = subprocess.run([stress, "--port", str(server.port), "--requests", str(requests),
-                           "--connections", str(connections), "--abort-after", "50ms-1s",
-                           "--path", "/?delay=10s", "--abort-style", "mix", "--json", "--duration", "120s"],
-                          capture_output=True, text=True)
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    text = head.decode(errors="replace")
     try:
-        summary = json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        summary = {"raw": proc.stdout[-2000:], "stderr": proc.stderr[-2000:]}
-    time.sleep(3.0)  # the server trims its heap a second after the last greeting
-    rss_after = server.rss()
-    return {"exit": proc.returncode, "summary": summary, "rss_before": rss_before, "rss_after": rss_after,
-            "alive": server.proc.poll() is None}
+        status = int(text.split(" ", 2)[1])
+    except (IndexError, ValueError):
+        status = 0
+    return status, text, body
+
+
+def drain(s):
+    """Reads what the server sent (a stream's head and events), so that close() sends a FIN, not
+    the RST Linux sends for a close with unread bytes."""
+    s.setblocking(False)
+    try:
+        while s.recv(65536):
+            pass
+    except OSError:
+        pass
 
 
 # -- servers --------------------------------------------------------------------------------------
 
-def build(quick):
-    log("building greetd and greet-stress (release)")
-    run(["swift", "build", "-c", "release", "--product", "greetd"])
-    run(["swift", "build", "-c", "release", "--product", "greet-stress"])
-    os.makedirs(BENCH_BUILD, exist_ok=True)
-    have_go = shutil.which("go") is not None
-    if have_go:
-        log("building the Go reference")
-        subprocess.run(["go", "build", "-o", os.path.join(BENCH_BUILD, "go-greetd"), "."],
-                       cwd=os.path.join(ROOT, "Benchmarks", "go-greetd"), check=True)
-    else:
-        log("go is not installed (apt-get install golang-go): the Go reference is skipped")
-    log("building the C evhttp floor")
-    run(["cc", "-O2", "-Wall", "-Wextra", "-o", os.path.join(BENCH_BUILD, "c-evhttp"),
-         "Benchmarks/c-evhttp/server.c", "-levent"])
-    return have_go
+def greetd_cmd(level="info", workers=None, tick="1s"):
+    return lambda port: [os.path.join(RELEASE, "greetd"), "--host", "127.0.0.1", "--port", str(port),
+                         "--log-level", level, "--tick", tick, "--max-connections", "20000", "--max-delay", "10m"] \
+        + (["--workers", str(workers)] if workers else [])
 
 
-def greetd_cmd(level="info", workers=None, extra=()):
-    return lambda port: [os.path.join(ROOT, ".build/release/greetd"), "--host", "127.0.0.1", "--port", str(port),
-                         "--log-level", level, "--max-connections", "20000", "--max-delay", "10m"] \
-        + (["--workers", str(workers)] if workers else []) + list(extra)
-
-
-def go_cmd(level="info"):
+def go_cmd(level="info", tick="1s"):
     return lambda port: [os.path.join(BENCH_BUILD, "go-greetd"), "--host", "127.0.0.1", "--port", str(port),
-                         "--log-level", level, "--max-delay", "10m"]
+                         "--log-level", level, "--tick", tick, "--max-delay", "10m"]
 
 
 def c_cmd():
     return lambda port: [os.path.join(BENCH_BUILD, "c-evhttp"), "--host", "127.0.0.1", "--port", str(port)]
+
+
+# libevent reads this at event_base_new(): the epoll changelist (2 epoll_ctl per request, not 4).
+CHANGELIST = {"EVENT_EPOLL_USE_CHANGELIST": "1"}
+
+
+def with_server(name, cmd, fn, env=None):
+    """A variant: a fresh server for one round of one figure; fn(server) -> the round's figures,
+    plus the server's exit code (and whether it was still alive at the end)."""
+    def variant():
+        srv = Server(name, cmd, env)
+        try:
+            out = fn(srv)
+            out["alive"] = srv.alive()
+        finally:
+            code = srv.stop()
+        out["exit"] = code
+        return out
+    return variant
+
+
+# -- fast path ------------------------------------------------------------------------------------
+
+def wrk(port, path, seconds):
+    out = subprocess.run(["wrk", "-t1", "-c64", f"-d{seconds}s", f"http://127.0.0.1:{port}{path}"],
+                         capture_output=True, text=True, check=True).stdout
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "non2xx": int(non2xx.group(1)) if non2xx else 0}
+
+
+# -- cancel latency -------------------------------------------------------------------------------
+
+def cancel_latency(srv, n, spread_s, path, headers="", tag="c"):
+    """n pending greetings, then their aborts spread evenly over spread_s (0: all in one tight
+    loop), FIN and RST alternating: close() -> the `Context Error` line's arrival, in µs."""
+    socks = {f"{tag}{i}": open_pending(srv.port, path, headers, f"{tag}{i}") for i in range(n)}
+    started = wait_lines(srv, lambda l: l.request_id in socks and l.message == "Handling greeting request", n, 120)
+    if len(started) < n:
+        log(f"  {srv.name}: only {len(started)} of {n} started")
+    closed = {}
+    start = time.monotonic() + 0.05
+    for i, (rid, s) in enumerate(socks.items()):
+        due = start + spread_s * i / n
+        while (now := time.monotonic()) < due:
+            time.sleep(min(0.001, due - now))
+        drain(s)
+        if i % 2:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        closed[rid] = time.monotonic_ns()
+        s.close()
+    got = wait_lines(srv, lambda l: l.request_id in closed and l.message.startswith("Context Error"), n, 60)
+    samples = [(stamp - closed[l.request_id]) / 1000 for stamp, l in got]
+    return {"n": n, "seen": len(got), "p50_us": percentile(samples, 50), "p99_us": percentile(samples, 99),
+            "max_us": max(samples) if samples else NAN, "samples_us": samples}
+
+
+# -- memory per pending greeting ------------------------------------------------------------------
+
+def settled_rss(srv, timeout):
+    """RSS once it has stopped moving (unchanged within 0.5% over 1 s), or after timeout."""
+    deadline = time.monotonic() + timeout
+    last, since = srv.rss(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = srv.rss()
+        if abs(now - last) > 0.005 * last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= 1.0:
+            break
+    return last
+
+
+def memory_per_pending(srv, n, path, headers=""):
+    """RSS growth / n with n greetings pending (logs at warning, no tick during the hold)."""
+    for _ in range(100):  # warm-up: allocator, lazily made structures
+        exchange(srv.port, "/?delay=0s", headers)
+    before = settled_rss(srv, 10)
+    socks = [open_pending(srv.port, path, headers, f"m{i}") for i in range(n)]
+    time.sleep(0.5)
+    after = settled_rss(srv, 30)
+    dead = sum(1 for s in socks if peer_closed(s))
+    for s in socks:
+        s.close()
+    return {"n": n, "held": n - dead, "rss_before": before, "rss_after": after, "bytes_per_pending": (after - before) / n}
+
+
+def peer_closed(s):
+    s.setblocking(False)
+    try:
+        return s.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+# -- capacity and tick lateness -------------------------------------------------------------------
+
+def capacity(srv, n, hold_s):
+    """Up to n pending greetings held hold_s at --tick 1s: how many stay open, and how late their
+    ticks are. Tick k of a greeting is due k s after its `Handling` line (both the server's own µs
+    timestamps); lateness is signed: negative is early. Ticks logged while the runner was still
+    opening connections are skipped."""
+    socks, errors = [], {}
+    for i in range(n):
+        try:
+            socks.append(open_pending(srv.port, "/?delay=300s", "", f"p{i}"))
+        except OSError as e:
+            errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
+            if sum(errors.values()) > 50:
+                break
+    started = wait_lines(srv, lambda l: l.request_id and l.request_id.startswith("p")
+                         and l.message == "Handling greeting request", len(socks), 120)
+    start_wall = {l.request_id: parse_wall(l.time) for _, l in started}
+    late = []
+    deadline = time.monotonic() + hold_s
+    while time.monotonic() < deadline:
+        for _, text in srv.new_lines():
+            line = parse_line(text)
+            if line and line.message == "Greetings are hard. Thinking..." and line.request_id in start_wall:
+                since = parse_wall(line.time) - start_wall[line.request_id]
+                k = max(1, round(since / 1_000_000_000))
+                late.append((since - k * 1_000_000_000) / 1e6)
+        time.sleep(0.05)
+    dead = sum(1 for s in socks if peer_closed(s))
+    for s in socks:
+        s.close()
+    return {"asked": n, "opened": len(socks), "held": len(socks) - dead, "errors": errors, "ticks": len(late),
+            "tick_p50_ms": percentile(late, 50), "tick_p99_ms": percentile(late, 99),
+            "tick_min_ms": min(late) if late else NAN, "tick_max_ms": max(late) if late else NAN,
+            "samples_ms": late}
+
+
+# -- abort storm and RSS after it -----------------------------------------------------------------
+
+def storm(srv, requests, connections, settle_s, recover_s=5.0):
+    """greet-stress aborts `requests` greetings at random (FIN, RST, half-close); then RSS is polled
+    for up to recover_s until it is back within 10% of its pre-storm figure."""
+    time.sleep(settle_s)
+    before = srv.rss()
+    proc = subprocess.run([os.path.join(RELEASE, "greet-stress"), "--port", str(srv.port), "--requests", str(requests),
+                           "--connections", str(connections), "--abort-after", "50ms-1s", "--path", "/?delay=10s",
+                           "--abort-style", "mix", "--json", "--duration", "120s"], capture_output=True, text=True)
+    try:
+        summary = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        summary = {"stdout": proc.stdout[-500:], "stderr": proc.stderr[-500:]}
+    ended = time.monotonic()
+    recovered, after = None, srv.rss()
+    while True:
+        after = srv.rss()
+        if after <= 1.10 * before:
+            recovered = time.monotonic() - ended
+            break
+        if time.monotonic() - ended >= recover_s:
+            break
+        time.sleep(0.05)
+    checks = summary.get("checks", []) if isinstance(summary, dict) else []
+    return {"stress_exit": proc.returncode, "requests": summary.get("requests"), "aborted": summary.get("aborted"),
+            "checks_failed": [c.get("name") for c in checks if not c.get("ok")], "rss_before": before,
+            "rss_peak": summary.get("rss_peak"), "rss_after": after, "recovered_s": recovered}
+
+
+# -- executor overhead (issue 9) ------------------------------------------------------------------
+
+def executor_bench(jobs, repeats):
+    """executor-bench's table (LoopExecutor beside a serial DispatchQueue): its lines, as printed."""
+    out = subprocess.run([os.path.join(RELEASE, "executor-bench"), "--jobs", str(jobs), "--repeats", str(repeats)],
+                         capture_output=True, text=True, check=True, timeout=900).stdout
+    return {"jobs": jobs, "repeats": repeats, "lines": out.rstrip("\n").splitlines()}
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+def counts(quick, smoke, fd_limit):
+    if smoke:
+        return {"cancel": 40, "spread_s": 0.3, "memory": 300, "capacity": 300, "hold_s": 1.5, "wrk_s": 1,
+                "storm": 300, "storm_connections": 100, "settle_s": 0.5, "executor_jobs": 20000, "executor_repeats": 1}
+    if quick:
+        return {"cancel": 300, "spread_s": 3.0, "memory": 1000, "capacity": 2000, "hold_s": 3, "wrk_s": 2,
+                "storm": 1000, "storm_connections": 300, "settle_s": 1.0, "executor_jobs": 100000, "executor_repeats": 1}
+    return {"cancel": 2000, "spread_s": 3.0, "memory": 10000, "capacity": min(19000, fd_limit - 500), "hold_s": 6,
+            "wrk_s": 5, "storm": 10000, "storm_connections": 2000, "settle_s": 2.5, "executor_jobs": 1000000,
+            "executor_repeats": 5}
+
+
+def variants(c, have_go):
+    """Issue 10's variants of each figure, as {figure: [(name, fn)]}, Go's after greetd's."""
+    pending = "/?delay=120s"
+    g = {
+        "fast_path": [("greetd", with_server("greetd", greetd_cmd("warning"), lambda s: wrk(s.port, "/?delay=0s", c["wrk_s"])))],
+        "fast_path_1": [
+            ("greetd_1_worker", with_server("greetd-1", greetd_cmd("warning", workers=1), lambda s: wrk(s.port, "/?delay=0s", c["wrk_s"]))),
+            ("c_evhttp_changelist", with_server("c-evhttp", c_cmd(), lambda s: wrk(s.port, "/?delay=0s", c["wrk_s"]), CHANGELIST)),
+            ("c_evhttp", with_server("c-evhttp", c_cmd(), lambda s: wrk(s.port, "/?delay=0s", c["wrk_s"])))],
+        "memory": [
+            ("greetd", with_server("greetd", greetd_cmd("warning", tick="10m"), lambda s: memory_per_pending(s, c["memory"], pending))),
+            ("c_evhttp", with_server("c-evhttp", c_cmd(), lambda s: memory_per_pending(s, c["memory"], pending)))],
+        "cancel_spread": [("greetd", with_server("greetd", greetd_cmd(), lambda s: cancel_latency(s, c["cancel"], c["spread_s"], pending, "", "t")))],
+        "cancel_at_once": [("greetd", with_server("greetd", greetd_cmd(), lambda s: cancel_latency(s, c["cancel"], 0, pending, "", "c")))],
+        "capacity": [("greetd", with_server("greetd", greetd_cmd(), lambda s: capacity(s, c["capacity"], c["hold_s"])))],
+        "storm": [("greetd", with_server("greetd", greetd_cmd("warning"),
+                                         lambda s: storm(s, c["storm"], c["storm_connections"], c["settle_s"])))],
+    }
+    if have_go:
+        g["fast_path"].append(("go", with_server("go", go_cmd("warning"), lambda s: wrk(s.port, "/?delay=0s", c["wrk_s"]))))
+        g["memory"].append(("go", with_server("go", go_cmd("warning", tick="10m"), lambda s: memory_per_pending(s, c["memory"], pending))))
+        g["cancel_spread"].append(("go", with_server("go", go_cmd(), lambda s: cancel_latency(s, c["cancel"], c["spread_s"], pending, "", "t"))))
+        g["cancel_at_once"].append(("go", with_server("go", go_cmd(), lambda s: cancel_latency(s, c["cancel"], 0, pending, "", "c"))))
+        g["capacity"].append(("go", with_server("go", go_cmd(), lambda s: capacity(s, c["capacity"], c["hold_s"]))))
+    return g
+
+
+def stream_bench():
+    """Benchmarks/stream-bench.py, issue 9's half, as a module."""
+    spec = importlib.util.spec_from_file_location("stream_bench", os.path.join(ROOT, "Benchmarks", "stream-bench.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def measure(args, have_go):
+    m = machine()
+    c = counts(args.quick, args.smoke, m["fd_limit"])
+    n_rounds = 1 if args.quick else args.rounds
+    groups = variants(c, have_go)
+    for figure, extra in stream_bench().variants(c, have_go).items():
+        groups.setdefault(figure, []).extend(extra)
+    results = {"machine": m, "quick": args.quick, "smoke": args.smoke, "rounds": n_rounds, "counts": c,
+               "go_measured": have_go, "figures": {}}
+    for figure, group in groups.items():
+        log(f"{figure}: {', '.join(name for name, _ in group)}; {n_rounds} alternating round(s)")
+        out = {name: [] for name, _ in group}
+        for r in range(n_rounds):
+            for name, fn in group:
+                out[name].append(fn())
+                log(f"  round {r + 1}/{n_rounds} {name}: {brief(out[name][-1])}")
+        results["figures"][figure] = out
+    log(f"executor-bench --jobs {c['executor_jobs']} --repeats {c['executor_repeats']}")
+    results["executor"] = executor_bench(c["executor_jobs"], c["executor_repeats"])
+    return results
+
+
+def brief(r):
+    keys = ("rps", "p99_us", "bytes_per_pending", "held", "tick_p99_ms", "rss_after", "recovered_s")
+    return ", ".join(f"{k}={r[k]:.1f}" if isinstance(r.get(k), float) else f"{k}={r.get(k)}" for k in keys if k in r)
 
 
 def machine():
@@ -360,155 +493,170 @@ def machine():
     swift = subprocess.run(["swift", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     go = subprocess.run(["go", "version"], capture_output=True, text=True).stdout.strip() if shutil.which("go") else "not installed"
     libevent = subprocess.run(["pkg-config", "--modversion", "libevent"], capture_output=True, text=True).stdout.strip()
+    load = os.getloadavg()
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem, 1), "kernel": platform.release(),
-            "swift": swift, "go": go, "libevent": libevent,
+            "swift": swift, "go": go, "libevent": libevent, "load_at_start": [round(x, 2) for x in load],
             "fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[1],
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
-def measure(args, have_go):
-    results = {"machine": machine(), "quick": args.quick}
-    n_seq = 100 if args.quick else 200
-    n_conc = 300 if args.quick else 2000
-    n_mem = 1000 if args.quick else 10000
-    n_cap = 2000 if args.quick else min(19000, results["machine"]["fd_limit"] - 500)
-    hold = 3 if args.quick else 6
-    wrk_s = 2 if args.quick else 5
-    n_storm = 1000 if args.quick else 10000
+# -- summary --------------------------------------------------------------------------------------
 
-    servers = [("greetd", lambda level="info": greetd_cmd(level))]
-    if have_go:
-        servers.append(("go", lambda level="info": go_cmd(level)))
-    for name, cmd in servers:
-        r = results.setdefault(name, {})
-        log(f"{name}: cancel latency, {n_seq} aborts one at a time")
-        srv = Server(name, cmd())
-        r["cancel_sequential"] = cancel_sequential(srv, n_seq)
-        log(f"{name}: cancel latency, {n_conc} concurrent aborts")
-        r["cancel_concurrent"] = cancel_concurrent(srv, n_conc)
-        srv.stop()
-        log(f"{name}: memory per pending greeting, {n_mem} held")
-        srv = Server(name, cmd("warning"))
-        r["memory"] = hold_pending(srv, n_mem, 0, tick_lines=False)
-        srv.stop()
-        log(f"{name}: capacity and tick jitter, up to {n_cap} held for {hold}s")
-        srv = Server(name, cmd())
-        r["capacity"] = hold_pending(srv, n_cap, hold, tick_lines=True)
-        srv.stop()
-        log(f"{name}: fast path")
-        srv = Server(name, cmd("warning"))
-        r["fast_path"] = fast_path(srv.port, wrk_s)
-        srv.stop()
-
-    log("greetd (1 worker): fast path")
-    srv = Server("greetd-1", greetd_cmd("warning", workers=1))
-    results["greetd"]["fast_path_1_worker"] = fast_path(srv.port, wrk_s)
-    srv.stop()
-    log("C evhttp: fast path and memory per pending request")
-    srv = Server("c-evhttp", c_cmd())
-    results["c_evhttp"] = {"fast_path": fast_path(srv.port, wrk_s)}
-    srv.stop()
-    srv = Server("c-evhttp", c_cmd())
-    results["c_evhttp"]["memory"] = hold_pending(srv, n_mem, 0, tick_lines=False)
-    srv.stop()
-
-    log(f"greetd: abort storm, {n_storm} requests with greet-stress")
-    srv = Server("greetd", greetd_cmd("warning"))
-    results["greetd"]["storm"] = storm(srv, os.path.join(ROOT, ".build/release/greet-stress"), n_storm, 2000 if not args.quick else 300)
-    results["greetd"]["storm"]["exit_code"] = srv.stop()
-    return results
-
-
-# -- summary -------------------------------------------------------------------------------------
-
-# The quantiles kept for a distribution the chart draws: every percent, and per mille in the tail.
+# The quantiles kept for the chart: every percent, and per mille in the tail.
 CHART_QUANTILES = [float(p) for p in range(100)] + [99 + k / 10 for k in range(1, 10)] + [100.0]
-SAMPLE_KEYS = ("arrival_us", "logged_us", "tick_late_ms")
 
 
-def sample_summary(values, quantiles=False):
-    """A list of samples as a few numbers: n, p50, p99, max (and the chart's quantiles)."""
-    if not values:
-        return {"n": 0}
-    out = {"n": len(values), "p50": round(percentile(values, 50), 3), "p99": round(percentile(values, 99), 3),
-           "max": round(max(values), 3)}
-    if quantiles:
-        out["quantiles"] = [[q, round(percentile(values, q), 1)] for q in CHART_QUANTILES]
+def summarize(results):
+    """The committed summary: per figure and variant, each round's figures (samples dropped) and
+    their medians; the chart's quantiles of the all-at-once cancel latencies, all rounds pooled."""
+    out = {k: v for k, v in results.items() if k != "figures"}
+    out["figures"] = {}
+    for figure, by_name in results["figures"].items():
+        out["figures"][figure] = {}
+        for name, per_round in by_name.items():
+            rounds = [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items() if not k.startswith("samples")}
+                      for r in per_round]
+            numeric = {k for r in rounds for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            entry = {"median": {k: round(median([r.get(k) for r in rounds]), 3) for k in sorted(numeric)}, "rounds": rounds}
+            if figure == "cancel_at_once":
+                pooled = [v for r in per_round for v in r.get("samples_us", [])]
+                entry["quantiles_us"] = [[q, round(percentile(pooled, q), 1)] for q in CHART_QUANTILES] if pooled else []
+            out["figures"][figure][name] = entry
+    out["summary_of"] = "Benchmarks/results/raw.json (every sample; not committed)"
     return out
 
 
-def summarize_results(results):
-    """The committed summary of a run: the raw results with every list of samples replaced by its
-    sample_summary (the concurrent cancel latencies keep the quantiles the chart is drawn from)."""
-    def walk(node, path):
-        if isinstance(node, dict):
-            return {k: walk(v, path + (k,)) for k, v in node.items()}
-        if isinstance(node, list) and path and path[-1] in SAMPLE_KEYS:
-            return sample_summary(node, quantiles=path[-2:] == ("cancel_concurrent", "arrival_us"))
-        return node
-    summary = walk(results, ())
-    summary["summary_of"] = "Benchmarks/results/raw.json (every sample; not committed)"
-    return summary
-
-
 def summary_json(summary):
-    """The summary as JSON, one key a line, but each list of numbers on one line (a few KB)."""
+    """The summary as JSON, one key a line, but each list of numbers (or pair) on one line."""
     text = json.dumps(summary, indent=1, ensure_ascii=False)
     flat = re.sub(r"\[\s+([-0-9.eE, \n]*?)\s+\]", lambda m: "[" + re.sub(r"\s+", " ", m.group(1)) + "]", text)
     return flat + "\n"
 
 
-# -- report ---------------------------------------------------------------------------------------
+# -- report helpers (shared with stream-bench.py) -------------------------------------------------
 
-NAN = float("nan")
-
-
-def stat(summary, key):
-    """One figure of a sample_summary, NaN when there were no samples."""
-    value = summary.get(key) if summary else None
-    return NAN if value is None else value
+def fig(summary, figure, name, key):
+    """The median over rounds of one figure of one variant, or None when it was not measured."""
+    v = summary.get("figures", {}).get(figure, {}).get(name, {}).get("median", {}).get(key)
+    return None if v is None or v != v else v
 
 
 def fmt_us(v):
-    if v != v:
-        return "n/a"
+    if v is None or v != v:
+        return "not measured"
     return f"{v / 1000:.2f} ms" if v >= 1000 else f"{v:.0f} µs"
 
 
-def ratio(a, b, higher_is_better=False):
-    if not a or not b or a != a or b != b:
-        return "n/a"
-    return f"{(a / b):.2f}×"
+def fmt_n(v, unit=""):
+    return "not measured" if v is None or v != v else f"{v:,.0f}{unit}"
 
 
-def verdict(ok):
-    """The `met` column: met, missed, or n/a when the figure is missing."""
+def times(a, b):
+    return f"{a / b:.2f}×" if a is not None and b else "n/a"
+
+
+def verdict(ok, why=""):
+    """The `met` column: met, **missed**, or not measured (ok is None)."""
     if ok is None:
-        return "n/a"
-    return "met" if ok else "**missed**"
+        return "not measured" + (f" ({why})" if why else "")
+    return ("met" if ok else "**missed**") + (f" ({why})" if why else "")
 
 
-def chart(results, path):
-    """An SVG of the concurrent cancel-latency distributions (CDF), hand-drawn: no matplotlib here.
-    Drawn from the summary's quantiles."""
+def go_reason(summary):
+    return None if summary.get("go_measured") else "Go not installed"
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+def issue10_rows(s):
+    """(figure, greetd, reference, ratio, target, met) rows of issue 10."""
+    rows = []
+    nogo = go_reason(s)
+    g, go = fig(s, "fast_path", "greetd", "rps"), fig(s, "fast_path", "go", "rps")
+    rows.append(("Fast path, greetd as shipped (default workers) / Go, req/s", fmt_n(g), fmt_n(go), times(g, go),
+                 "≥ 1.2× Go", verdict(None if g is None or go is None else g >= 1.2 * go, nogo or "")))
+    w1 = fig(s, "fast_path_1", "greetd_1_worker", "rps")
+    cl, plain = fig(s, "fast_path_1", "c_evhttp_changelist", "rps"), fig(s, "fast_path_1", "c_evhttp", "rps")
+    rows.append(("Fast path, `greetd --workers 1` / raw evhttp on one loop with the changelist, req/s", fmt_n(w1), fmt_n(cl),
+                 times(w1, cl), "≥ 0.9× the floor", verdict(None if w1 is None or cl is None else w1 >= 0.9 * cl)))
+    rows.append(("… raw evhttp without the changelist (libevent's default)", fmt_n(w1), fmt_n(plain), times(w1, plain), "", ""))
+    c = s.get("counts", {})
+    mg, mc, mgo = (fig(s, "memory", n, "bytes_per_pending") for n in ("greetd", "c_evhttp", "go"))
+    rows.append((f"Memory per pending greeting, {c.get('memory', '?'):,} held / raw evhttp floor", fmt_n(mg, " B"),
+                 fmt_n(mc, " B"), times(mg, mc), "≤ 2,867 B and ≤ 1.12× the floor",
+                 verdict(None if mg is None or mc is None else mg <= 2867 and mg <= 1.12 * mc)))
+    rows.append(("… Go net/http", fmt_n(mg, " B"), fmt_n(mgo, " B"), times(mg, mgo), "", ""))
+    for figure, label, target, ok in (
+            ("cancel_spread", f"aborts spread over {c.get('spread_s', 3):g} s", "p99 ≤ 0.5 ms and ≤ Go",
+             lambda a, b: a <= 500 and b is not None and a <= b),
+            ("cancel_at_once", "all closed at once", "p99 ≤ 0.6× Go", lambda a, b: b is not None and a <= 0.6 * b)):
+        p50, p99 = fig(s, figure, "greetd", "p50_us"), fig(s, figure, "greetd", "p99_us")
+        go50, go99 = fig(s, figure, "go", "p50_us"), fig(s, figure, "go", "p99_us")
+        rows.append((f"Cancel latency, {c.get('cancel', '?'):,} pending, {label}: p50 / p99 (vs Go)",
+                     f"{fmt_us(p50)} / {fmt_us(p99)}", f"{fmt_us(go50)} / {fmt_us(go99)}", times(p99, go99), target,
+                     verdict(None if p99 is None or (go99 is None) else ok(p99, go99), nogo or "")))
+    before, after, rec = (fig(s, "storm", "greetd", k) for k in ("rss_before", "rss_after", "recovered_s"))
+    peak = fig(s, "storm", "greetd", "rss_peak")
+    storm_rounds = s.get("figures", {}).get("storm", {}).get("greetd", {}).get("rounds", [])
+    recovered = [r.get("recovered_s") for r in storm_rounds]
+    mib = lambda v: "?" if v is None else f"{v / 2**20:.1f}"  # noqa: E731
+    rows.append((f"RSS after a {c.get('storm', '?'):,}-abort storm ({c.get('storm_connections', '?'):,} at once): "
+                 "before → peak → after; time back within 10%",
+                 f"{mib(before)} → {mib(peak)} → {mib(after)} MiB; "
+                 + ", ".join("not within 5 s" if t is None else f"{t:.2f} s" for t in recovered), "", "",
+                 "within 10% of before within 5 s",
+                 verdict(None if not recovered else all(t is not None and t <= 5 for t in recovered))))
+    fails = [f for r in storm_rounds for f in r.get("checks_failed", [])]
+    exits = [r.get("stress_exit") for r in storm_rounds]
+    rows.append(("Abort storm: greet-stress exit codes (its /metrics checks), greetd alive", f"{exits}"
+                 + (f"; failed: {', '.join(sorted(set(fails)))}" if fails else ""), "", "", "exit 0, alive",
+                 verdict(None if not storm_rounds else all(r.get("stress_exit") == 0 and r.get("alive") for r in storm_rounds))))
+    held, gheld = fig(s, "capacity", "greetd", "held"), fig(s, "capacity", "go", "held")
+    asked = c.get("capacity", 0)
+    rows.append((f"Capacity: pending greetings held (of {asked:,})", fmt_n(held), fmt_n(gheld), "",
+                 f"{asked:,} held" + (" (19,000 in a full run)" if asked != 19000 else ""),
+                 verdict(None if held is None else held >= asked)))
+    t = {k: fig(s, "capacity", "greetd", k) for k in ("tick_p50_ms", "tick_p99_ms", "tick_min_ms")}
+    tg = {k: fig(s, "capacity", "go", k) for k in ("tick_p50_ms", "tick_p99_ms", "tick_min_ms")}
+    ms = lambda d: "not measured" if d["tick_p99_ms"] is None else \
+        f"{d['tick_p50_ms']:.1f} / {d['tick_p99_ms']:.1f} ms (min {d['tick_min_ms']:.1f})"  # noqa: E731
+    rows.append(("… tick lateness while holding them, p50 / p99", ms(t), ms(tg), times(t["tick_p99_ms"], tg["tick_p99_ms"]),
+                 "p99 < 10 ms, p50 ≥ 0 (not early)",
+                 verdict(None if t["tick_p99_ms"] is None else t["tick_p99_ms"] < 10 and t["tick_p50_ms"] >= 0)))
+    return rows
+
+
+def table(rows, columns):
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(x) for x in r) + " |" for r in rows]
+    return lines
+
+
+def missed_line(rows):
+    targets = [r for r in rows if r[-1]]
+    missed = [r[0] for r in targets if r[-1].startswith("**missed**")]
+    unmeasured = sum(1 for r in targets if r[-1].startswith("not measured"))
+    return (f"Targets missed: {len(missed)} of {len(targets)}" + (f" ({'; '.join(missed)})" if missed else "")
+            + (f"; {unmeasured} not measured" if unmeasured else "") + ".")
+
+
+def chart(summary, path):
+    """An SVG of the all-at-once cancel latency distributions (CDF), drawn by hand (no plotting
+    library), from the summary's quantiles (all rounds pooled)."""
     series = []
     for name, color in (("greetd", "#d9480f"), ("go", "#1c7ed6")):
-        if name in results:
-            summary = results[name]["cancel_concurrent"]["arrival_us"]
-            if summary.get("quantiles"):
-                series.append((name, color, summary))
+        q = summary.get("figures", {}).get("cancel_at_once", {}).get(name, {}).get("quantiles_us")
+        if q:
+            series.append((name, color, q))
     width, height, left, bottom, top, right = 720, 420, 70, 50, 30, 20
-    def p999(summary):
-        return next(v for q, v in summary["quantiles"] if q >= 99.9)
-    xmax = max(p999(sm) for _, _, sm in series) * 1.1 if series else 1
-    def x(v):
-        return left + (width - left - right) * min(v, xmax) / xmax
-    def y(p):
-        return height - bottom - (height - bottom - top) * p
+    xmax = max(next(v for p, v in q if p >= 99.9) for _, _, q in series) * 1.1 if series else 1
+    x = lambda v: left + (width - left - right) * min(v, xmax) / xmax  # noqa: E731
+    y = lambda p: height - bottom - (height - bottom - top) * p  # noqa: E731
+    n = summary.get("counts", {}).get("cancel", "?")
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
              f'<rect width="{width}" height="{height}" fill="white"/>',
-             f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="14">Cancel latency, '
-             f'{results["greetd"]["cancel_concurrent"]["aborts"]} concurrent aborts (close() to the Context Error line)</text>']
+             f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="14">Cancel latency, {n} pending closed at once '
+             f'(close() to the Context Error line; {summary.get("rounds")} round(s) pooled)</text>']
     for i in range(6):
         v = xmax * i / 5
         parts.append(f'<line x1="{x(v)}" y1="{y(0)}" x2="{x(v)}" y2="{y(1)}" stroke="#eee"/>')
@@ -517,153 +665,149 @@ def chart(results, path):
         parts.append(f'<line x1="{left}" y1="{y(p)}" x2="{width - right}" y2="{y(p)}" stroke="#eee"/>')
         parts.append(f'<text x="{left - 6}" y="{y(p) + 4}" text-anchor="end">{int(p * 100)}%</text>')
     parts.append(f'<text x="{width / 2}" y="{height - 10}" text-anchor="middle">latency (fraction of aborts at or below)</text>')
-    for k, (name, color, summary) in enumerate(series):
-        points = " ".join(f"{x(v):.1f},{y(q / 100):.1f}" for q, v in summary["quantiles"])
+    for k, (name, color, q) in enumerate(series):
+        points = " ".join(f"{x(v):.1f},{y(p / 100):.1f}" for p, v in q)
+        p50 = next(v for p, v in q if p >= 50)
+        p99 = next(v for p, v in q if p >= 99)
         parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{points}"/>')
         parts.append(f'<rect x="{left + 20}" y="{top + 10 + k * 18}" width="12" height="12" fill="{color}"/>')
-        parts.append(f'<text x="{left + 38}" y="{top + 21 + k * 18}">{name}: p50 {fmt_us(stat(summary, "p50"))}, '
-                     f'p99 {fmt_us(stat(summary, "p99"))}</text>')
+        parts.append(f'<text x="{left + 38}" y="{top + 21 + k * 18}">{name}: p50 {fmt_us(p50)}, p99 {fmt_us(p99)}</text>')
     parts.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(parts) + "\n")
 
 
-def report(results, out_path, chart_path):
-    """BENCHMARKS.md from the summary: one row per figure, with its target and whether it was met."""
-    g = results["greetd"]
-    go = results.get("go")
-    c = results.get("c_evhttp", {})
-    m = results["machine"]
+HOW = """## How each figure is measured
 
-    def lat(r, key, field="arrival_us"):
-        return r[key][field] if r else None
+- **Rounds.** Each figure's variants (greetd, Go, the floor, ...) run one after another in each
+  round, a fresh server each time, and the rounds repeat (`--rounds`, default 3); a figure is the
+  median over rounds of each round's figure. Per-round figures are in `Benchmarks/results/latest.json`.
+- **Fast path.** `wrk -t1 -c64 -d5s http://127.0.0.1:PORT/?delay=0s`, logs at `warning`. greetd as
+  shipped (its default workers) against Go; `greetd --workers 1` against the raw evhttp floor
+  (Benchmarks/c-evhttp, one loop, no abort watch, no log) run with `EVENT_EPOLL_USE_CHANGELIST=1`
+  (libevent's epoll changelist, the floor's best setting) and without it.
+- **Memory per pending greeting.** RSS (`/proc/PID/statm`) after 100 warm-up requests, settled;
+  then N greetings held open (`?delay=120s`, `--tick 10m` so no tick fires, logs at `warning`) and
+  RSS again once it stops moving (unchanged within 0.5% for 1 s); the growth divided by N.
+- **Cancel latency.** N greetings are started (`GET /?delay=120s` with an `X-Request-Id`; the
+  runner waits for every `Handling greeting request` line), then closed: FIN and RST (`SO_LINGER`
+  0) alternating, either spread evenly over 3 s or all in one tight loop. The runner records
+  `CLOCK_MONOTONIC` just before each `close()`; a separate reader process stamps every stderr line
+  with `CLOCK_MONOTONIC` as it arrives; the latency is the `Context Error` line's arrival minus
+  the close.
+- **RSS after the storm.** `greet-stress` aborts 10,000 greetings (2,000 connections, after
+  50 ms–1 s, FIN/RST/half-close mixed) and checks greetd's `/metrics` (canceled grew by exactly
+  the aborts, in-flight back to its start). RSS is read before; after greet-stress exits it is
+  polled every 50 ms for up to 5 s until it is within 10% of the pre-storm figure; the time it
+  took is reported. Peak RSS is greet-stress's reading.
+- **Capacity and tick lateness.** 19,000 greetings held (the runner and the server each need a
+  descriptor per connection) for 6 s at `--tick 1s`. Tick *k* is due *k* s after the greeting's
+  `Handling` line; its lateness is its log timestamp minus that (signed: negative is early), from
+  the server's own µs timestamps. "Held" counts connections the server had neither closed nor reset.
+- **Issue 9.** The async handler is `GET /?async=1&delay=…` (the plain greeting as an async
+  handler sleeping on a loop timer, cancelled by the abort); the stream is `GET /` with
+  `Accept: text/event-stream` (Go: its SSE mode with `http.Flusher`). Their cancel latency and
+  memory are measured as above, in the same rounds; the async fast path is `wrk` on
+  `/?async=1&delay=0s` against the plain route's. Executor overhead: `executor-bench`
+  (`swift run -c release executor-bench`), its own best-of-5 table, printed as is.
+- The chart (`Benchmarks/cancel-latency.svg`) is drawn by the runner (SVG, no plotting library):
+  the distribution of the all-at-once cancel latencies, all rounds pooled.
+"""
 
-    rows = []
-    for label, key in (("one at a time", "cancel_sequential"), ("concurrent", "cancel_concurrent")):
-        gs, gos = lat(g, key), lat(go, key)
-        n = g[key]["aborts"]
-        for name in ("p50", "p99", "max"):
-            a, b = stat(gs, name), stat(gos, name)
-            target, met = "", ""
-            if key == "cancel_concurrent" and name == "p99":
-                target = "p99 ≤ 1 ms and ≤ Go"
-                met = verdict(None if a != a else a <= 1000 and (not gos or a <= b))
-            rows.append((f"Cancel latency, {n} aborts {label}, {name}", fmt_us(a),
-                         fmt_us(b) if gos else "n/a", ratio(a, b) if gos else "n/a", target, met))
-    per = g["memory"]["bytes_per_pending"]
-    rows.append(("Memory per pending greeting", f"{per:.0f} B",
-                 f"{go['memory']['bytes_per_pending']:.0f} B" if go else "n/a",
-                 ratio(per, go['memory']['bytes_per_pending']) if go else "n/a", "≤ 3 KB (3,072 B)", verdict(per <= 3072)))
-    if c.get("memory"):
-        rows.append(("Memory per pending request, raw C evhttp (no abort watch)", f"{c['memory']['bytes_per_pending']:.0f} B",
-                     "", "", "floor", ""))
-    late_g = g["capacity"]["tick_late_ms"]
-    late_go = go["capacity"]["tick_late_ms"] if go else {}
-    rows.append(("Capacity: pending greetings held", f"{g['capacity']['held']} of {g['capacity']['asked']}",
-                 f"{go['capacity']['held']} of {go['capacity']['asked']}" if go else "n/a", "", "19,000",
-                 verdict(g["capacity"]["held"] >= 19000)))
-    p99 = stat(late_g, "p99")
-    rows.append(("Tick lateness while holding them, p50 / p99 / max",
-                 f"{stat(late_g, 'p50'):.1f} / {p99:.1f} / {stat(late_g, 'max'):.1f} ms",
-                 f"{stat(late_go, 'p50'):.1f} / {stat(late_go, 'p99'):.1f} / {stat(late_go, 'max'):.1f} ms" if go else "n/a",
-                 ratio(p99, stat(late_go, "p99")) if go else "n/a", "p99 < 10 ms", verdict(None if p99 != p99 else p99 < 10)))
-    rps = g["fast_path"]["rps"]
-    rows.append(("Fast path, wrk -t1 -c64, requests/s (default workers)", f"{rps:.0f}",
-                 f"{go['fast_path']['rps']:.0f}" if go else "n/a",
-                 ratio(rps, go['fast_path']['rps']) if go else "n/a", "≥ Go",
-                 verdict(rps >= go["fast_path"]["rps"] if go else None)))
-    rows.append(("Fast path, greetd with 1 worker", f"{g['fast_path_1_worker']['rps']:.0f}", "", "", "", ""))
-    if c.get("fast_path"):
-        rows.append(("Fast path, raw C evhttp (floor)", f"{c['fast_path']['rps']:.0f}", "", "", "", ""))
-    st = g["storm"]
-    s = st["summary"]
-    checks = s.get("checks", []) if isinstance(s, dict) else []
-    rows.append(("Abort storm (greet-stress): requests, aborted, exit code",
-                 f"{s.get('requests', '?')}, {s.get('aborted', '?')}, {st['exit']}", "", "", "exit 0", verdict(st["exit"] == 0)))
-    rows.append(("Abort storm: RSS before → peak → after", f"{st['rss_before'] / 2**20:.1f} → "
-                 f"{(s.get('rss_peak') or 0) / 2**20:.1f} → {st['rss_after'] / 2**20:.1f} MiB", "", "",
-                 "after within 10% of before", verdict(st["rss_after"] <= 1.10 * st["rss_before"])))
-    missed = [r[0] for r in rows if r[5] == verdict(False)]
 
+def report(summary, out_path, chart_path):
+    sb = stream_bench()
+    m = summary["machine"]
+    rows10, rows9 = issue10_rows(summary), sb.rows(summary)
+    mode = " (smoke run: tiny counts, numbers meaningless)" if summary.get("smoke") else \
+        " (quick run: small counts, 1 round)" if summary.get("quick") else ""
     lines = [
-        "# Benchmarks",
-        "",
-        "Written by `python3 Benchmarks/run.py` (the whole file is regenerated; edit the runner, not this).",
-        "",
-        f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}, open-file limit {m['fd_limit']}",
+        "# Benchmarks", "",
+        "Written by `python3 Benchmarks/run.py` (the whole file is regenerated; edit the runner, not this).", "",
+        f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}, open-file limit "
+        f"{m['fd_limit']}, load average at start {' / '.join(str(x) for x in m.get('load_at_start', []))}",
         f"- Software: {m['swift']}; {m['go']}; libevent {m['libevent']}",
-        f"- Date: {m['date']}{' (quick run: small counts)' if results.get('quick') else ''}",
-        "",
-        "| figure | greetd | Go net/http | greetd / Go | target | met |",
-        "|---|---|---|---|---|---|",
+        f"- Date: {m['date']}{mode}",
+        f"- Each figure: the median of {summary['rounds']} alternating round(s) (greetd, Go, greetd, Go, …).", "",
+        "## Issue 10: performance to the floor", "",
     ]
-    lines += [f"| {a} | {b} | {cc} | {d} | {e} | {f} |" for a, b, cc, d, e, f in rows]
-    lines += ["", f"Targets missed: {len(missed)} of {sum(1 for r in rows if r[4] and r[4] != 'floor')}"
-              + (" (" + "; ".join(missed) + ")." if missed else ".")]
-    lines += [
-        "",
-        f"![cancel latency distributions]({os.path.basename(chart_path)})",
-        "",
-        "## How each figure is measured",
-        "",
-        "- **Cancel latency.** The runner opens a connection, sends `GET /?delay=60s` with an",
-        "  `X-Request-Id`, waits for the server's `Handling greeting request` line, then closes the socket",
-        "  (FIN, or RST through `SO_LINGER 0`, alternating) and records `CLOCK_MONOTONIC` just before",
-        "  `close()`. A separate reader process stamps every stderr line with `CLOCK_MONOTONIC` on arrival;",
-        "  the latency is arrival minus close. Both servers write each log line with one unbuffered `write`.",
-        "  \"Concurrent\": all greetings are started first, then every socket is closed in one tight loop.",
-        "- **Memory per pending greeting.** RSS (`/proc/PID/statm`) after 100 warm-up requests, then N",
-        "  greetings held open (`?delay=300s`), then RSS again; the growth divided by N. Logs at `warning`.",
-        "- **Capacity and tick jitter.** As many pending greetings as the fd limit allows (the runner and the",
-        "  server each need one descriptor per connection), held for a few seconds at `--tick 1s`. Lateness",
-        "  of tick *k* is its log timestamp minus (the `Handling` timestamp + *k* seconds), from the servers'",
-        "  own µs log timestamps. \"Held\" counts connections the server had neither closed nor reset.",
-        "- **Fast path.** `wrk -t1 -c64 -d5s http://127.0.0.1:PORT/?delay=0s`, logs at `warning`.",
-        "- **Abort storm.** `greet-stress` with 2,000 connections and 10,000 requests that abort after",
-        "  50 ms–1 s (FIN, RST, half-close mixed); it checks greetd's `/metrics` (canceled grew by exactly",
-        "  the aborts, in-flight back to its start) and exits 0 only if all checks hold. RSS is read before",
-        "  the storm and 3 s after it.",
-        "- The chart is drawn by the runner itself (SVG, no plotting library): the cumulative distribution",
-        "  of the concurrent cancel latencies for both servers.",
-        "",
-        "A summary of the last run (percentiles, the chart's quantiles): `Benchmarks/results/latest.json`;",
-        "every sample: `Benchmarks/results/raw.json` (written by each run, not committed).",
-    ]
-    if checks:
-        lines += ["", "### greet-stress checks in the abort storm", "", "| check | expected | actual | ok |", "|---|---|---|---|"]
-        lines += [f"| {ch.get('name')} | {ch.get('expected')} | {ch.get('actual')} | {'yes' if ch.get('ok') else 'NO'} |" for ch in checks]
+    lines += table(rows10, ("figure", "greetd", "Go / floor", "ratio", "target", "met"))
+    lines += ["", missed_line(rows10), "", f"![cancel latency distributions]({os.path.basename(chart_path)})", "",
+              "## Issue 9: async handlers, the streaming greeting, the executor", ""]
+    lines += table(rows9, ("figure", "greetd", "reference", "ratio", "target", "met"))
+    lines += ["", missed_line(rows9), ""]
+    lines += sb.executor_section(summary)
+    lines += ["", HOW, "A summary of the run (per-round figures, medians, the chart's quantiles): "
+              "`Benchmarks/results/latest.json`; every sample: `Benchmarks/results/raw.json` (not committed)."]
     with open(out_path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
 
-def output_paths(quick, out=None):
-    """Where a run writes. A quick run writes only under .build-bench/quick/ (git-ignored): its
-    small counts must never replace the tracked BENCHMARKS.md, chart or summary."""
-    if quick:
-        directory = os.path.join(BENCH_BUILD, "quick")
-        results = directory
-        default_out = os.path.join(directory, "BENCHMARKS.md")
-        chart_path = os.path.join(directory, "cancel-latency.svg")
+# -- main -----------------------------------------------------------------------------------------
+
+def build(have_go):
+    log("building greetd, greet-stress and executor-bench (release)")
+    for product in ("greetd", "greet-stress", "executor-bench"):
+        subprocess.run(["swift", "build", "-c", "release", "--product", product], cwd=ROOT, check=True)
+    if have_go:
+        log("building the Go reference")
+        subprocess.run(["go", "build", "-o", os.path.join(BENCH_BUILD, "go-greetd"), "."],
+                       cwd=os.path.join(ROOT, "Benchmarks", "go-greetd"), check=True)
+
+
+def build_floor():
+    os.makedirs(BENCH_BUILD, exist_ok=True)
+    subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-o", os.path.join(BENCH_BUILD, "c-evhttp"),
+                    "Benchmarks/c-evhttp/server.c", "-levent"], cwd=ROOT, check=True)
+
+
+def output_paths(args):
+    """A quick (or smoke) run writes only under .build-bench/ (git-ignored): its small counts
+    must never replace the tracked BENCHMARKS.md, chart or summary."""
+    if args.quick:
+        d = os.path.join(BENCH_BUILD, "smoke" if args.smoke else "quick")
+        paths = {"report": os.path.join(d, "BENCHMARKS.md"), "chart": os.path.join(d, "cancel-latency.svg"),
+                 "summary": os.path.join(d, "latest.json"), "raw": os.path.join(d, "raw.json")}
     else:
-        results = os.path.join(ROOT, "Benchmarks", "results")
-        default_out = os.path.join(ROOT, "BENCHMARKS.md")
-        chart_path = os.path.join(ROOT, "Benchmarks", "cancel-latency.svg")
-    return {"report": out or default_out, "chart": chart_path,
-            "summary": os.path.join(results, "latest.json"), "raw": os.path.join(results, "raw.json")}
+        d = os.path.join(ROOT, "Benchmarks", "results")
+        paths = {"report": os.path.join(ROOT, "BENCHMARKS.md"), "chart": os.path.join(ROOT, "Benchmarks", "cancel-latency.svg"),
+                 "summary": os.path.join(d, "latest.json"), "raw": os.path.join(d, "raw.json")}
+    if args.out:
+        paths["report"] = args.out
+    return paths
+
+
+def broken(results):
+    """What makes a run broken (not a missed target): a figure that came back empty, a server that
+    died or exited non-zero."""
+    problems = []
+    for figure, by_name in results["figures"].items():
+        for name, per_round in by_name.items():
+            for i, r in enumerate(per_round):
+                where = f"{figure}/{name} round {i + 1}"
+                if not r.get("alive") or r.get("exit") not in (0, None):
+                    problems.append(f"{where}: server died or exited {r.get('exit')}")
+                if "seen" in r and r["seen"] == 0 or "rps" in r and not r["rps"] or "held" in r and not r["held"] \
+                        or "ticks" in r and not r["ticks"]:
+                    problems.append(f"{where}: no figure ({brief(r)})")
+    if not any("LoopExecutor" in line for line in results.get("executor", {}).get("lines", [])):
+        problems.append("executor-bench printed no table")
+    return problems
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true",
-                    help="small counts, to check the runner; writes under .build-bench/quick/ only")
-    ap.add_argument("--skip-build", action="store_true")
-    ap.add_argument("--out", default=None,
-                    help="the report (default: BENCHMARKS.md; .build-bench/quick/BENCHMARKS.md with --quick)")
-    ap.add_argument("--report-only", action="store_true",
-                    help="rewrite the report and the chart from the summary (Benchmarks/results/latest.json, "
-                         "or the quick one with --quick), measuring nothing")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per figure (default 3)")
+    ap.add_argument("--quick", action="store_true", help="1 round, small counts; writes under .build-bench/quick/ only")
+    ap.add_argument("--smoke", action="store_true", help="with --quick: tiny counts, no build (uses .build/release), "
+                    "under .build-bench/smoke/; exits non-zero only if the run is broken")
+    ap.add_argument("--skip-build", action="store_true", help="use the binaries already built")
+    ap.add_argument("--out", default=None, help="the report (default: BENCHMARKS.md, or under .build-bench/ with --quick)")
+    ap.add_argument("--report-only", action="store_true", help="rewrite the report and chart from the summary, measuring nothing")
     args = ap.parse_args()
-    paths = output_paths(args.quick, args.out)
+    if args.smoke:
+        args.quick = args.skip_build = True
+    paths = output_paths(args)
     if args.report_only:
         with open(paths["summary"]) as f:
             summary = json.load(f)
@@ -672,22 +816,34 @@ def main():
         return
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install -y wrk")
+    started = time.monotonic()
     raise_fd_limit()
     have_go = shutil.which("go") is not None
+    if not have_go:
+        log("go is not installed (apt-get install golang-go): the Go figures are not measured")
     if not args.skip_build:
-        have_go = build(args.quick)
+        build(have_go)
     elif have_go and not os.path.exists(os.path.join(BENCH_BUILD, "go-greetd")):
+        log("--skip-build and no .build-bench/go-greetd: the Go figures are not measured")
         have_go = False
+    build_floor()
     results = measure(args, have_go)
+    results["seconds"] = round(time.monotonic() - started)
     os.makedirs(os.path.dirname(paths["summary"]), exist_ok=True)
     with open(paths["raw"], "w") as f:
         json.dump(results, f)
-    summary = summarize_results(results)
+    summary = summarize(results)
     with open(paths["summary"], "w") as f:
         f.write(summary_json(summary))
     chart(summary, paths["chart"])
     report(summary, paths["report"], paths["chart"])
-    log("wrote " + ", ".join(os.path.relpath(paths[k], ROOT) for k in ("report", "chart", "summary", "raw")))
+    log(f"wrote {', '.join(os.path.relpath(paths[k], ROOT) for k in ('report', 'chart', 'summary', 'raw'))} "
+        f"in {results['seconds']} s")
+    problems = broken(results)
+    for p in problems:
+        log(f"BROKEN: {p}")
+    if problems:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
