@@ -520,17 +520,23 @@ def summarize(results):
             entry = {"median": {k: round(median([r.get(k) for r in rounds]), 3) for k in sorted(numeric)}, "rounds": rounds}
             if figure == "cancel_at_once":
                 pooled = [v for r in per_round for v in r.get("samples_us", [])]
-                entry["quantiles_us"] = [[q, round(percentile(pooled, q), 1)] for q in CHART_QUANTILES] if pooled else []
+                entry["quantiles_us"] = [round(percentile(pooled, q), 1) for q in CHART_QUANTILES] if pooled else []
             out["figures"][figure][name] = entry
+    out["chart_quantiles"] = CHART_QUANTILES
     out["summary_of"] = "Benchmarks/results/raw.json (every sample; not committed)"
     return out
 
 
-def summary_json(summary):
-    """The summary as JSON, one key a line, but each list of numbers (or pair) on one line."""
-    text = json.dumps(summary, indent=1, ensure_ascii=False)
-    flat = re.sub(r"\[\s+([-0-9.eE, \n]*?)\s+\]", lambda m: "[" + re.sub(r"\s+", " ", m.group(1)) + "]", text)
-    return flat + "\n"
+def summary_json(summary, depth=3):
+    """The summary as JSON, nested objects indented to `depth` (figure, variant), anything deeper
+    on one line: a few KB, and a diff shows which figure moved."""
+    def dump(node, level):
+        if isinstance(node, dict) and level < depth and node:
+            pad = " " * (level + 1)
+            items = [f"{pad}{json.dumps(k)}: {dump(v, level + 1)}" for k, v in node.items()]
+            return "{\n" + ",\n".join(items) + "\n" + " " * level + "}"
+        return json.dumps(node, ensure_ascii=False, separators=(", ", ": "))
+    return dump(summary, 0) + "\n"
 
 
 # -- report helpers (shared with stream-bench.py) -------------------------------------------------
@@ -645,9 +651,9 @@ def chart(summary, path):
     library), from the summary's quantiles (all rounds pooled)."""
     series = []
     for name, color in (("greetd", "#d9480f"), ("go", "#1c7ed6")):
-        q = summary.get("figures", {}).get("cancel_at_once", {}).get(name, {}).get("quantiles_us")
-        if q:
-            series.append((name, color, q))
+        values = summary.get("figures", {}).get("cancel_at_once", {}).get(name, {}).get("quantiles_us")
+        if values:
+            series.append((name, color, list(zip(summary.get("chart_quantiles", CHART_QUANTILES), values))))
     width, height, left, bottom, top, right = 720, 420, 70, 50, 30, 20
     xmax = max(next(v for p, v in q if p >= 99.9) for _, _, q in series) * 1.1 if series else 1
     x = lambda v: left + (width - left - right) * min(v, xmax) / xmax  # noqa: E731
