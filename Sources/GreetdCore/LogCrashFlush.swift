@@ -156,6 +156,25 @@ enum FatalSignalFlush {
         _ = installed
     }
 
+    /// For a test's forked child only: the handler falls back to the default action instead of
+    /// the one found at installation (Swift's backtracer), and writes only the calling thread's
+    /// batch (the copies of other threads' batches are marked taken). Plain stores, no allocation.
+    static func prepareForkedTestChild() {
+        let mine = pthread_getspecific(logBatchKey)
+        for slot in LogBatchSlots.all {
+            let isMine = mine.map { Unmanaged<LogBatch>.fromOpaque($0)._withUnsafeGuaranteedRef { $0.owns(slot) } } ?? false
+            if !isMine { slot.state.store(2, ordering: .relaxed) }
+        }
+        for index in signals.indices {
+            previous[index] = sigaction()
+            #if canImport(Glibc)
+            previous[index].__sigaction_handler.sa_handler = SIG_DFL
+            #else
+            previous[index].__sigaction_u.__sa_handler = SIG_DFL
+            #endif
+        }
+    }
+
     fileprivate static func restorePrevious(_ signal: Int32) {
         guard let index = signals.firstIndex(of: signal) else { return }
         _ = sigaction(signal, previous + index, nil)
