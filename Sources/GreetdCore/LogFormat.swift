@@ -2,9 +2,11 @@ import GreetdRules
 import GreetdSystem
 import Logging
 
-/// greetd's log handler: one line per message, written to a descriptor with a single `write(2)`
-/// the moment it is logged. Nothing is buffered, so a line is visible to a reader of the pipe as
-/// soon as the event it reports has happened (which is how cancel latency is measured).
+/// greetd's log handler: one line per message, written to a descriptor as the event happens.
+/// On a worker loop thread (one with a ``LogBatch``) the lines of one loop pass go out together,
+/// in one `write(2)` at the end of the pass, before the loop waits again; on any other thread
+/// each line is written at once. Either way a reader of the pipe sees a line before the loop that
+/// logged it does anything else (which is how cancel latency is measured).
 ///
 /// The line is GreetdRules' format (``formatLogLine(level:message:requestID:fields:at:journalPriority:)``):
 /// `2026-11-25T10:48:50.123456Z info [request_id=17] Greetings are hard. Thinking...`, other
@@ -12,8 +14,9 @@ import Logging
 /// systemd connected to the journal (`JOURNAL_STREAM`), each line starts with its sd-daemon
 /// priority (`<6>`), so `journalctl -p warning` can filter.
 ///
-/// Threading: a value; `log(event:)` may run on any thread (one `write` per line, so lines of
-/// different threads never interleave). The descriptor is the caller's and must outlive it.
+/// Threading: a value; `log(event:)` may run on any thread (``LogBatch`` keeps each thread's
+/// order, and lines of different threads never interleave). The descriptor is the caller's and
+/// must outlive it.
 public struct FileDescriptorLogHandler: LogHandler {
     /// Metadata every line of this handler carries (swift-log's contract).
     public var metadata: Logger.Metadata = [:]
@@ -51,9 +54,7 @@ public struct FileDescriptorLogHandler: LogHandler {
         var line = formatLogLine(level: event.level, message: event.message.description, metadata: all,
                                  journalPriority: journalPriorities)
         line.append(UInt8(ascii: "\n"))
-        // EINTR and partial writes are handled inside; any other failure means standard error
-        // is gone, and a log line has nowhere else to go.
-        try? writeAll(fd, line)
+        line.withUnsafeBytes { LogBatch.write($0, to: fd) }
     }
 
     /// Whether `fd` is the journal's stream: `journalStream` (`JOURNAL_STREAM`, `<device>:<inode>`,

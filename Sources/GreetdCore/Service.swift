@@ -186,6 +186,10 @@ private func runWorker(
 ) throws {
     let control = worker.control
     let base = try EventBase(avoiding: configuration.avoidBackends, counters: worker.stats.libevent)
+    // This thread's log lines go out once per loop pass; the last ones when the worker ends
+    // (this defer runs after the one below, which stops the server and may log).
+    let logBatch = try LogBatch.install(on: base)
+    defer { logBatch?.uninstall() }
     let server = try GreetingServer(configuration: configuration, logger: logger, base: base, metrics: metrics,
                                     stats: worker.stats, group: group, port: port)
     server.onStopped = { [unowned base] in base.exit() }
