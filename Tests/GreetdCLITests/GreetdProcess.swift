@@ -102,6 +102,20 @@ final class GreetdProcess: Sendable {
     }
 
     /// Waits for the process to exit and for its output to be read; returns the exit status.
+    /// Waits until at least `count` stderr lines contain `fragment`, and returns them.
+    @discardableResult
+    func waitForLines(containing fragment: String, count: Int, timeout: TimeInterval = 10) throws -> [Line] {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let matching = stderrLines.filter { $0.text.contains(fragment) }
+            if matching.count >= count { return matching }
+            guard Date() < deadline else {
+                throw TestFailure("\(matching.count) of \(count) stderr lines containing \"\(fragment)\" within \(timeout)s; got:\n\(stderrText)")
+            }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+    }
+
     func waitForExit(timeout: TimeInterval = 10) throws -> Int32 {
         guard process.exits(within: timeout) else { throw TestFailure("greetd did not exit within \(timeout)s") }
         readers.wait()

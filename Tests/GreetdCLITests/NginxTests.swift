@@ -99,7 +99,11 @@ struct NginxTests {
 
         // The survivor served the rest.
         let survivor = try #require(fixture.greetds.first { $0 !== stopped })
-        let served = survivor.lines(containing: "access method=GET target=/?delay=50ms status=200").count
+        // An access line is logged as its reply is handed over, so it may reach stderr a moment
+        // after the client has read the reply: wait for the rest of them, not just what is there.
+        let served = (try? survivor.waitForLines(containing: "access method=GET target=/?delay=50ms status=200",
+                                                 count: requests - finishedThere, timeout: Self.wait))?.count
+            ?? survivor.lines(containing: "access method=GET target=/?delay=50ms status=200").count
         #expect(served + finishedThere == requests, "drained \(finishedThere) + survivor \(served) != \(requests)")
 
         // nginx answered all of them with 200, retrying on the survivor where it had to.

@@ -188,21 +188,6 @@ extension GreetdProcess {
         }
         return count
     }
-
-    /// Waits until at least `count` stderr lines contain `fragment`.
-    @discardableResult
-    fileprivate func waitForLines(containing fragment: String, count: Int,
-                                  timeout: TimeInterval = ServiceCLITests.wait) throws -> [Line] {
-        let deadline = Date().addingTimeInterval(timeout)
-        while true {
-            let matching = stderrLines.filter { $0.text.contains(fragment) }
-            if matching.count >= count { return matching }
-            guard Date() < deadline else {
-                throw TestFailure("\(matching.count) of \(count) stderr lines containing \"\(fragment)\" within \(timeout)s; got:\n\(stderrText)")
-            }
-            Thread.sleep(forTimeInterval: 0.005)
-        }
-    }
 }
 
 
