@@ -57,8 +57,18 @@ public final class EventBase {
         event_base_free(raw)
     }
 
-    /// The backend libevent chose: `epoll`, `poll`, `select`, `kqueue`, ...
-    public var method: String { String(cString: event_base_get_method(raw)) }
+    /// The backend libevent chose: `epoll`, `poll`, `select`, `kqueue`, ... (without the
+    /// ` (with changelist)` libevent appends for epoll: see ``usesChangelist``).
+    public var method: String {
+        let name = String(cString: event_base_get_method(raw))
+        return name.firstIndex(of: " ").map { String(name[..<$0]) } ?? name
+    }
+
+    /// Whether the backend batches descriptor changes per loop turn (epoll with
+    /// `EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST`, which every base asks for; see the type's docs).
+    public var usesChangelist: Bool {
+        String(cString: event_base_get_method(raw)).hasSuffix("(with changelist)")
+    }
 
     /// Whether the backend reports a peer's close as `EV_CLOSED` (`EV_FEATURE_EARLY_CLOSE`):
     /// epoll, and poll on Linux.
