@@ -34,6 +34,8 @@ public final class HTTPServer {
     /// common timeouts of the base (`event_base_init_common_timeout`): every connection's read
     /// deadline is armed with one of them, an O(1) queue append instead of a heap insertion.
     let headerDeadline: timeval?, idleDeadline: timeval?
+    /// The `Date` value replies carry, formatted once per second (see ``HTTPDateCache``).
+    var date = HTTPDateCache()
     let safePoint: SafePoint
     private unowned let responder: any HTTPResponder
     /// Keeps a ``ClosureResponder`` alive; `nil` when the responder owns the server.
