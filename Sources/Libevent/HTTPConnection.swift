@@ -30,16 +30,17 @@ import GreetdSystem
 /// - end of stream (FIN, half-close) or a read error (RST) frees the connection, which runs the
 ///   close callback: the one place a pending request learns that its client is gone.
 ///
-/// ## Its two events, embedded
-/// The read deadline (a timer) and the abort watch (on the socket) are two `struct event`s in one
-/// allocation made once per connection, `event_assign`ed once with an unretained pointer to the
-/// connection, and re-armed per request: no object or timer is created per request. The
-/// deadline uses libevent's common timeouts (``HTTPServer`` sets them up once per server for
-/// the header and idle timeouts), so arming and disarming it is O(1). Both are deleted in
-/// ``closed(connectionFreed:)``, before the close callback's retain goes, so neither can fire
-/// for a dead object; `deinit` deletes them again (a no-op) and frees the bytes. Together they
-/// count as one of ``LibeventCounters/liveEvents`` for the object's life (tests compare it with
-/// one read deadline per connection).
+/// ## Its one event, embedded
+/// The read deadline (a timer, while `awaitingRequest`) and the abort watch (on the socket,
+/// while a request is pending and watched) never run at the same time, so they share one
+/// `struct event`, allocated once per connection and `event_assign`ed (a few field stores) with
+/// an unretained pointer to the connection each time its role changes, always after an
+/// `event_del`: no object or allocation per request. The deadline uses libevent's common
+/// timeouts (``HTTPServer`` sets them up once per server for the header and idle timeouts), so
+/// arming and disarming it is O(1). The event is deleted in ``closed(connectionFreed:)``, before
+/// the close callback's retain goes, so it cannot fire for a dead object; `deinit` deletes it
+/// again (a no-op) and frees the bytes. It counts as one of ``LibeventCounters/liveEvents`` for
+/// the object's life (tests compare that with one read deadline per connection).
 ///
 /// Threading: loop-confined.
 final class HTTPConnection {
@@ -65,13 +66,13 @@ final class HTTPConnection {
     private let group: HTTPServerGroup
     var state: State = .awaitingRequest
     private var retain: Unmanaged<HTTPConnection>?
-    /// Strong: the embedded events are deleted in `deinit`, which touches the base.
+    /// Strong: the embedded event is deleted in `deinit`, which touches the base.
     private let base: EventBase
-    /// The two `struct event`s: the read deadline, then the abort watch (see the type's docs).
-    private let events: UnsafeMutableRawPointer
+    /// The `struct event` (see the type's docs), owned: allocated in `init`, freed in `deinit`.
+    private let event: OpaquePointer
     private static let eventSize = event_get_struct_event_size()
-    private var deadline: OpaquePointer { OpaquePointer(events) }
-    private var watch: OpaquePointer { OpaquePointer(events + Self.eventSize) }
+    /// `EV_READ|EV_PERSIST`, and `EV_CLOSED` where the backend reports it.
+    private let watchFlags: Int16
     /// Whether the abort watch is armed.
     private var watching = false
     /// Why we freed the connection ourselves, for the close callback.
@@ -98,15 +99,14 @@ final class HTTPConnection {
         self.safePoint = server.safePoint
         self.group = server.group
         self.base = server.base
-        events = .allocate(byteCount: 2 * Self.eventSize, alignment: 16)
+        event = OpaquePointer(UnsafeMutableRawPointer.allocate(byteCount: Self.eventSize, alignment: 16))
+        watchFlags = Int16(server.earlyClose ? EV_READ | EV_CLOSED | EV_PERSIST : EV_READ | EV_PERSIST)
         let retain = Unmanaged.passRetained(self)
         self.retain = retain
-        let arg = Unmanaged.passUnretained(self).toOpaque()
-        let watchFlags = Int16(server.earlyClose ? EV_READ | EV_CLOSED | EV_PERSIST : EV_READ | EV_PERSIST)
-        // event_assign fails only for invalid flag combinations; these are valid constants.
-        let assigned = event_assign(deadline, base.raw, -1, 0, deadlineTrampoline, arg) == 0
-            && event_assign(watch, base.raw, fd, watchFlags, abortWatchTrampoline, arg) == 0
-        precondition(assigned, "event_assign refused the connection's events")
+        // Assigned at once (no event_del: the bytes are not an event yet), so that every later
+        // event_del is defined. Fails only for invalid flags; a pure timer has none.
+        let assigned = event_assign(event, base.raw, -1, 0, deadlineTrampoline, Unmanaged.passUnretained(self).toOpaque())
+        precondition(assigned == 0, "event_assign refused the connection's event")
         evhttp_connection_set_closecb(raw, connectionCloseTrampoline, retain.toOpaque())
         counters.liveConnections.bump()
         counters.liveEvents.bump()
@@ -114,15 +114,23 @@ final class HTTPConnection {
     }
 
     deinit {
-        // Both were deleted in `closed` (which always runs before the last release); deleting a
-        // non-pending event is a no-op. event_del fails only for an event without a base.
-        _ = event_del(deadline)
-        _ = event_del(watch)
-        event_debug_unassign(deadline)
-        event_debug_unassign(watch)
-        events.deallocate()
+        // Deleted in `closed` (which always runs before the last release); deleting a non-pending
+        // event is a no-op. event_del fails only for an event without a base.
+        _ = event_del(event)
+        event_debug_unassign(event)
+        UnsafeMutableRawPointer(event).deallocate()
         counters.liveEvents.bump(-1)
         counters.liveConnections.bump(-1)
+    }
+
+    /// Takes the event off the loop and gives it a new role. event_assign must never see a
+    /// pending event, hence the event_del (a flag test when it is not pending; it fails only for
+    /// an event without a base). event_assign fails only for invalid flag combinations, and
+    /// both roles' flags are valid constants.
+    private func assign(fd: Int32, flags: Int16, _ callback: event_callback_fn) {
+        _ = event_del(event)
+        let assigned = event_assign(event, base.raw, fd, flags, callback, Unmanaged.passUnretained(self).toOpaque())
+        precondition(assigned == 0, "event_assign refused the connection's event")
     }
 
     /// Whether the connection waits for a request and has received no byte of it.
@@ -164,7 +172,8 @@ final class HTTPConnection {
             // A common timeout (see HTTPServer): appended to its queue, O(1). Fails only out of
             // memory for the timer heap; without its deadline a slow client could hold the
             // connection for ever: close it below instead.
-            deadlineArmed = withUnsafePointer(to: limit) { event_add(deadline, $0) } == 0
+            assign(fd: -1, flags: 0, deadlineTrampoline)
+            deadlineArmed = withUnsafePointer(to: limit) { event_add(event, $0) } == 0
         }
         state = .awaitingRequest
         requestStarted = nil
@@ -181,7 +190,7 @@ final class HTTPConnection {
         requestCount += 1
         state = .handling(request)
         // event_del fails only for an event without a base.
-        _ = event_del(deadline)
+        _ = event_del(event)
         watchOutput(.off)
     }
 
@@ -200,7 +209,8 @@ final class HTTPConnection {
     }
 
     func startAbortWatch() throws(LibeventError) {
-        try check(event_add(watch, nil), "event_add")
+        assign(fd: fd, flags: watchFlags, abortWatchTrampoline)
+        try check(event_add(event, nil), "event_add")
         watching = true
     }
 
@@ -208,7 +218,7 @@ final class HTTPConnection {
         guard watching else { return }
         watching = false
         // event_del fails only for an event without a base.
-        _ = event_del(watch)
+        _ = event_del(event)
     }
 
     /// The read deadline passed.
@@ -288,7 +298,7 @@ final class HTTPConnection {
             evhttp_connection_set_closecb(raw, nil, nil)
         }
         // event_del fails only for an event without a base.
-        _ = event_del(deadline)
+        _ = event_del(event)
         let previous = state
         state = .closed
         group.release()
