@@ -132,7 +132,9 @@ public final class HTTPRequest {
     public func queryItems() -> [(name: String, value: String)]? {
         guard let query else { return [] }
         var list = evkeyvalq()
-        guard evhttp_parse_query_str(query, &list) == 0 else { return nil }
+        // withCString, not the implicit String-to-pointer conversion, which copies the string
+        // to a new heap array every call (a short query is copied to the stack instead).
+        guard query.withCString({ evhttp_parse_query_str($0, &list) }) == 0 else { return nil }
         defer { evhttp_clear_headers(&list) }
         var items: [(name: String, value: String)] = []
         var cursor = list.tqh_first
