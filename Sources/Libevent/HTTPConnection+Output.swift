@@ -42,8 +42,10 @@ struct OutputWatch {
 }
 
 extension HTTPConnection {
-    /// Sets what the output watch does, installing or removing its callback. Unretained: the
-    /// callback is removed in `closed`, before the close callback's retain is released.
+    /// Sets what the output watch does. Its callback is installed the first time and then stays
+    /// for the connection's life, enabled or disabled (`evbuffer_cb_set_flags`, no allocation),
+    /// so that a reply's writes (mode `off`) do not call it. Unretained: the callback is removed
+    /// in `closed` (``removeOutputWatch()``), before the close callback's retain is released.
     func watchOutput(_ mode: OutputWatch.Mode) {
         output.mode = mode
         guard let bufferevent else { return }
@@ -52,11 +54,23 @@ extension HTTPConnection {
             // NULL only out of memory: the watch stays off (a canned response then goes without
             // its header and its report), and the next call tries again.
             output.entry = evbuffer_add_cb(buffer, outputTrampoline, Unmanaged.passUnretained(self).toOpaque())
-        } else if mode == .off, let entry = output.entry {
-            // Always 0 in libevent 2.1 (it unlinks and frees the entry): nothing to check.
-            _ = evbuffer_remove_cb_entry(buffer, entry)
-            output.entry = nil
+        } else if let entry = output.entry {
+            // Both only set or clear a bit of the entry: always 0.
+            if mode == .off {
+                _ = evbuffer_cb_clear_flags(buffer, entry, UInt32(EVBUFFER_CB_ENABLED))
+            } else {
+                _ = evbuffer_cb_set_flags(buffer, entry, UInt32(EVBUFFER_CB_ENABLED))
+            }
         }
+    }
+
+    /// Removes the output watch's callback (from `closed`).
+    func removeOutputWatch() {
+        output.mode = .off
+        guard let entry = output.entry, let bufferevent else { return }
+        // Always 0 in libevent 2.1 (it unlinks and frees the entry): nothing to check.
+        _ = evbuffer_remove_cb_entry(bufferevent_get_output(bufferevent), entry)
+        output.entry = nil
     }
 
     /// The reply about to be sent must say `HTTP/1.1`, whatever version the client claimed.

@@ -30,10 +30,22 @@ import GreetdSystem
 /// - end of stream (FIN, half-close) or a read error (RST) frees the connection, which runs the
 ///   close callback: the one place a pending request learns that its client is gone.
 ///
+/// ## Its one event, embedded
+/// The read deadline (a timer, while `awaitingRequest`) and the abort watch (on the socket,
+/// while a request is pending and watched) never run at the same time, so they share one
+/// `struct event`, allocated once per connection and `event_assign`ed (a few field stores) with
+/// an unretained pointer to the connection each time its role changes, always after an
+/// `event_del`: no object or allocation per request. The deadline uses libevent's common
+/// timeouts (``HTTPServer`` sets them up once per server for the header and idle timeouts), so
+/// arming and disarming it is O(1). The event is deleted in ``closed(connectionFreed:)``, before
+/// the close callback's retain goes, so it cannot fire for a dead object; `deinit` deletes it
+/// again (a no-op) and frees the bytes. It counts as one of ``LibeventCounters/liveEvents`` for
+/// the object's life (tests compare that with one read deadline per connection).
+///
 /// Threading: loop-confined.
-final class HTTPConnection: EventTarget {
+final class HTTPConnection {
     enum State {
-        case awaitingRequest(deadline: Event?)
+        case awaitingRequest
         case handling(HTTPRequest)
         case streaming(HTTPRequest)
         case replying
@@ -52,10 +64,17 @@ final class HTTPConnection: EventTarget {
     let safePoint: SafePoint
     /// Holds the connection slot this connection took; released in `closed`.
     private let group: HTTPServerGroup
-    var state: State = .awaitingRequest(deadline: nil)
+    var state: State = .awaitingRequest
     private var retain: Unmanaged<HTTPConnection>?
-    /// The abort watch, while a request is pending and watched.
-    private var watch: Event?
+    /// Strong: the embedded event is deleted in `deinit`, which touches the base.
+    private let base: EventBase
+    /// The `struct event` (see the type's docs), owned: allocated in `init`, freed in `deinit`.
+    private let event: OpaquePointer
+    private static let eventSize = event_get_struct_event_size()
+    /// `EV_READ|EV_PERSIST`, and `EV_CLOSED` where the backend reports it.
+    private let watchFlags: Int16
+    /// Whether the abort watch is armed.
+    private var watching = false
     /// Why we freed the connection ourselves, for the close callback.
     private var endReason: ConnectionEnd?
     private var requestCount = 0
@@ -63,7 +82,9 @@ final class HTTPConnection: EventTarget {
     /// request. `nil` while no byte has arrived (the connection is idle, safe to close when
     /// draining, as Go's `Shutdown` does).
     private(set) var requestStarted: ContinuousClock.Instant?
-    /// Our callback on the input buffer that sets `requestStarted`; removed in `closed`.
+    /// Our callback on the input buffer that sets `requestStarted`: installed at adoption, for
+    /// the connection's life (bytes added while a request is handled only set a value that
+    /// `awaitRequest` resets); removed in `closed`.
     private var inputCallback: OpaquePointer?
     /// The output-buffer watch (`HTTPConnection+Output.swift`).
     var output = OutputWatch()
@@ -77,14 +98,39 @@ final class HTTPConnection: EventTarget {
         self.counters = server.base.counters
         self.safePoint = server.safePoint
         self.group = server.group
+        self.base = server.base
+        event = OpaquePointer(UnsafeMutableRawPointer.allocate(byteCount: Self.eventSize, alignment: 16))
+        watchFlags = Int16(server.earlyClose ? EV_READ | EV_CLOSED | EV_PERSIST : EV_READ | EV_PERSIST)
         let retain = Unmanaged.passRetained(self)
         self.retain = retain
+        // Assigned at once (no event_del: the bytes are not an event yet), so that every later
+        // event_del is defined. Fails only for invalid flags; a pure timer has none.
+        let assigned = event_assign(event, base.raw, -1, 0, deadlineTrampoline, Unmanaged.passUnretained(self).toOpaque())
+        precondition(assigned == 0, "event_assign refused the connection's event")
         evhttp_connection_set_closecb(raw, connectionCloseTrampoline, retain.toOpaque())
         counters.liveConnections.bump()
+        counters.liveEvents.bump()
+        watchInput(true)
     }
 
     deinit {
+        // Deleted in `closed` (which always runs before the last release); deleting a non-pending
+        // event is a no-op. event_del fails only for an event without a base.
+        _ = event_del(event)
+        event_debug_unassign(event)
+        UnsafeMutableRawPointer(event).deallocate()
+        counters.liveEvents.bump(-1)
         counters.liveConnections.bump(-1)
+    }
+
+    /// Takes the event off the loop and gives it a new role. event_assign must never see a
+    /// pending event, hence the event_del (a flag test when it is not pending; it fails only for
+    /// an event without a base). event_assign fails only for invalid flag combinations, and
+    /// both roles' flags are valid constants.
+    private func assign(fd: Int32, flags: Int16, _ callback: event_callback_fn) {
+        _ = event_del(event)
+        let assigned = event_assign(event, base.raw, fd, flags, callback, Unmanaged.passUnretained(self).toOpaque())
+        precondition(assigned == 0, "event_assign refused the connection's event")
     }
 
     /// Whether the connection waits for a request and has received no byte of it.
@@ -96,8 +142,7 @@ final class HTTPConnection: EventTarget {
     /// The bufferevent evhttp reads and writes through; `nil` once it is freed.
     var bufferevent: OpaquePointer? { retain == nil ? nil : evhttp_connection_get_bufferevent(raw) }
 
-    /// Adds or removes our input-buffer callback. Only a connection waiting for a request needs
-    /// it, so a pending greeting does not hold one. Unretained: removed in `closed`, before the
+    /// Adds or removes our input-buffer callback. Unretained: removed in `closed`, before the
     /// close callback's retain is released.
     private func watchInput(_ on: Bool) {
         guard let bufferevent else { return }
@@ -122,29 +167,16 @@ final class HTTPConnection: EventTarget {
     /// (later ones, which includes the time the connection sits idle). A draining server
     /// closes the connection instead, unless bytes of the next request already wait.
     func awaitRequest() {
-        let limit = requestCount == 0 ? server.options.headerTimeout : server.options.idleTimeout
-        var deadline: Event?
         var deadlineArmed = true
-        if let limit {
-            let timer: Event
-            do {
-                timer = try Event(base: server.base, target: self, tag: Self.readDeadlineTag)
-            } catch {
-                // event_assign refuses only invalid flags; a pure timer has none.
-                preconditionFailure("read deadline: \(error)")
-            }
-            do {
-                try timer.add(timeout: limit)
-                deadline = timer
-            } catch {
-                // Out of memory for libevent's timer heap. Without its deadline a slow client
-                // could hold the connection for ever: close it below instead.
-                deadlineArmed = false
-            }
+        if let limit = requestCount == 0 ? server.headerDeadline : server.idleDeadline {
+            // A common timeout (see HTTPServer): appended to its queue, O(1). Fails only out of
+            // memory for the timer heap; without its deadline a slow client could hold the
+            // connection for ever: close it below instead.
+            assign(fd: -1, flags: 0, deadlineTrampoline)
+            deadlineArmed = withUnsafePointer(to: limit) { event_add(event, $0) } == 0
         }
-        state = .awaitingRequest(deadline: deadline)
+        state = .awaitingRequest
         requestStarted = nil
-        watchInput(true)
         watchOutput(.cannedResponse)
         // Pipelined bytes may already wait in the buffer.
         if let bufferevent, evbuffer_get_length(bufferevent_get_input(bufferevent)) > 0 {
@@ -156,8 +188,9 @@ final class HTTPConnection: EventTarget {
     /// A whole request arrived: the read deadline no longer applies.
     func beginHandling(_ request: HTTPRequest) {
         requestCount += 1
-        state = .handling(request)  // drops the read deadline
-        watchInput(false)
+        state = .handling(request)
+        // event_del fails only for an event without a base.
+        _ = event_del(event)
         watchOutput(.off)
     }
 
@@ -176,25 +209,25 @@ final class HTTPConnection: EventTarget {
     }
 
     func startAbortWatch() throws(LibeventError) {
-        let flags: EventFlags = server.earlyClose ? [.read, .closed, .persist] : [.read, .persist]
-        let watch = try Event(base: server.base, fd: fd, flags: flags, target: self, tag: Self.abortWatchTag)
-        try watch.add()
-        self.watch = watch
+        assign(fd: fd, flags: watchFlags, abortWatchTrampoline)
+        try check(event_add(event, nil), "event_add")
+        watching = true
     }
 
     private func stopAbortWatch() {
-        watch?.remove()
-        watch = nil
+        guard watching else { return }
+        watching = false
+        // event_del fails only for an event without a base.
+        _ = event_del(event)
     }
 
-    private static let readDeadlineTag = 0, abortWatchTag = 1
-
-    func eventFired(tag: Int, flags: EventFlags) {
-        if tag == Self.readDeadlineTag { end(.readTimeout) } else { socketActivity(flags) }
+    /// The read deadline passed.
+    fileprivate func deadlinePassed() {
+        end(.readTimeout)
     }
 
     /// The socket under a pending request became readable, or closed.
-    private func socketActivity(_ fired: EventFlags) {
+    fileprivate func socketActivity(_ fired: EventFlags) {
         if fired.contains(.closed) {
             end(.peerClosed)
             return
@@ -261,11 +294,13 @@ final class HTTPConnection: EventTarget {
         if !connectionFreed {
             stopDrainWatch()
             watchInput(false)
-            watchOutput(.off)
+            removeOutputWatch()
             evhttp_connection_set_closecb(raw, nil, nil)
         }
+        // event_del fails only for an event without a base.
+        _ = event_del(event)
         let previous = state
-        state = .closed  // drops a read deadline
+        state = .closed
         group.release()
         switch previous {
         case .handling(let request):
@@ -289,6 +324,18 @@ private func connectionCloseTrampoline(_ connection: OpaquePointer?, _ arg: Unsa
     // reference keeps the object alive until it returns.
     let connection = Unmanaged<HTTPConnection>.fromOpaque(arg).takeUnretainedValue()
     connection.safePoint.callback { connection.closed() }
+}
+
+/// The C callback of the read deadline: captures nothing, finds the connection through `arg`.
+/// Unretained: the event is deleted in `closed`, before the connection can go; the local
+/// reference keeps it alive for the call.
+private func deadlineTrampoline(_ fd: Int32, _ what: Int16, _ arg: UnsafeMutableRawPointer?) {
+    Unmanaged<HTTPConnection>.fromOpaque(arg!).takeUnretainedValue().deadlinePassed()
+}
+
+/// The C callback of the abort watch (as `deadlineTrampoline`).
+private func abortWatchTrampoline(_ fd: Int32, _ what: Int16, _ arg: UnsafeMutableRawPointer?) {
+    Unmanaged<HTTPConnection>.fromOpaque(arg!).takeUnretainedValue().socketActivity(EventFlags(rawValue: what))
 }
 
 /// The C input-buffer callback: bytes were added to (or drained from) the connection's input.

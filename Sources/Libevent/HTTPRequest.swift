@@ -132,7 +132,9 @@ public final class HTTPRequest {
     public func queryItems() -> [(name: String, value: String)]? {
         guard let query else { return [] }
         var list = evkeyvalq()
-        guard evhttp_parse_query_str(query, &list) == 0 else { return nil }
+        // withCString, not the implicit String-to-pointer conversion, which copies the string
+        // to a new heap array every call (a short query is copied to the stack instead).
+        guard query.withCString({ evhttp_parse_query_str($0, &list) }) == 0 else { return nil }
         defer { evhttp_clear_headers(&list) }
         var items: [(name: String, value: String)] = []
         var cursor = list.tqh_first
@@ -208,14 +210,17 @@ public final class HTTPRequest {
         }
     }
 
-    /// Adds `headers` (but not `X-Request-Id`: the transport's own is added), and a default
-    /// `Content-Type`, to the reply's headers; returns them.
+    /// Adds `headers` (but not `X-Request-Id`: the transport's own is added), a default
+    /// `Content-Type` and, unless `headers` has one, `Date` (``HTTPDateCache``), to the reply's
+    /// headers; returns them.
     func addHeaders(_ headers: [(String, String)], to request: UnsafeMutablePointer<evhttp_request>,
                     dropping dropped: Set<String> = []) -> UnsafeMutablePointer<evkeyvalq> {
         let output = evhttp_request_get_output_headers(request)!
+        var hasDate = false
         for (name, value) in headers {
             let lowered = name.lowercased()
             guard lowered != "x-request-id", !dropped.contains(lowered) else { continue }
+            if lowered == "date" { hasDate = true }
             // evhttp_add_header refuses (-1) a name or value with CR/LF, so header injection is
             // dropped; its only other failure is out of memory, which also just drops the header.
             _ = evhttp_add_header(output, name, value)
@@ -226,6 +231,12 @@ public final class HTTPRequest {
         if evhttp_find_header(output, "Content-Type") == nil {
             // A constant valid value: fails only out of memory, and the reply goes without it.
             _ = evhttp_add_header(output, "Content-Type", "text/plain; charset=utf-8")
+        }
+        if !hasDate {
+            // Where evhttp would add its own (which it then skips), from the per-second cache.
+            // Fails only out of memory; evhttp then adds its own.
+            let server = connection.server
+            _ = server.date.withValue(at: server.base.now) { evhttp_add_header(output, "Date", $0) }
         }
         return output
     }

@@ -30,6 +30,12 @@ public final class HTTPServer {
     let group: HTTPServerGroup
     /// Cached `EV_FEATURE_EARLY_CLOSE` of the base, read by every abort watch.
     let earlyClose: Bool
+    /// ``HTTPServerOptions/headerTimeout`` and ``HTTPServerOptions/idleTimeout`` as libevent
+    /// common timeouts of the base (`event_base_init_common_timeout`): every connection's read
+    /// deadline is armed with one of them, an O(1) queue append instead of a heap insertion.
+    let headerDeadline: timeval?, idleDeadline: timeval?
+    /// The `Date` value replies carry, formatted once per second (see ``HTTPDateCache``).
+    var date = HTTPDateCache()
     let safePoint: SafePoint
     private unowned let responder: any HTTPResponder
     /// Keeps a ``ClosureResponder`` alive; `nil` when the responder owns the server.
@@ -97,6 +103,8 @@ public final class HTTPServer {
         self.responder = responder
         self.ownedResponder = owning
         self.earlyClose = base.supportsEarlyClose
+        self.headerDeadline = options.headerTimeout.map { Self.commonTimeout($0, on: base) }
+        self.idleDeadline = options.idleTimeout.map { Self.commonTimeout($0, on: base) }
         self.safePoint = try SafePoint(base: base)
         let http = try nonNull(evhttp_new(base.raw), "evhttp_new")
         raw = http
@@ -120,6 +128,13 @@ public final class HTTPServer {
         // The listeners' error callback gets evhttp's pointer as its argument (evhttp set it as
         // the listener's user data): map it back to this object. Unretained: removed in close().
         LoopRegistry.current.servers[UnsafeMutableRawPointer(http)] = Unmanaged.passUnretained(self)
+    }
+
+    /// The common-timeout value for `duration` on `base`; the plain one when libevent cannot make
+    /// one (out of memory, or its 256 per base used up): then arming costs a heap insertion.
+    private static func commonTimeout(_ duration: Duration, on base: EventBase) -> timeval {
+        var plain = timeval(duration: duration)
+        return event_base_init_common_timeout(base.raw, &plain)?.pointee ?? plain
     }
 
     deinit {

@@ -3,8 +3,8 @@ import Synchronization
 /// Live counts of the C handles one ``EventBase`` has handed out, readable from any thread.
 ///
 /// These are how tests know that nothing leaked: after every request has ended, `liveEvents` is
-/// back to the handful the server itself owns (plus one read deadline per idle connection),
-/// `liveRequests` is zero, and `liveConnections` is zero once the clients have gone. Writes happen on the loop thread only; reads may come from anywhere,
+/// back to the handful the server itself owns plus one per connection object alive (its read
+/// deadline and abort watch, embedded in it, count as one), `liveRequests` is zero, and `liveConnections` is zero once the clients have gone. Writes happen on the loop thread only; reads may come from anywhere,
 /// so the fields are relaxed atomics.
 public final class LibeventCounters: Sendable {
     /// ``Event`` objects alive (each owns one `struct event`).

@@ -30,6 +30,7 @@ struct EventBaseTests {
         try withBase { base in
             #expect(base.method == expectedLinuxBackend())
             #expect(base.supportsEarlyClose == (base.method != "select"))
+            #expect(base.usesChangelist == (base.method == "epoll"), "EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST")
         }
     }
 
