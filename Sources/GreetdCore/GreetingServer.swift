@@ -267,14 +267,16 @@ public final class GreetingServer: HTTPResponder {
     }
 
     private func startGreeting(_ request: HTTPRequest) {
+        let query: RawGreetingQuery
         let parameters: GreetingQuery
         do {
-            parameters = try GreetingQuery(request, configuration: configuration)
+            query = try RawGreetingQuery(request.query)
+            parameters = try query.resolve(configuration)
         } catch {
             send(request, status: 400, body: "\(error)\n")
             return
         }
-        let kind = GreetingKind(request)
+        let kind = GreetingKind(request, query: query)
         if kind == .events && request.method == .head {
             // The headers only, at once: there is no body to think about.
             var headers = eventStreamHeaders
