@@ -66,7 +66,7 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
 
     private func log(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message,
                      metadata: @autoclosure () -> Logger.Metadata = [:]) {
-        server.logger.log(level, request: request.id, message(), metadata: metadata())
+        server.recorder.log(level, request: request.id, message(), metadata: metadata())
     }
 
     func start() {
