@@ -39,6 +39,8 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
     private unowned let server: GreetingServer
     private var state: State = .thinking(ticker: nil, deadline: nil)
     private var ticksLogged = 0
+    /// The server's log level (fixed for its life): a line below it costs one comparison.
+    private let logLevel: Logger.Level
     /// How the greeting ended, once it has.
     private(set) var outcome: RequestOutcome?
 
@@ -46,6 +48,7 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
         self.request = request
         self.parameters = parameters
         self.server = server
+        self.logLevel = server.recorder.logLevel
         server.stats.liveGreetings.bump()
     }
 
@@ -66,6 +69,7 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
 
     private func log(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message,
                      metadata: @autoclosure () -> Logger.Metadata = [:]) {
+        guard logLevel <= level else { return }  // before touching the server: most lines are off
         server.recorder.log(level, request: request.id, message(), metadata: metadata())
     }
 
@@ -74,18 +78,20 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
         if parameters.delayWasCapped, let asked = parameters.requestedDelay {
             log(.debug, "Delay capped at --max-delay", metadata: ["asked": "\(asked)", "max_delay": "\(parameters.delay)"])
         }
-        // A root already done (the server is shutting down) calls contextDone at once.
-        let registration = server.root.onDone(observer: self)
-        guard case .thinking = state else { return }
-        rootRegistration = registration
+        if let err = server.root.err {  // the server is already shutting down
+            contextDone(err, cause: server.root.cause)
+            return
+        }
         if let timeout = parameters.timeout, timeout.nanoseconds == 0 {
             contextDone(.deadlineExceeded, cause: nil)
             return
         }
         if parameters.delay.nanoseconds == 0 {
-            complete()
+            complete()  // at once: nothing can cancel it before it answers
             return
         }
+        // Thinking: the root's shutdown must reach us until we end (``finish()`` unregisters).
+        rootRegistration = server.root.onDone(observer: self)
         do {
             let ticker = try PunctualTimer(base: server.base, target: self, tag: Self.tickTag)
             var deadline: PunctualTimer?

@@ -256,7 +256,7 @@ public final class GreetingServer: HTTPResponder {
     /// recorder writes the access line and counts it.
     public func requestEnded(_ head: HTTPRequestHead, _ end: HTTPRequestEnd) {
         runner.requestEnded(head, end)  // cancels an async greeting's Task on an abort
-        var outcome = outcomes.removeValue(forKey: head.number)
+        var outcome = outcomes.isEmpty ? nil : outcomes.removeValue(forKey: head.number)  // no hashing when empty
         if let greeting = inFlight.removeValue(forKey: head.number) {
             if case .aborted(let reason) = end { greeting.clientWentAway(reason) }
             outcome = greeting.outcome ?? .canceled

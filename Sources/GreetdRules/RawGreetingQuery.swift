@@ -51,18 +51,30 @@ public struct RawGreetingQuery: Sendable {
             if equals == ampersand || equals == start { return nil }
             let value = (equals + 1)..<ampersand
             let name = UnsafeBufferPointer(rebasing: bytes[start..<equals])
-            if fields.delay == nil, name.elementsEqual("delay".utf8) {
-                fields.delay = value
-            } else if fields.timeout == nil, name.elementsEqual("timeout".utf8) {
-                fields.timeout = value
-            } else if fields.stream == nil, name.elementsEqual("stream".utf8) {
-                fields.stream = value
-            } else if fields.async == nil, name.elementsEqual("async".utf8) {
-                fields.async = value
+            switch name.count {
+            case 5:
+                if fields.delay == nil, Self.matches(name, "delay") {
+                    fields.delay = value
+                } else if fields.async == nil, Self.matches(name, "async") {
+                    fields.async = value
+                }
+            case 6:
+                if fields.stream == nil, Self.matches(name, "stream") { fields.stream = value }
+            case 7:
+                if fields.timeout == nil, Self.matches(name, "timeout") { fields.timeout = value }
+            default:
+                break
             }
             start = ampersand + 1
         }
         return fields
+    }
+
+    /// Whether `name` is `expected`'s bytes (an ASCII literal of the same length).
+    @inline(__always)
+    private static func matches(_ name: UnsafeBufferPointer<UInt8>, _ expected: StaticString) -> Bool {
+        guard name.count == expected.utf8CodeUnitCount else { return false }
+        return expected.withUTF8Buffer { name.elementsEqual($0) }
     }
 
     /// Whether the first `stream` value is `1` (the streaming greeting).
