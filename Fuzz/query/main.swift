@@ -15,6 +15,9 @@
 //    for both configurations (no `--timeout`, and `--timeout 30s`).
 // 3. The values become timers (`Duration.timerInterval`, what `Event.add(timeout:)` hands to
 //    `event_add`) and a context deadline (`ContinuousClock.now + timeout`).
+// 4. The fast path the server runs (`RawGreetingQuery`: one pass over the raw query's bytes)
+//    gives the same GreetingQuery or the same QueryProblem (and 400 text) as steps 1–2, for both
+//    configurations, and the same `stream`/`async` flags as a look-up in evhttp's items.
 // Properties: nothing traps; every accepted delay is in 0...max-delay and equals the asked value
 // capped (and `delayWasCapped` says whether it was); every timeout is in 0...asked and never above
 // the configured one; each timer is a valid timeval (0 <= tv_usec < 1_000_000) no shorter than
@@ -129,11 +132,47 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard let items = queryItems(query) else {
         let body = QueryProblem.malformedQuery(query).description
         check(printableASCII(body), "400 body with control or non-ASCII bytes: \(Array(body.utf8))")
+        // 4. The fast path refuses it too, with the same problem.
+        do {
+            _ = try RawGreetingQuery(query)
+            check(false, "fast path accepted a query evhttp refuses: \(Array(query.utf8))")
+        } catch {
+            check(error == .malformedQuery(query), "fast path: \(error) instead of the malformed query")
+        }
         return 0
     }
     for item in items {
         check(!item.name.isEmpty, "query item with an empty name")
     }
     greeting(items)
+    fastPath(query, items)
     return 0
+}
+
+/// 4. `RawGreetingQuery` (the server's fast path, over the raw bytes) against the reference path
+/// (evhttp's split, then `GreetingQuery.resolve`): the same query or the same problem, for every
+/// configuration, and the same `stream`/`async` flags.
+private func fastPath(_ query: String, _ items: [(name: String, value: String)]) {
+    let raw: RawGreetingQuery
+    do {
+        raw = try RawGreetingQuery(query)
+    } catch {
+        check(false, "fast path refused a query evhttp splits: \(error)")
+        return
+    }
+    func flag(_ name: String) -> Bool { items.first { $0.name == name }?.value == "1" }
+    check(raw.asksForStream == flag("stream"), "stream flag \(raw.asksForStream) for \(items)")
+    check(raw.asksForAsync == flag("async"), "async flag \(raw.asksForAsync) for \(items)")
+    for configured in configuredTimeouts {
+        let reference = Result { () throws(QueryProblem) in
+            try GreetingQuery.resolve(items, delay: defaultDelay, maxDelay: maxDelay, timeout: configured)
+        }
+        let fast = Result { () throws(QueryProblem) in
+            try raw.resolve(delay: defaultDelay, maxDelay: maxDelay, timeout: configured)
+        }
+        check(fast == reference, "fast path \(fast) != reference \(reference) for \(Array(query.utf8))")
+        if case .failure(let a) = fast, case .failure(let b) = reference {
+            check(a.description == b.description, "400 texts differ: \(a) vs \(b)")
+        }
+    }
 }

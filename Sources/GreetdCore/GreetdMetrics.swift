@@ -18,8 +18,10 @@ public final class GreetdMetrics: Sendable {
 
     /// The registry `/metrics` renders.
     public let registry: PrometheusCollectorRegistry
-    private let requests: [RequestOutcome: Counter]
-    private let durations: [RequestOutcome: DurationHistogram]
+    /// Per outcome, at ``slot(_:)``: arrays indexed by a switch, not dictionaries, so counting a
+    /// request hashes nothing (the outcome's raw value is a String).
+    private let requests: [Counter]
+    private let durations: [DurationHistogram]
     let inFlight: Gauge
     let connectionsOpen: Gauge
     let ticks: Counter
@@ -42,12 +44,13 @@ public final class GreetdMetrics: Sendable {
         let requestsName = metric(
             MetricName.requests,
             "Greeting requests by how they ended: completed, canceled (client gone), deadline_exceeded, shutdown, rejected (connection limit or draining).")
-        var requests: [RequestOutcome: Counter] = [:]
-        var durations: [RequestOutcome: DurationHistogram] = [:]
-        for outcome in RequestOutcome.allCases {
+        var requests: [Counter] = []
+        var durations: [DurationHistogram] = []
+        for (slot, outcome) in RequestOutcome.allCases.enumerated() {
+            precondition(Self.slot(outcome) == slot, "slot(_:) must follow RequestOutcome.allCases")
             let labels = [(MetricName.outcomeLabel, outcome.rawValue)]
-            requests[outcome] = registry.makeCounter(descriptor: requestsName, labels: labels)
-            durations[outcome] = registry.makeDurationHistogram(descriptor: durationName, labels: labels, buckets: buckets)
+            requests.append(registry.makeCounter(descriptor: requestsName, labels: labels))
+            durations.append(registry.makeDurationHistogram(descriptor: durationName, labels: labels, buckets: buckets))
         }
         self.requests = requests
         self.durations = durations
@@ -67,13 +70,26 @@ public final class GreetdMetrics: Sendable {
 
     /// Counts a finished request and records how long it took.
     func finished(_ outcome: RequestOutcome, after duration: Duration) {
-        requests[outcome]!.increment()
-        durations[outcome]!.record(duration)
+        let slot = Self.slot(outcome)
+        requests[slot].increment()
+        durations[slot].record(duration)
     }
 
     /// Counts a request refused without a duration worth recording (a connection over the limit).
     func rejected() {
-        requests[.rejected]!.increment()
+        requests[Self.slot(.rejected)].increment()
+    }
+
+    /// `outcome`'s position in `RequestOutcome.allCases` (checked at init), by a switch.
+    @inline(__always)
+    private static func slot(_ outcome: RequestOutcome) -> Int {
+        switch outcome {
+        case .completed: return 0
+        case .canceled: return 1
+        case .deadlineExceeded: return 2
+        case .shutdown: return 3
+        case .rejected: return 4
+        }
     }
 
     /// The Prometheus text exposition, with the process metrics read now.

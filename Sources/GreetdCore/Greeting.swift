@@ -10,9 +10,11 @@ import Logging
 /// does both: it is set for whichever comes next. Every tick due by the delay is logged before
 /// the answer, so the defaults give the seed's five lines.
 ///
-/// Its ``Context`` is a child of the server's root context, with the request's deadline, if any
-/// (a second timer, set for `start + timeout`). Whatever ends it first ends the greeting, and its
-/// done-callback stops both timers (no tick can follow) and logs Go's words:
+/// It behaves as Go's handler with a ``Context`` that is a child of the server's root context, with
+/// the request's deadline, if any (a second timer, set for `start + timeout`), but it allocates
+/// no context of its own: it observes the root directly (registered while it thinks, so a
+/// shutdown reaches it) and keeps its own ``ContextError`` and cause, once done. Whatever ends it
+/// first ends the greeting, stops both timers (no tick can follow) and logs Go's words:
 /// - the client goes away (the server reports the request aborted) → `Context Error: context
 ///   canceled`; access-log status 499;
 /// - the deadline passes: `Context Error: context deadline exceeded`; `503`;
@@ -21,8 +23,9 @@ import Logging
 /// As in the seed (a `defer`), `Handled greeting request` closes every path.
 ///
 /// Ownership: the ``GreetingServer`` holds each greeting in its in-flight table until its
-/// request ends; the greeting owns its request, context and timers, and the timers hold it
-/// unowned, so ending it (removing it from the table) frees everything at once.
+/// request ends; the greeting owns its request and timers, and the timers (and the root context,
+/// until the greeting unregisters when it ends) hold it unowned, so ending it (removing it from
+/// the table) frees everything at once.
 final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
     private enum State {
         case thinking(ticker: PunctualTimer?, deadline: PunctualTimer?)
@@ -30,11 +33,14 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
     }
 
     let request: HTTPRequest
-    private let context: Context
+    /// Our registration on the server's root context while thinking (its shutdown cancels us).
+    private var rootRegistration: Context.Registration?
     private let parameters: GreetingQuery
     private unowned let server: GreetingServer
     private var state: State = .thinking(ticker: nil, deadline: nil)
     private var ticksLogged = 0
+    /// The server's log level (fixed for its life): a line below it costs one comparison.
+    private let logLevel: Logger.Level
     /// How the greeting ended, once it has.
     private(set) var outcome: RequestOutcome?
 
@@ -42,12 +48,14 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
         self.request = request
         self.parameters = parameters
         self.server = server
-        self.context = Context(parent: server.root, deadline: parameters.timeout.map { request.head.start + $0.duration })
+        self.logLevel = server.recorder.logLevel
         server.stats.liveGreetings.bump()
     }
 
     deinit {
         if case .thinking = state { assertionFailure("greeting \(request.id) freed while thinking") }
+        // The root holds us unowned: never leave it a dangling observer.
+        if let rootRegistration { server.root.removeOnDone(rootRegistration) }
         server.stats.liveGreetings.bump(-1)
     }
 
@@ -61,7 +69,8 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
 
     private func log(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message,
                      metadata: @autoclosure () -> Logger.Metadata = [:]) {
-        server.logger.log(level, request: request.id, message(), metadata: metadata())
+        guard logLevel <= level else { return }  // before touching the server: most lines are off
+        server.recorder.log(level, request: request.id, message(), metadata: metadata())
     }
 
     func start() {
@@ -69,16 +78,20 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
         if parameters.delayWasCapped, let asked = parameters.requestedDelay {
             log(.debug, "Delay capped at --max-delay", metadata: ["asked": "\(asked)", "max_delay": "\(parameters.delay)"])
         }
-        context.onDone(observer: self)
-        if context.isDone { return }  // the server is already shutting down
+        if let err = server.root.err {  // the server is already shutting down
+            contextDone(err, cause: server.root.cause)
+            return
+        }
         if let timeout = parameters.timeout, timeout.nanoseconds == 0 {
-            context.cancel(.deadlineExceeded)
+            contextDone(.deadlineExceeded, cause: nil)
             return
         }
         if parameters.delay.nanoseconds == 0 {
-            complete()
+            complete()  // at once: nothing can cancel it before it answers
             return
         }
+        // Thinking: the root's shutdown must reach us until we end (``finish()`` unregisters).
+        rootRegistration = server.root.onDone(observer: self)
         do {
             let ticker = try PunctualTimer(base: server.base, target: self, tag: Self.tickTag)
             var deadline: PunctualTimer?
@@ -99,7 +112,7 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
     /// forever, so it ends now with `500`, logged as an error.
     private func fail(_ what: String, _ error: any Error) {
         log(.error, "\(what): \(error)")
-        state = .finished  // frees the timers
+        finish()  // frees the timers
         outcome = .shutdown
         server.send(request, status: 500, body: "internal error: \(error)\n")
     }
@@ -108,7 +121,7 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
 
     func eventFired(tag: Int, flags: EventFlags) {
         if tag == Self.deadlineTag {
-            context.cancel(.deadlineExceeded)
+            contextDone(.deadlineExceeded, cause: nil)
             return
         }
         guard case .thinking(let ticker, _) = state, let ticker else { return }
@@ -127,16 +140,18 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
         }
     }
 
-    /// The context is done (client gone, deadline, shutdown).
+    /// The root context is done (the shutdown budget ran out): Go's child context would be done
+    /// with the root's error and cause. The root has already dropped our registration.
     func contextDone(_ context: Context, error: ContextError) {
-        contextDone(error)
+        rootRegistration = nil
+        contextDone(error, cause: context.cause)
     }
 
     /// The client went away (the server reported the request aborted): cancel, as Go's
     /// net/http cancels `r.Context()`.
     func clientWentAway(_ reason: ConnectionEnd) {
         log(.debug, "Client went away", metadata: ["reason": "\(reason)"])
-        context.cancel()
+        contextDone(.canceled, cause: nil)
     }
 
     private func logTick() {
@@ -153,16 +168,27 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
     private func complete() {
         guard case .thinking = state else { return }
         while ticksLogged < schedule.ticksDue { logTick() }
-        state = .finished  // frees the timers
+        finish()  // frees the timers
         outcome = .completed
         log(.info, "Handled greeting request")
         server.send(request, status: 200, headers: headers, body: "Hello Gopher!\n")
     }
 
-    private func contextDone(_ err: ContextError) {
+    /// Stops thinking: frees the timers and leaves the root context.
+    private func finish() {
+        state = .finished
+        if let registration = rootRegistration {
+            rootRegistration = nil
+            server.root.removeOnDone(registration)
+        }
+    }
+
+    /// What Go's handler does when its context is done with `err` (and `cause`, as
+    /// `context.Cause` reports it when it is not `err` itself): the first call counts.
+    private func contextDone(_ err: ContextError, cause: (any Error)?) {
         guard case .thinking = state else { return }
-        state = .finished  // frees the timers: no tick after this point
-        if let cause = context.cause, !(cause is ContextError) {
+        finish()  // frees the timers: no tick after this point
+        if let cause, !(cause is ContextError) {
             log(.notice, "Context Error: \(err) (cause: \(cause))")
         } else {
             log(.notice, "Context Error: \(err)")

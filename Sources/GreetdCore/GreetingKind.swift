@@ -11,13 +11,11 @@ enum GreetingKind: Equatable {
     /// (``AsyncGreeting`` in ``AsyncGreeting/Mode/events`` mode).
     case events
 
-    /// The kind `request` asks for. The stream wins over `?async=1`.
-    init(_ request: HTTPRequest) {
-        let items = request.queryItems() ?? []
-        func flag(_ name: String) -> Bool { items.first { $0.name == name }?.value == "1" }
-        if flag("stream") || request.header("Accept").map(acceptsEventStream) == true {
+    /// The kind `request`, whose query is `query`, asks for. The stream wins over `?async=1`.
+    init(_ request: HTTPRequest, query: RawGreetingQuery) {
+        if query.asksForStream || request.header("Accept").map(acceptsEventStream) == true {
             self = .events
-        } else if flag("async") {
+        } else if query.asksForAsync {
             self = .async
         } else {
             self = .timer

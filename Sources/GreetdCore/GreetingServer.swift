@@ -256,7 +256,7 @@ public final class GreetingServer: HTTPResponder {
     /// recorder writes the access line and counts it.
     public func requestEnded(_ head: HTTPRequestHead, _ end: HTTPRequestEnd) {
         runner.requestEnded(head, end)  // cancels an async greeting's Task on an abort
-        var outcome = outcomes.removeValue(forKey: head.number)
+        var outcome = outcomes.isEmpty ? nil : outcomes.removeValue(forKey: head.number)  // no hashing when empty
         if let greeting = inFlight.removeValue(forKey: head.number) {
             if case .aborted(let reason) = end { greeting.clientWentAway(reason) }
             outcome = greeting.outcome ?? .canceled
@@ -267,14 +267,16 @@ public final class GreetingServer: HTTPResponder {
     }
 
     private func startGreeting(_ request: HTTPRequest) {
+        let query: RawGreetingQuery
         let parameters: GreetingQuery
         do {
-            parameters = try GreetingQuery(request, configuration: configuration)
+            query = try RawGreetingQuery(request.query)
+            parameters = try query.resolve(configuration)
         } catch {
             send(request, status: 400, body: "\(error)\n")
             return
         }
-        let kind = GreetingKind(request)
+        let kind = GreetingKind(request, query: query)
         if kind == .events && request.method == .head {
             // The headers only, at once: there is no body to think about.
             var headers = eventStreamHeaders

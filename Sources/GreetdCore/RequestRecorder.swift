@@ -18,8 +18,14 @@ final class RequestRecorder {
     private var acceptErrors = RateLimitedCount()
     private var openConnections = 0
 
+    /// `logger.logLevel`, read once: a `Logger` is a value (its level changes only through this
+    /// copy, which is a `let`), greetd's handlers are values too, and asking the handler (an
+    /// existential) per line costs more than the check it guards.
+    let logLevel: Logger.Level
+
     init(logger: Logger, stats: GreetdStats, metrics: GreetdMetrics, maxConnections: Int) {
         self.logger = logger
+        self.logLevel = logger.logLevel
         self.stats = stats
         self.metrics = metrics
         self.maxConnections = maxConnections
@@ -48,8 +54,8 @@ final class RequestRecorder {
         case .responded(let code, let size): (status, bytes) = (code, size)
         case .aborted: (status, bytes) = (499, 0)
         }
-        logger.log(.info, request: head.id,
-                   "access method=\(head.method) target=\(logField(head.target)) status=\(status) duration=\(GoDuration(elapsed)) bytes=\(bytes)")
+        log(.info, request: head.id,
+            "access method=\(head.method) target=\(logField(head.target)) status=\(status) duration=\(GoDuration(elapsed)) bytes=\(bytes)")
         if head.origin == .connectionLimit {
             metrics.rejected()
             refusals.record { count in
@@ -72,6 +78,15 @@ final class RequestRecorder {
             }
         }
         metrics.finished(outcome, after: elapsed)
+    }
+
+    /// Logs a line about one request at `level`, if ``logLevel`` lets it through: nothing at all
+    /// is built (message, metadata, the access line's fields) when it does not.
+    @inline(__always)
+    func log(_ level: Logger.Level, request id: String, _ message: @autoclosure () -> Logger.Message,
+             metadata: @autoclosure () -> Logger.Metadata = [:]) {
+        guard logLevel <= level else { return }
+        logger.log(level, request: id, message(), metadata: metadata())
     }
 
     /// The worker's open connections changed to `count`.

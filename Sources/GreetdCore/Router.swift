@@ -43,13 +43,13 @@ struct Router {
     }
 }
 
-extension GreetingQuery {
-    /// Reads a greeting's `?delay=` and `?timeout=` from `request` with the one set of query
-    /// rules (``GreetingQuery/resolve(_:delay:maxDelay:timeout:)``, the code the query fuzzer runs).
-    /// - Throws: ``QueryProblem`` for a query evhttp cannot split, a bad duration or a negative one.
-    init(_ request: HTTPRequest, configuration: GreetdConfiguration) throws(QueryProblem) {
-        guard let items = request.queryItems() else { throw .malformedQuery(request.query ?? "") }
-        self = try Self.resolve(items, delay: configuration.delay, maxDelay: configuration.maxDelay,
-                                timeout: configuration.timeout)
+extension RawGreetingQuery {
+    /// Resolves a greeting's `?delay=` and `?timeout=` with `configuration`'s defaults and caps:
+    /// the fast path over the raw query (``RawGreetingQuery``), whose results and errors are
+    /// those of ``GreetingQuery/resolve(_:delay:maxDelay:timeout:)`` on evhttp's split (the
+    /// query fuzzer compares the two).
+    /// - Throws: ``QueryProblem`` for a bad duration or a negative one.
+    func resolve(_ configuration: GreetdConfiguration) throws(QueryProblem) -> GreetingQuery {
+        try resolve(delay: configuration.delay, maxDelay: configuration.maxDelay, timeout: configuration.timeout)
     }
 }

@@ -119,87 +119,145 @@ public func goQuote(_ s: String) -> String {
     return out + "\""
 }
 
-private let unitNanoseconds: [String: UInt64] = [
-    "ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,
-    "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000,
-]
+/// Why ``parseGoDuration(_:)`` refused its bytes; the caller adds the input text.
+enum DurationBytesFailure: Error {
+    case invalid, missingUnit, outOfRange
+    /// The unit's bytes: `range` in the input.
+    case unknownUnit(Range<Int>)
+}
+
+/// Nanoseconds per unit for the unit's UTF-8 bytes (`ns`, `us`, `µs`, `μs`, `ms`, `s`, `m`, `h`);
+/// `nil` for any other. A switch, not a dictionary: no hashing, no String.
+@inline(__always)
+private func unitNanoseconds(_ u: UnsafeBufferPointer<UInt8>) -> UInt64? {
+    switch u.count {
+    case 1:
+        switch u[0] {
+        case UInt8(ascii: "s"): return 1_000_000_000
+        case UInt8(ascii: "m"): return 60_000_000_000
+        case UInt8(ascii: "h"): return 3_600_000_000_000
+        default: return nil
+        }
+    case 2:
+        guard u[1] == UInt8(ascii: "s") else { return nil }
+        switch u[0] {
+        case UInt8(ascii: "n"): return 1
+        case UInt8(ascii: "u"): return 1_000
+        case UInt8(ascii: "m"): return 1_000_000
+        default: return nil
+        }
+    case 3:
+        // µ (U+00B5 MICRO SIGN) and μ (U+03BC GREEK SMALL LETTER MU), then `s`.
+        guard u[2] == UInt8(ascii: "s") else { return nil }
+        return (u[0] == 0xC2 && u[1] == 0xB5) || (u[0] == 0xCE && u[1] == 0xBC) ? 1_000 : nil
+    default:
+        return nil
+    }
+}
 
 /// A port of Go's `time.ParseDuration` (go/src/time/format.go). The one duration parser: every
-/// flag, query value and tool goes through ``GoDuration/init(parsing:)``, which calls this.
+/// flag, query value and tool goes through ``GoDuration/init(parsing:)`` or
+/// ``GoDuration/parse(utf8:)``, which call this.
 private func parseGoDuration(_ original: String) throws(DurationParseError) -> Int64 {
-    var s = Substring(original).utf8[...]
+    let result = original.utf8.withContiguousStorageIfAvailable { parseGoDuration($0) }
+        ?? Array(original.utf8).withUnsafeBufferPointer { parseGoDuration($0) }
+    switch result {
+    case .success(let value):
+        return value
+    case .failure(let failure):
+        throw DurationParseError(failure, input: original)
+    }
+}
+
+extension DurationParseError {
+    /// The error for `failure` on `input` (whose UTF-8 the failure's ranges index).
+    init(_ failure: DurationBytesFailure, input: String) {
+        switch failure {
+        case .invalid: self = .invalid(input)
+        case .missingUnit: self = .missingUnit(input)
+        case .outOfRange: self = .outOfRange(input)
+        case .unknownUnit(let range):
+            let utf8 = input.utf8
+            let unit = utf8[utf8.index(utf8.startIndex, offsetBy: range.lowerBound)..<utf8.index(utf8.startIndex, offsetBy: range.upperBound)]
+            self = .unknownUnit(unit: String(decoding: unit, as: UTF8.self), input: input)
+        }
+    }
+}
+
+/// Go's `time.ParseDuration` over UTF-8 bytes: no allocation on any path.
+func parseGoDuration(_ bytes: UnsafeBufferPointer<UInt8>) -> Result<Int64, DurationBytesFailure> {
+    var i = 0
+    let end = bytes.count
     var total: UInt64 = 0
     var negative = false
     let limit: UInt64 = 1 << 63
 
-    if let first = s.first, first == UInt8(ascii: "-") || first == UInt8(ascii: "+") {
-        negative = first == UInt8(ascii: "-")
-        s = s.dropFirst()
+    if end > 0, bytes[0] == UInt8(ascii: "-") || bytes[0] == UInt8(ascii: "+") {
+        negative = bytes[0] == UInt8(ascii: "-")
+        i = 1
     }
-    if s.elementsEqual("0".utf8) { return 0 }
-    if s.isEmpty { throw .invalid(original) }
+    if end - i == 1 && bytes[i] == UInt8(ascii: "0") { return .success(0) }
+    if i == end { return .failure(.invalid) }
 
-    func isDigit(_ c: UInt8) -> Bool { c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") }
+    @inline(__always) func isDigit(_ c: UInt8) -> Bool { c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") }
 
-    while !s.isEmpty {
+    while i < end {
         var value: UInt64 = 0
         var fraction: UInt64 = 0
         var scale: Double = 1
-        guard let c = s.first, c == UInt8(ascii: ".") || isDigit(c) else { throw .invalid(original) }
+        guard bytes[i] == UInt8(ascii: ".") || isDigit(bytes[i]) else { return .failure(.invalid) }
 
         // Integer part (Go's leadingInt: overflow is an error).
-        let beforeInt = s.count
+        let beforeInt = i
         var overflow = false
-        while let c = s.first, isDigit(c) {
+        while i < end, isDigit(bytes[i]) {
             if value > (limit - 1) / 10 { overflow = true }
-            value = value &* 10 &+ UInt64(c - UInt8(ascii: "0"))
+            value = value &* 10 &+ UInt64(bytes[i] - UInt8(ascii: "0"))
             if value > limit { overflow = true }
-            s = s.dropFirst()
+            i += 1
         }
-        if overflow { throw .outOfRange(original) }
-        let hadInt = s.count != beforeInt
+        if overflow { return .failure(.outOfRange) }
+        let hadInt = i != beforeInt
 
         // Fraction (Go's leadingFraction: digits past the precision are dropped, not an error).
         var hadFraction = false
-        if s.first == UInt8(ascii: ".") {
-            s = s.dropFirst()
-            let beforeFraction = s.count
+        if i < end, bytes[i] == UInt8(ascii: ".") {
+            i += 1
+            let beforeFraction = i
             var fractionOverflow = false
-            while let c = s.first, isDigit(c) {
+            while i < end, isDigit(bytes[i]) {
                 if !fractionOverflow {
                     if fraction > (limit - 1) / 10 {
                         fractionOverflow = true
                     } else {
-                        let next = fraction * 10 + UInt64(c - UInt8(ascii: "0"))
+                        let next = fraction * 10 + UInt64(bytes[i] - UInt8(ascii: "0"))
                         if next > limit { fractionOverflow = true } else { fraction = next; scale *= 10 }
                     }
                 }
-                s = s.dropFirst()
+                i += 1
             }
-            hadFraction = s.count != beforeFraction
+            hadFraction = i != beforeFraction
         }
-        if !hadInt && !hadFraction { throw .invalid(original) }
+        if !hadInt && !hadFraction { return .failure(.invalid) }
 
         // Unit: everything up to the next digit or dot.
-        var unitBytes: [UInt8] = []
-        while let c = s.first, c != UInt8(ascii: "."), !isDigit(c) {
-            unitBytes.append(c)
-            s = s.dropFirst()
+        let unitStart = i
+        while i < end, bytes[i] != UInt8(ascii: "."), !isDigit(bytes[i]) { i += 1 }
+        if i == unitStart { return .failure(.missingUnit) }
+        guard let unit = unitNanoseconds(UnsafeBufferPointer(rebasing: bytes[unitStart..<i])) else {
+            return .failure(.unknownUnit(unitStart..<i))
         }
-        if unitBytes.isEmpty { throw .missingUnit(original) }
-        let unitText = String(decoding: unitBytes, as: UTF8.self)
-        guard let unit = unitNanoseconds[unitText] else { throw .unknownUnit(unit: unitText, input: original) }
 
-        if value > limit / unit { throw .outOfRange(original) }
+        if value > limit / unit { return .failure(.outOfRange) }
         value *= unit
         if fraction > 0 {
             value += UInt64(Double(fraction) * (Double(unit) / scale))
-            if value > limit { throw .outOfRange(original) }
+            if value > limit { return .failure(.outOfRange) }
         }
-        if value > limit - total { throw .outOfRange(original) }
+        if value > limit - total { return .failure(.outOfRange) }
         total += value
     }
-    if negative { return total == limit ? Int64.min : -Int64(total) }
-    if total > limit - 1 { throw .outOfRange(original) }
-    return Int64(total)
+    if negative { return .success(total == limit ? Int64.min : -Int64(total)) }
+    if total > limit - 1 { return .failure(.outOfRange) }
+    return .success(Int64(total))
 }
