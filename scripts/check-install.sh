@@ -66,6 +66,9 @@ run_installed() {
     [ "$printed" = "$version" ] || fail "$name: --version printed '$printed', Version.swift says '$version'"
 
     local log="$scratch/$name.log"
+    # Created here, not by the background job's redirection, which may not have run yet when
+    # the loop below first reads it.
+    : >"$log"
     "$@" env -i "$scratch/greetd-http" --host 127.0.0.1 --port 0 --delay 0s --workers 2 --log-level notice 2>"$log" &
     server=$!
     local port="" tries=0
