@@ -1,3 +1,4 @@
+import GreetdSystem
 import Prometheus
 import Synchronization
 
@@ -30,7 +31,7 @@ public final class GreetdMetrics: Sendable {
     private let residentMemory: Gauge
     private let openFDs: Gauge
     private let cpuSeconds: Counter
-    private let cpuReported = Mutex<Double>(0)
+    private let cpuReported = Lock<Double>(0)
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry

@@ -65,7 +65,7 @@ enum LogBatchSlots {
     /// Held around every write of log bytes, batched or not, so that writes never interleave
     /// (a pipe splits a write larger than `PIPE_BUF` when full; a stream socket at its buffer
     /// size). Held only for the `write`, never while formatting.
-    private static let writeLock = Mutex<Void>(())
+    private static let writeLock = Lock<Void>(())
 
     /// A free slot, or `nil` when all are taken.
     static func acquire() -> LogBatchSlot? {
@@ -136,11 +136,7 @@ enum FatalSignalFlush {
         _ = LogBatchSlots.all
         for (index, signal) in signals.enumerated() {
             var action = sigaction()
-            #if canImport(Glibc)
-            action.__sigaction_handler.sa_handler = fatalSignalHandler
-            #else
-            action.__sigaction_u.__sa_handler = fatalSignalHandler
-            #endif
+            action.handler = fatalSignalHandler
             action.sa_flags = SA_ONSTACK
             // sigemptyset fails only for a NULL set.
             _ = sigemptyset(&action.sa_mask)
@@ -167,11 +163,7 @@ enum FatalSignalFlush {
         }
         for index in signals.indices {
             previous[index] = sigaction()
-            #if canImport(Glibc)
-            previous[index].__sigaction_handler.sa_handler = SIG_DFL
-            #else
-            previous[index].__sigaction_u.__sa_handler = SIG_DFL
-            #endif
+            previous[index].handler = SIG_DFL
         }
     }
 

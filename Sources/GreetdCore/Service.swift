@@ -1,3 +1,4 @@
+import GreetdSystem
 import Foundation
 import Libevent
 import Logging
@@ -126,7 +127,7 @@ public final class GreetdService: Sendable {
     ) throws -> (Worker, [SocketAddress]) {
         let worker = Worker(stats: GreetdStats(), control: try WorkerControl(), done: DispatchSemaphore(value: 0))
         let ready = DispatchSemaphore(value: 0)
-        let outcome = Mutex<Result<[SocketAddress], any Error>?>(nil)
+        let outcome = Lock<Result<[SocketAddress], any Error>?>(nil)
         let thread = Thread {
             do {
                 try runWorker(configuration: configuration, port: port, logger: logger, metrics: metrics,

@@ -1,3 +1,4 @@
+import GreetdSystem
 import Libevent
 import Synchronization
 
@@ -10,7 +11,7 @@ public final class WorkerGroup: Sendable {
     /// Shared by every worker's ``HTTPServer``.
     public let http: HTTPServerGroup
     private let workers: Int
-    private let tally = Mutex<[ShutdownPhase: (workers: Int, acted: Bool, inFlight: Int)]>([:])
+    private let tally = Lock<[ShutdownPhase: (workers: Int, acted: Bool, inFlight: Int)]>([:])
 
     /// A group for `workers` worker loops.
     public init(workers: Int) {

@@ -188,6 +188,36 @@ extension sockaddr_in6 {
     }
 }
 
+extension sigaction {
+    /// The handler (`sa_handler`), under its per-platform spelling: a union member whose path
+    /// differs between Glibc (`__sigaction_handler`) and Darwin (`__sigaction_u`).
+    public var handler: (@convention(c) (Int32) -> Void)? {
+        get {
+            #if canImport(Glibc)
+            __sigaction_handler.sa_handler
+            #else
+            __sigaction_u.__sa_handler
+            #endif
+        }
+        set {
+            #if canImport(Glibc)
+            __sigaction_handler.sa_handler = newValue
+            #else
+            __sigaction_u.__sa_handler = newValue
+            #endif
+        }
+    }
+}
+
+/// `RLIMIT_CORE` in the type `getrlimit`/`setrlimit` take on this platform.
+public let coreFileSizeResource: Int32 = {
+    #if canImport(Glibc)
+    Int32(RLIMIT_CORE.rawValue)
+    #else
+    RLIMIT_CORE
+    #endif
+}()
+
 extension ProcessSignals {
     /// Installs `handler` for `signal` (`sigaction`), with an empty mask.
     /// - Parameter restartingCalls: `SA_RESTART`: a blocking call the signal interrupts resumes
@@ -195,11 +225,7 @@ extension ProcessSignals {
     /// - Throws: ``SystemError`` named `sigaction` (`EINVAL` for `SIGKILL`, `SIGSTOP` or a bad number).
     public static func setHandler(_ handler: @convention(c) (Int32) -> Void, for signal: Int32, restartingCalls: Bool) throws(SystemError) {
         var action = sigaction()
-        #if canImport(Glibc)
-        action.__sigaction_handler.sa_handler = handler
-        #else
-        action.__sigaction_u.__sa_handler = handler
-        #endif
+        action.handler = handler
         action.sa_flags = restartingCalls ? SA_RESTART : 0
         // sigemptyset fails only for a NULL set.
         _ = sigemptyset(&action.sa_mask)

@@ -1,3 +1,4 @@
+import GreetdSystem
 import Synchronization
 
 /// A libevent loop as a Swift executor: async code runs on the loop's own thread, between its
@@ -40,7 +41,7 @@ import Synchronization
 /// Releasing it without `shutdown()` is a precondition failure.
 public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendable {
     // @unchecked Sendable. The state is of two kinds:
-    // - `shared` is behind a lock (``LoopLock``, a pthread mutex that ThreadSanitizer sees): the
+    // - `shared` is behind a lock (GreetdSystem's `Lock`, a pthread mutex that ThreadSanitizer sees): the
     //   queue, the drain-pending flag and the closed flag. Any thread.
     // - `base`, `drainEvent`, `wakeEvent`, `spare`, `isDraining`, `sleepers` and the three
     //   statistics and test fields below are confined to
@@ -72,7 +73,7 @@ public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendab
 
     /// The loop thread: the only thread jobs run on.
     public let thread: LoopThread
-    private let shared = LoopLock(Shared())
+    private let shared = Lock(Shared())
     private let wakeup: LoopWakeup
     private let wakeUpCount = Atomic<Int>(0)
     /// The serial-executor role (see ``asUnownedSerialExecutor()``). It holds this object unowned.

@@ -168,7 +168,11 @@ private final class RunningServer: Sendable {
     static func start(configure: @escaping @Sendable (AsyncRouter, Probe) -> Void) async throws -> RunningServer {
         let probe = Probe()
         let slot = Mutex<RunningServer?>(nil)
-        return try await withCheckedThrowingContinuation { (started: CheckedContinuation<RunningServer, any Error>) in
+        // ThreadSanitizer does not see the happens-before a continuation's resume gives (the
+        // concurrency runtime is not instrumented): hand the object over under a pthread lock it
+        // does see, taken by the loop thread before the resume and by this task after it.
+        let handoff = Lock<Void>(())
+        let startedRunningServer: RunningServer = try await withCheckedThrowingContinuation { (started: CheckedContinuation<RunningServer, any Error>) in
             Thread.detachNewThread {
                 do {
                     let server = try AsyncHTTPServer(host: "127.0.0.1", port: 0)
@@ -186,6 +190,7 @@ private final class RunningServer: Sendable {
                     let running = RunningServer(port: server.addresses[0].port, probe: probe,
                                                 executor: server.executor, box: box)
                     slot.withLock { $0 = running }
+                    handoff.withLock { _ in }
                     started.resume(returning: running)
                     defer { box.release() }
                     try server.run()
@@ -208,6 +213,8 @@ private final class RunningServer: Sendable {
                 }
             }
         }
+        handoff.withLock { _ in }
+        return startedRunningServer
     }
 
     /// Calls `stop(reason:)` on the loop thread (`times` times, the later ones with

@@ -82,7 +82,11 @@ final class LiveLoop: Sendable {
                       configure: @escaping @Sendable (AsyncRouter, Probe) -> Void) async throws -> LiveLoop {
         let probe = Probe()
         let done = Mutex<LiveLoop?>(nil)
-        return try await withCheckedThrowingContinuation { (started: CheckedContinuation<LiveLoop, any Error>) in
+        // ThreadSanitizer does not see the happens-before a continuation's resume gives (the
+        // concurrency runtime is not instrumented): hand the object over under a pthread lock it
+        // does see, taken by the loop thread before the resume and by this task after it.
+        let handoff = Lock<Void>(())
+        let startedLiveLoop: LiveLoop = try await withCheckedThrowingContinuation { (started: CheckedContinuation<LiveLoop, any Error>) in
             Thread.detachNewThread {
                 do {
                     let base = try EventBase(avoiding: avoiding)
@@ -104,6 +108,7 @@ final class LiveLoop: Sendable {
                         held.stop()
                     }
                     done.withLock { $0 = loop }
+                    handoff.withLock { _ in }
                     started.resume(returning: loop)
                     try base.run()
                     held.release()
@@ -118,6 +123,8 @@ final class LiveLoop: Sendable {
                 }
             }
         }
+        handoff.withLock { _ in }
+        return startedLiveLoop
     }
 
     /// Runs `body` on the loop thread and returns its result.

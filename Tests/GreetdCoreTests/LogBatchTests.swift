@@ -143,7 +143,7 @@ import Testing
                 // The child: async-signal-safe calls only. No core file, no backtracer, and only
                 // this thread's batch (the copies of other tests' batches stay unwritten).
                 var noCore = rlimit(rlim_cur: 0, rlim_max: 0)
-                _ = setrlimit(coreResource, &noCore)
+                _ = setrlimit(coreFileSizeResource, &noCore)
                 FatalSignalFlush.prepareForkedTestChild()
                 _ = raise(SIGSEGV)
                 _exit(0)
@@ -159,8 +159,3 @@ import Testing
     }
 }
 
-#if canImport(Glibc)
-private let coreResource = __rlimit_resource_t(RLIMIT_CORE.rawValue)
-#else
-private let coreResource = RLIMIT_CORE
-#endif
