@@ -65,7 +65,7 @@ enum LogBatchSlots {
     /// Held around every write of log bytes, batched or not, so that writes never interleave
     /// (a pipe splits a write larger than `PIPE_BUF` when full; a stream socket at its buffer
     /// size). Held only for the `write`, never while formatting.
-    private static let writeLock = Lock<Void>(())
+    private static let writeLock = Lock<Int>(0)
 
     /// A free slot, or `nil` when all are taken.
     static func acquire() -> LogBatchSlot? {

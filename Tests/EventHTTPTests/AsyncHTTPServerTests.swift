@@ -155,7 +155,7 @@ private final class RunningServer: Sendable {
     let probe: Probe
     private let executor: LoopExecutor
     private let box: ServerBox
-    private let finished = Mutex<(done: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+    private let finished = Lock<(done: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
 
     private init(port: UInt16, probe: Probe, executor: LoopExecutor, box: ServerBox) {
         self.port = port
@@ -167,11 +167,11 @@ private final class RunningServer: Sendable {
     /// Creates the server on a new thread, lets `configure` add routes there, and runs it.
     static func start(configure: @escaping @Sendable (AsyncRouter, Probe) -> Void) async throws -> RunningServer {
         let probe = Probe()
-        let slot = Mutex<RunningServer?>(nil)
+        let slot = Lock<RunningServer?>(nil)
         // ThreadSanitizer does not see the happens-before a continuation's resume gives (the
         // concurrency runtime is not instrumented): hand the object over under a pthread lock it
         // does see, taken by the loop thread before the resume and by this task after it.
-        let handoff = Lock<Void>(())
+        let handoff = Lock<Int>(0)
         let startedRunningServer: RunningServer = try await withCheckedThrowingContinuation { (started: CheckedContinuation<RunningServer, any Error>) in
             Thread.detachNewThread {
                 do {

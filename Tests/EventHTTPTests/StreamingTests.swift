@@ -240,6 +240,6 @@ import Testing
 
 /// Hands a stream to the test (read only on the loop thread, through `LiveLoop.onLoop`).
 final class StreamBox: Sendable {
-    let stream = Mutex<ResponseStream?>(nil)
+    let stream = Lock<ResponseStream?>(nil)
     let maxQueued = Atomic<Int>(0)
 }

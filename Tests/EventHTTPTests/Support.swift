@@ -18,7 +18,7 @@ final class Probe: Sendable {
         var waiters: [Waiter] = []
         var nextID = 0
     }
-    private let state = Mutex(State())
+    private let state = Lock(State())
 
     func record(_ event: String) {
         let due: [CheckedContinuation<Void, any Error>] = state.withLock { state in
@@ -63,7 +63,7 @@ final class LiveLoop: Sendable {
     let executor: LoopExecutor
     let counters: LibeventCounters
     let probe: Probe
-    private let finished = Mutex<CheckedContinuation<Void, Never>?>(nil)
+    private let finished = Lock<CheckedContinuation<Void, Never>?>(nil)
     private let stopped = Atomic<Bool>(false)
     /// Set on the loop thread: asks the loop to close and exit.
     private let stopRequest: @Sendable () -> Void
@@ -81,11 +81,11 @@ final class LiveLoop: Sendable {
     static func start(avoiding: [String] = [], options: HTTPServerOptions = .init(),
                       configure: @escaping @Sendable (AsyncRouter, Probe) -> Void) async throws -> LiveLoop {
         let probe = Probe()
-        let done = Mutex<LiveLoop?>(nil)
+        let done = Lock<LiveLoop?>(nil)
         // ThreadSanitizer does not see the happens-before a continuation's resume gives (the
         // concurrency runtime is not instrumented): hand the object over under a pthread lock it
         // does see, taken by the loop thread before the resume and by this task after it.
-        let handoff = Lock<Void>(())
+        let handoff = Lock<Int>(0)
         let startedLiveLoop: LiveLoop = try await withCheckedThrowingContinuation { (started: CheckedContinuation<LiveLoop, any Error>) in
             Thread.detachNewThread {
                 do {
