@@ -74,8 +74,9 @@ public struct GreetingQuery: Equatable, Sendable {
         return query
     }
 
-    /// One parameter: a Go duration, not negative.
-    private static func parameter(_ name: String, _ text: String) throws(QueryProblem) -> GoDuration {
+    /// One parameter: a Go duration, not negative. Also the last word of ``RawGreetingQuery``
+    /// on a value its byte scanner refuses, so both give the same error and 400 text.
+    static func parameter(_ name: String, _ text: String) throws(QueryProblem) -> GoDuration {
         let value: GoDuration
         do {
             value = try GoDuration(parsing: text)

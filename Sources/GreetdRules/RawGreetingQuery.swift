@@ -119,14 +119,7 @@ public struct RawGreetingQuery: Sendable {
         case .refused(let text):
             // The String path, the reference rules' own, gives the error and its text (and would
             // have the last word should the two parsers ever disagree; the fuzzer checks they don't).
-            let value: GoDuration
-            do {
-                value = try GoDuration(parsing: text)
-            } catch {
-                throw .badDuration(name, text, error)
-            }
-            if value.nanoseconds < 0 { throw .negative(name, text) }
-            return value
+            return try GreetingQuery.parameter(name, text)
         }
     }
 
