@@ -18,7 +18,7 @@ starting from a scratch copy of its seed corpus (Fuzz/corpus/<target>/). Targets
 
 Every target links the GreetdRules module itself (Sources/GreetdRules, no dependencies), built
 once with the fuzzer's instrumentation: the fuzzers test the code greetd and greet-stress run.
-They get the C library through GreetdSystem (Sources/GreetdSystem, no dependencies), built the
+They get the C library through EventHTTPSystem (Sources/EventHTTPSystem, no dependencies), built the
 same way, so no target carries platform conditionals.
 Each is compiled with `swiftc -sanitize=fuzzer,address -parse-as-library -O`, never with the
 whole package. `query` is SKIPPED (a failure with --strict) when pkg-config cannot find libevent.
@@ -126,7 +126,7 @@ fi
 COMMON=(-sanitize=fuzzer,address -parse-as-library -O -g -swift-version 6 "${LINKER[@]}")
 
 # ---------------------------------------------------------------------------------------------
-# GreetdRules and GreetdSystem, the modules every target links
+# GreetdRules and EventHTTPSystem, the modules every target links
 
 rel() { echo "${1#"$ROOT"/}"; }
 
@@ -145,8 +145,8 @@ fail() {
     FAILED=1
 }
 
-# The modules every target links, in dependency order (neither depends on the other).
-MODULES=(GreetdRules GreetdSystem)
+# The modules every target links, in dependency order (GreetdRules imports EventHTTPDuration).
+MODULES=(EventHTTPSystem EventHTTPDuration GreetdRules)
 declare -A MODULE_BUILT
 # Builds Sources/<module> into .build-fuzz/deps/<module> (its .swiftmodule and lib<module>.a), once.
 build_module() {
@@ -156,8 +156,10 @@ build_module() {
     mapfile -t sources < <(find "$dir" -name '*.swift' | sort)
     rm -rf "$out" && mkdir -p "$out"
     echo "   swiftc ${COMMON[*]} -module-name $module -emit-module -emit-library -static $(rel "$dir")/*.swift"
+    local deps=() built
+    for built in "${!MODULE_BUILT[@]}"; do deps+=(-I "$OUT/deps/$built"); done
     if (cd "$out" && "$SWIFTC" "${COMMON[@]}" -module-name "$module" -emit-module -emit-library -static \
-            "${sources[@]}") >"$log" 2>&1; then
+            "${deps[@]}" "${sources[@]}") >"$log" 2>&1; then
         MODULE_BUILT[$module]=0
     else
         echo "   building $module failed; see $(rel "$log")"

@@ -28,7 +28,7 @@ asan() {
         grep -a -A30 "ERROR: AddressSanitizer" "$log" | head -60
         echo "AddressSanitizer found a memory error (full log: $log)"; return 1
     fi
-    if grep -aE '#[0-9]+ .* in \$s(8Libevent|10GreetdCore|9GoContext|6greetd|12GreetdSystem|11GreetdRules|12GreetdClient|9EventHTTP)' "$log" | grep -aq .; then
+    if grep -aE '#[0-9]+ .* in \$s(13EventHTTPCore|10GreetdCore|16EventHTTPContext|6greetd|15EventHTTPSystem|17EventHTTPDuration|16EventHTTPOpenAPI|11GreetdRules|12GreetdClient|9EventHTTP)' "$log" | grep -aq .; then
         echo "LeakSanitizer found leaks through greetd's modules (full log: $log)"; return 1
     fi
     if ! grep -aq "Test run with .* passed" "$log"; then

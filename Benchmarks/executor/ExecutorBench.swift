@@ -7,7 +7,7 @@
 // the last job's end.
 import Dispatch
 import Foundation
-import Libevent
+import EventHTTPCore
 
 @main
 struct ExecutorBench {

@@ -17,7 +17,7 @@
 // corpus that way and compares it with Go's own time.ParseDuration (Fuzz/duration/goref).
 
 import GreetdRules
-import GreetdSystem
+import EventHTTPSystem
 
 private let printResults = getenv("GREETD_FUZZ_PRINT").map { String(cString: $0) == "1" } ?? false
 
@@ -64,16 +64,16 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         check(!printed.isEmpty, "empty description for \(ns)ns")
         switch parse(printed) {
         case .success(let back):
-            check(back == ns, "round trip: \(goQuote(text)) = \(ns)ns prints as \(goQuote(printed)), which parses as \(back)ns")
+            check(back == ns, "round trip: \(GoDuration.quote(text)) = \(ns)ns prints as \(GoDuration.quote(printed)), which parses as \(back)ns")
         case .failure(let error):
-            check(false, "round trip: \(goQuote(text)) = \(ns)ns prints as \(goQuote(printed)), which fails: \(error)")
+            check(false, "round trip: \(GoDuration.quote(text)) = \(ns)ns prints as \(GoDuration.quote(printed)), which fails: \(error)")
         }
         // Swift's Duration and back: the one conversion loses nothing within Go's range.
         check(GoDuration(GoDuration(nanoseconds: ns).duration).nanoseconds == ns, "Duration round trip of \(ns)ns")
     case .failure(let error):
-        check(parse(text) == result, "parsing \(goQuote(text)) twice fails differently")
+        check(parse(text) == result, "parsing \(GoDuration.quote(text)) twice fails differently")
         let message = error.description
-        check(!message.isEmpty, "empty error description for \(goQuote(text))")
+        check(!message.isEmpty, "empty error description for \(GoDuration.quote(text))")
         check(message.hasPrefix("time: "), "error description without Go's prefix: \(message)")
         check(message.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x80 },
               "error description with control or non-ASCII bytes for input \(hex(bytes))")
@@ -84,18 +84,18 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         let plus = parse("+" + text)
         let minus = parse("-" + text)
         switch (result, plus) {
-        case (.success(let a), .success(let b)): check(a == b, "\"+\" changes the value of \(goQuote(text))")
+        case (.success(let a), .success(let b)): check(a == b, "\"+\" changes the value of \(GoDuration.quote(text))")
         case (.failure, .failure): break
-        default: check(false, "\"+\" changes whether \(goQuote(text)) parses")
+        default: check(false, "\"+\" changes whether \(GoDuration.quote(text)) parses")
         }
         switch (result, minus) {
         case (.success(let a), .success(let b)):
-            check(b == 0 - a, "\"-\" does not negate \(goQuote(text)): \(a) vs \(b)")
+            check(b == 0 - a, "\"-\" does not negate \(GoDuration.quote(text)): \(a) vs \(b)")
         case (.failure, .failure): break
         case (.failure, .success(let b)):
-            check(b == Int64.min && isOutOfRange(result), "only \"-\" + \(goQuote(text)) parses (\(b)ns)")
+            check(b == Int64.min && isOutOfRange(result), "only \"-\" + \(GoDuration.quote(text)) parses (\(b)ns)")
         case (.success, .failure):
-            check(false, "\(goQuote(text)) parses but \"-\" + it does not")
+            check(false, "\(GoDuration.quote(text)) parses but \"-\" + it does not")
         }
     }
 

@@ -30,7 +30,7 @@
 //   or, without an id, the message itself starts like one.
 
 import GreetdRules
-import GreetdSystem
+import EventHTTPSystem
 
 private let trustedMetadata =
     getenv("GREETD_FUZZ_LOGLINE_TRUSTED_METADATA").map { String(cString: $0) == "1" } ?? false

@@ -5,7 +5,7 @@
 // -levent`, no Swift layer).
 //
 // What greetd does with a request's query, step by step, and what is checked here:
-// 1. `HTTPRequest.queryItems()`: `evhttp_parse_query_str` into an `evkeyvalq`, each key and value
+// 1. `LoopRequest.queryItems()`: `evhttp_parse_query_str` into an `evkeyvalq`, each key and value
 //    read with `String(cString:)`, then `evhttp_clear_headers`. Run here through CLibevent on
 //    the raw bytes (libevent's own parser on anything), and on the query as greetd holds it (a
 //    Swift string: cut at NUL, invalid UTF-8 repaired). Every list is freed (ASan's leak check
@@ -26,7 +26,7 @@
 
 import CLibevent
 import GreetdRules
-import GreetdSystem
+import EventHTTPSystem
 
 private func check(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String) {
     if !condition() { fatalError("query property violated: \(message())") }

@@ -1,5 +1,5 @@
 /// The whole async server in one object: a loop (`EventBase`) with its `LoopExecutor`, an
-/// ``AsyncRouter`` and the `HTTPServer` listening for it.
+/// ``AsyncRouter`` and the `LoopHTTPServer` listening for it.
 ///
 /// ```swift
 /// let server = try AsyncHTTPServer(host: "127.0.0.1", port: 8080)
@@ -19,7 +19,7 @@ public final class AsyncHTTPServer {
     /// The routes.
     public let router: AsyncRouter
     /// The evhttp server (bound in `init`).
-    public let server: HTTPServer
+    public let server: LoopHTTPServer
     private var stopping = false
     private var finished = false
     /// Bounds how long ``stop(reason:grace:)`` waits for answers to reach their clients.
@@ -32,7 +32,7 @@ public final class AsyncHTTPServer {
         executor = try LoopExecutor(base: base)
         router = AsyncRouter(executor: executor)
         do {
-            server = try HTTPServer(base: base, options: options, responder: router)
+            server = try LoopHTTPServer(base: base, options: options, responder: router)
             _ = try server.bind(host: host, port: port)
         } catch {
             executor.shutdown()
@@ -41,7 +41,7 @@ public final class AsyncHTTPServer {
     }
 
     /// Where the server listens.
-    public var addresses: [SocketAddress] { server.addresses }
+    public var addresses: [IPEndpoint] { server.addresses }
 
     /// Runs the loop until ``stop(reason:)`` has ended every handler, then shuts the executor
     /// down. Call it once.

@@ -15,22 +15,22 @@ public typealias AsyncHandler = @Sendable (AsyncRequest, AsyncResponse) async th
 
 /// One request as an async handler sees it.
 ///
-/// Threading: loop-confined, like the `HTTPRequest` it wraps. It is `Sendable` only so that it
+/// Threading: loop-confined, like the `LoopRequest` it wraps. It is `Sendable` only so that it
 /// can enter the handler's Task, which runs on the loop thread; every member checks the thread
 /// (a precondition failure elsewhere, e.g. from inside another actor).
 ///
 /// Ownership: the runner and the handler's Task hold it until the Task ends; it holds the
-/// `HTTPRequest` (and through it the connection object, not the socket).
+/// `LoopRequest` (and through it the connection object, not the socket).
 public final class AsyncRequest: @unchecked Sendable {
     // @unchecked Sendable: every mutable field is touched on `executor.thread` only, checked by
     // `preconditionOnThread` in each member; the rest is immutable and Sendable.
-    let http: HTTPRequest
+    let http: LoopRequest
     /// The loop this request and its handler run on.
     public let executor: LoopExecutor
     /// Its number, name, method, target and arrival, as the access log sees them.
-    public let head: HTTPRequestHead
+    public let head: RequestHead
     /// The request method (`GET` routes also take `HEAD`; the body is then dropped).
-    public let method: HTTPMethod
+    public let method: RequestMethod
     /// The path component of the target, undecoded, e.g. `/`.
     public let path: String
     /// The raw query string, without `?`, if any.
@@ -39,7 +39,7 @@ public final class AsyncRequest: @unchecked Sendable {
     public let isHTTP10: Bool
     var shutdownReasonValue: String?
 
-    init(_ http: HTTPRequest, executor: LoopExecutor) {
+    init(_ http: LoopRequest, executor: LoopExecutor) {
         self.http = http
         self.executor = executor
         self.head = http.head

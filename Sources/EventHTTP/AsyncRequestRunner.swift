@@ -14,13 +14,13 @@ public enum HandlerFailure: Sendable, CustomStringConvertible {
     }
 }
 
-/// Runs async handlers for an `HTTPResponder`: each request handed to ``run(_:onClientAbort:handler:)``
+/// Runs async handlers for an `LoopResponder`: each request handed to ``run(_:onClientAbort:handler:)``
 /// gets a Task on the loop's `LoopExecutor`, cancelled when its client goes away.
 ///
 /// The responder keeps its own job (naming requests, the access log, metrics) and forwards two
 /// calls: ``run(_:onClientAbort:handler:)`` from its `handle`, and ``requestEnded(_:_:)`` from its
 /// `requestEnded` (that is how the runner learns of an abort: the server reports
-/// `HTTPRequestEnd.aborted(_:)` once, and the runner cancels that request's Task once).
+/// `RequestEnd.aborted(_:)` once, and the runner cancels that request's Task once).
 ///
 /// How a handler runs: `Task(executorPreference: executor)`, no actor isolation. Its nonisolated
 /// code runs on the loop thread between libevent callbacks; `await`s on other executors (a
@@ -57,7 +57,7 @@ public final class AsyncRequestRunner: @unchecked Sendable {
     public var lowWatermark = 16 * 1024
     /// Called on the loop thread when a handler failed: it threw, or returned without
     /// answering. The request was answered `500` if it still could be. Log it here.
-    public var onHandlerFailure: ((HTTPRequestHead, HandlerFailure) -> Void)?
+    public var onHandlerFailure: ((RequestHead, HandlerFailure) -> Void)?
     /// Called on the loop thread each time the last running handler ends.
     public var onIdle: (() -> Void)?
     private var running: [UInt64: Entry] = [:]
@@ -76,9 +76,9 @@ public final class AsyncRequestRunner: @unchecked Sendable {
 
     /// Starts `handler` for `request` as a Task on the loop (it first runs on a later loop
     /// turn, after the responder's `handle` returned). Call it from the responder's `handle`:
-    /// it arms the request's abort watch (`HTTPRequest.watchForAbort()`) now. If that fails,
+    /// it arms the request's abort watch (`LoopRequest.watchForAbort()`) now. If that fails,
     /// the request is answered `503` at once and no Task starts.
-    public func run(_ request: HTTPRequest, onClientAbort: ClientAbortPolicy = .cancel, handler: @escaping AsyncHandler) {
+    public func run(_ request: LoopRequest, onClientAbort: ClientAbortPolicy = .cancel, handler: @escaping AsyncHandler) {
         executor.thread.preconditionOnThread()
         precondition(request.isPending, "AsyncRequestRunner.run: the request was already answered")
         if !request.isWatched {
@@ -97,10 +97,10 @@ public final class AsyncRequestRunner: @unchecked Sendable {
         running[request.head.number] = Entry(task: task, policy: onClientAbort, request: asyncRequest)
     }
 
-    /// Forward every `HTTPResponder.requestEnded(_:_:)` here. On
-    /// `HTTPRequestEnd.aborted(_:)` the request's Task is cancelled (once: the server reports
+    /// Forward every `LoopResponder.requestEnded(_:_:)` here. On
+    /// `RequestEnd.aborted(_:)` the request's Task is cancelled (once: the server reports
     /// each end once), unless its route said ``ClientAbortPolicy/continue``.
-    public func requestEnded(_ head: HTTPRequestHead, _ end: HTTPRequestEnd) {
+    public func requestEnded(_ head: RequestHead, _ end: RequestEnd) {
         executor.thread.preconditionOnThread()
         guard case .aborted = end, let entry = running[head.number], entry.policy == .cancel else { return }
         entry.task.cancel()

@@ -82,7 +82,7 @@ public final class ResponseStream: @unchecked Sendable {
         self.lowWatermark = lowWatermark
     }
 
-    private var http: HTTPRequest { request.http }
+    private var http: LoopRequest { request.http }
 
     /// Bytes this stream's connection holds, not yet written to the socket.
     public var queuedBytes: Int {

@@ -1,4 +1,4 @@
-/// A ready-made `HTTPResponder` of async routes: exact paths, one handler per method and path.
+/// A ready-made `LoopResponder` of async routes: exact paths, one handler per method and path.
 ///
 /// ```swift
 /// let router = AsyncRouter(executor: executor)
@@ -6,17 +6,17 @@
 ///     try await request.executor.sleep(for: .seconds(5))  // cancelled if the client leaves
 ///     try response.respond(status: 200, body: "done\n")
 /// }
-/// let server = try HTTPServer(base: base, responder: router)
+/// let server = try LoopHTTPServer(base: base, responder: router)
 /// ```
 ///
 /// A `GET` route also answers `HEAD` (headers only). An unknown path gets `404`; a known path
 /// with another method `405` with `Allow`. Requests are named by the client's `X-Request-Id` if
 /// it sent one, else by their number. Every end goes to ``onRequestEnded`` (an access log: an
-/// abort is `HTTPRequestEnd.aborted(_:)`, which greetd logs as status `499`).
+/// abort is `RequestEnd.aborted(_:)`, which greetd logs as status `499`).
 ///
 /// Threading: loop-confined. Ownership: the server holds its responder unowned: keep the router
 /// alive as long as the server.
-public final class AsyncRouter: HTTPResponder {
+public final class AsyncRouter: LoopResponder {
     private struct Route {
         let policy: ClientAbortPolicy
         let handler: AsyncHandler
@@ -25,8 +25,8 @@ public final class AsyncRouter: HTTPResponder {
     /// Runs the handlers; set its watermarks and ``AsyncRequestRunner/onHandlerFailure`` here.
     public let runner: AsyncRequestRunner
     /// Called on the loop thread once per request as it ends (answered, canned or aborted).
-    public var onRequestEnded: ((HTTPRequestHead, HTTPRequestEnd) -> Void)?
-    private var routes: [String: [HTTPMethod: Route]] = [:]
+    public var onRequestEnded: ((RequestHead, RequestEnd) -> Void)?
+    private var routes: [String: [RequestMethod: Route]] = [:]
 
     /// A router with no routes, running handlers on `executor`. Loop thread only.
     public init(executor: LoopExecutor) {
@@ -44,13 +44,13 @@ public final class AsyncRouter: HTTPResponder {
     }
 
     /// Adds (or replaces) the handler of `method` `path` (the path exactly, without the query).
-    public func on(_ method: HTTPMethod, _ path: String, onClientAbort: ClientAbortPolicy = .cancel,
+    public func on(_ method: RequestMethod, _ path: String, onClientAbort: ClientAbortPolicy = .cancel,
                    _ handler: @escaping AsyncHandler) {
         runner.executor.thread.preconditionOnThread()
         routes[path, default: [:]][method] = Route(policy: onClientAbort, handler: handler)
     }
 
-    // MARK: HTTPResponder
+    // MARK: LoopResponder
 
     /// The client's `X-Request-Id`, else the request's number.
     public func requestID(number: UInt64, clientValue: String?) -> String {
@@ -58,7 +58,7 @@ public final class AsyncRouter: HTTPResponder {
     }
 
     /// Finds the route and starts its handler, or answers `404`/`405`.
-    public func handle(_ request: HTTPRequest) {
+    public func handle(_ request: LoopRequest) {
         guard let methods = routes[request.path] else {
             request.respond(status: 404, body: "404 page not found\n")
             return
@@ -75,7 +75,7 @@ public final class AsyncRouter: HTTPResponder {
     }
 
     /// Cancels an aborted request's handler, then tells ``onRequestEnded``.
-    public func requestEnded(_ head: HTTPRequestHead, _ end: HTTPRequestEnd) {
+    public func requestEnded(_ head: RequestHead, _ end: RequestEnd) {
         runner.requestEnded(head, end)
         onRequestEnded?(head, end)
     }

@@ -1,4 +1,4 @@
 // `import EventHTTP` brings the whole library: the loop (`EventBase`, `LoopExecutor`,
-// `sleep(for:)`), the HTTP server (`HTTPServer`, `HTTPResponder`, `HTTPRequest`) and this
+// `sleep(for:)`), the HTTP server (`LoopHTTPServer`, `LoopResponder`, `LoopRequest`) and this
 // module's async layer. Go-style contexts stay in `GoContext`, a product target of their own.
-@_exported import Libevent
+@_exported import EventHTTPCore

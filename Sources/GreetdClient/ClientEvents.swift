@@ -1,4 +1,4 @@
-import Libevent
+import EventHTTPCore
 
 /// How a client gives up on a request, the three ways real clients do.
 public enum ClientAbort: String, CaseIterable, Sendable, CustomStringConvertible {

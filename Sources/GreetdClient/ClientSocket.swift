@@ -1,8 +1,13 @@
-import GreetdSystem
-import Libevent
+import EventHTTPSystem
+import EventHTTPCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A client TCP connection for load generators and tests: a non-blocking connect to an IPv4 or
-/// IPv6 ``SocketAddress``, one request out, the response bytes in, and an abort in one of the
+/// IPv6 ``IPEndpoint``, one request out, the response bytes in, and an abort in one of the
 /// three ways clients give up (``ClientAbort``).
 ///
 /// ## States
@@ -36,7 +41,7 @@ public final class ClientSocket: EventTarget {
     }
 
     /// The peer this socket connects to.
-    public let remote: SocketAddress
+    public let remote: IPEndpoint
     /// Where the socket is in its life.
     public private(set) var state: State = .closed
     /// Everything received, parsed as an HTTP/1.x response.
@@ -67,7 +72,7 @@ public final class ClientSocket: EventTarget {
     /// - Throws: ``LibeventError/callFailed(function:errno:)`` when the socket cannot be made
     ///   (`socket`: `EMFILE`, `ENFILE`) or the connect fails at once (`connect`: `EADDRNOTAVAIL`,
     ///   `ENETUNREACH`, sometimes `ECONNREFUSED`). Nothing is left open after a throw.
-    public init(connectingTo address: SocketAddress, base: EventBase, timeout: Duration? = nil,
+    public init(connectingTo address: IPEndpoint, base: EventBase, timeout: Duration? = nil,
                 delegate: (any ClientSocketDelegate)?) throws(LibeventError) {
         base.thread.preconditionOnThread()
         self.remote = address
@@ -75,14 +80,14 @@ public final class ClientSocket: EventTarget {
         self.delegate = delegate
         let descriptor: Int32
         do throws(SystemError) {
-            descriptor = try openSocket(domain: address.isIPv6 ? AF_INET6 : AF_INET, type: SocketKind.stream, nonBlocking: true)
+            descriptor = try SystemCalls.openSocket(domain: address.isIPv6 ? AF_INET6 : AF_INET, type: SocketKind.stream, nonBlocking: true)
         } catch {
             throw LibeventError(error)
         }
         fd = descriptor
         state = .connecting
         do throws(LibeventError) {
-            let connected = valueOrErrno { address.withSockAddr { connect(descriptor, $0, $1) } }
+            let connected = SystemCalls.valueOrErrno { address.withSockAddr { connect(descriptor, $0, $1) } }
             if case .failure(let code) = connected, code != .inProgress {
                 throw .callFailed(function: "connect", errno: code)
             }
@@ -147,7 +152,7 @@ public final class ClientSocket: EventTarget {
         case .rst:
             // Ignored: setsockopt fails only for a bad descriptor, and then the close below
             // is a FIN instead of a reset, which the other side survives as well.
-            try? setResetOnClose(fd)
+            try? SystemCalls.setResetOnClose(fd)
             close()
         case .half:
             guard state == .open else {
@@ -156,7 +161,7 @@ public final class ClientSocket: EventTarget {
             }
             output = []
             writeEvent = nil
-            if case .failure = valueOrErrno({ shutdown(fd, Int32(SHUT_WR)) }) {
+            if case .failure = SystemCalls.valueOrErrno({ shutdown(fd, Int32(SHUT_WR)) }) {
                 close()
                 return
             }
@@ -174,7 +179,7 @@ public final class ClientSocket: EventTarget {
         guard fd >= 0 else { return }
         // Ignored: the descriptor is released whatever close reports (EBADF would be a bug here,
         // EIO cannot come from a socket), and a client that gives up has nothing left to do.
-        try? closeDescriptor(fd)
+        try? SystemCalls.closeDescriptor(fd)
         fd = -1
         state = .closed
     }
@@ -206,7 +211,7 @@ public final class ClientSocket: EventTarget {
         do throws(LibeventError) {
             let code: Int32
             do throws(SystemError) {
-                code = try socketOption(fd, level: SOL_SOCKET, option: SO_ERROR)
+                code = try SystemCalls.socketOption(fd, level: SOL_SOCKET, option: SO_ERROR)
             } catch {
                 throw LibeventError(error)
             }
@@ -228,8 +233,8 @@ public final class ClientSocket: EventTarget {
             let sent = output.withUnsafeBytes { bytes in
                 Result { () throws(SystemError) in
                     // noSignal: a write to a reset connection must fail with EPIPE, not raise SIGPIPE.
-                    try nonBlockingSystemCall("send") {
-                        GreetdSystem.send(fd, bytes.baseAddress, bytes.count, SendFlags.noSignal)
+                    try SystemCalls.nonBlockingSystemCall("send") {
+                        Glibc.send(fd, bytes.baseAddress, bytes.count, SendFlags.noSignal)
                     }
                 }
             }
@@ -258,7 +263,7 @@ public final class ClientSocket: EventTarget {
         reading: for _ in 0..<64 {
             let received = withUnsafeTemporaryAllocation(byteCount: 16 * 1024, alignment: 1) { buffer in
                 let result = Result { () throws(SystemError) in
-                    try nonBlockingSystemCall("recv") { recv(fd, buffer.baseAddress, buffer.count, SendFlags.dontWait) }
+                    try SystemCalls.nonBlockingSystemCall("recv") { recv(fd, buffer.baseAddress, buffer.count, SendFlags.dontWait) }
                 }
                 if case .success(.processed(let count)) = result, count > 0 {
                     response.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))

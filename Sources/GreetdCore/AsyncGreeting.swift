@@ -1,5 +1,5 @@
 import EventHTTP
-import GoContext
+import EventHTTPContext
 import GreetdRules
 import Logging
 
@@ -44,7 +44,7 @@ final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendabl
         case plain
     }
 
-    let head: HTTPRequestHead
+    let head: RequestHead
     private let mode: Mode
     private let parameters: GreetingQuery
     private let context: Context
@@ -58,7 +58,7 @@ final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendabl
     /// How the greeting ended, once it has.
     private(set) var outcome: RequestOutcome?
 
-    init(head: HTTPRequestHead, mode: Mode, parameters: GreetingQuery, server: GreetingServer) {
+    init(head: RequestHead, mode: Mode, parameters: GreetingQuery, server: GreetingServer) {
         self.head = head
         self.mode = mode
         self.parameters = parameters

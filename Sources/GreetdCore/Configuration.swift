@@ -1,5 +1,11 @@
-import GreetdSystem
-import Libevent
+import EventHTTPSystem
+import EventHTTPCore
+import EventHTTPDuration
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Everything that shapes a greetd service. The defaults are the seed's (port 8080, a five-second
 /// greeting that thinks once a second) plus production limits.
@@ -36,7 +42,7 @@ public struct GreetdConfiguration: Sendable {
     public init() {}
 
     /// Online processors, at least 1.
-    public static var coreCount: Int { onlineProcessorCount }
+    public static var coreCount: Int { ProcessResources.onlineProcessorCount }
 
     /// Why an empty ``host`` is refused, and how to ask for every interface: what
     /// ``validate()`` throws and the `greetd` command line prints.

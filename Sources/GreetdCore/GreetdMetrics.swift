@@ -1,4 +1,4 @@
-import GreetdSystem
+import EventHTTPSystem
 import Prometheus
 import Synchronization
 

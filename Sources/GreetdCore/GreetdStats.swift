@@ -1,4 +1,4 @@
-import Libevent
+import EventHTTPCore
 import Synchronization
 
 /// Counters of one worker, readable from any thread (tests and leak checks; `/metrics` reads

@@ -1,5 +1,5 @@
-import GoContext
-import Libevent
+import EventHTTPContext
+import EventHTTPCore
 import Logging
 
 /// One greeting request: the seed's handler, on the event loop.
@@ -32,7 +32,7 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
         case finished
     }
 
-    let request: HTTPRequest
+    let request: LoopRequest
     /// Our registration on the server's root context while thinking (its shutdown cancels us).
     private var rootRegistration: Context.Registration?
     private let parameters: GreetingQuery
@@ -44,7 +44,7 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
     /// How the greeting ended, once it has.
     private(set) var outcome: RequestOutcome?
 
-    init(request: HTTPRequest, parameters: GreetingQuery, server: GreetingServer) {
+    init(request: LoopRequest, parameters: GreetingQuery, server: GreetingServer) {
         self.request = request
         self.parameters = parameters
         self.server = server

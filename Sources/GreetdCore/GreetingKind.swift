@@ -1,4 +1,4 @@
-import Libevent
+import EventHTTPCore
 
 /// Which greeting a `GET /` (or `HEAD /`) gets.
 enum GreetingKind: Equatable {
@@ -12,7 +12,7 @@ enum GreetingKind: Equatable {
     case events
 
     /// The kind `request`, whose query is `query`, asks for. The stream wins over `?async=1`.
-    init(_ request: HTTPRequest, query: RawGreetingQuery) {
+    init(_ request: LoopRequest, query: RawGreetingQuery) {
         if query.asksForStream || request.header("Accept").map(acceptsEventStream) == true {
             self = .events
         } else if query.asksForAsync {

@@ -1,7 +1,13 @@
 import EventHTTP
-import GoContext
-import Libevent
+import EventHTTPContext
+import EventHTTPCore
 import Logging
+import EventHTTPDuration
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The cause every greeting still running gets when the shutdown budget runs out.
 public struct ShutdownCause: Error, CustomStringConvertible, Sendable {
@@ -10,7 +16,7 @@ public struct ShutdownCause: Error, CustomStringConvertible, Sendable {
 }
 
 /// One worker: the greeting server of the seed, on one libevent loop. It wires the pieces: the
-/// ``HTTPServer`` (transport), a `Router`, a ``Greeting`` per greeting request (or an
+/// ``LoopHTTPServer`` (transport), a `Router`, a ``Greeting`` per greeting request (or an
 /// `AsyncGreeting`, run by an ``AsyncRequestRunner`` on the loop's ``LoopExecutor``), the
 /// `RequestRecorder` (access log, stats, metrics) and the `ShutdownCoordinator`.
 ///
@@ -29,13 +35,13 @@ public struct ShutdownCause: Error, CustomStringConvertible, Sendable {
 /// `event: error`, its connection closed once the stream has ended) → `stopped` once no
 /// connection and no handler Task is left, or after the grace period.
 ///
-/// Ownership: the server owns its ``HTTPServer`` (and through it every listener and connection),
+/// Ownership: the server owns its ``LoopHTTPServer`` (and through it every listener and connection),
 /// its root context, its ``executor`` and every in-flight greeting. The ``EventBase`` is the
 /// caller's; stop the server (``forceStop()``), then, once the loop has returned,
 /// ``shutdownExecutor()``, before the base goes.
 ///
 /// Threading: loop-confined.
-public final class GreetingServer: HTTPResponder {
+public final class GreetingServer: LoopResponder {
     /// The loop everything runs on.
     public let base: EventBase
     /// Counters of this worker, readable from any thread (tests).
@@ -46,7 +52,7 @@ public final class GreetingServer: HTTPResponder {
     let recorder: RequestRecorder
     private let group: WorkerGroup
     private let router = Router()
-    private var http: HTTPServer?
+    private var http: LoopHTTPServer?
     /// The loop as a Swift executor: the async greetings' Tasks run on it.
     public let executor: LoopExecutor
     /// Runs the async greetings (streaming, `?async=1`), cancelling each when its client leaves.
@@ -92,9 +98,9 @@ public final class GreetingServer: HTTPResponder {
         runner = AsyncRequestRunner(executor: executor)
         var options = configuration.http
         options.reusePort = configuration.workers > 1
-        let http: HTTPServer
+        let http: LoopHTTPServer
         do {
-            http = try HTTPServer(base: base, options: options, group: group.http, responder: self)
+            http = try LoopHTTPServer(base: base, options: options, group: group.http, responder: self)
         } catch {
             executor.shutdown()
             throw error
@@ -126,7 +132,7 @@ public final class GreetingServer: HTTPResponder {
     }
 
     /// Where the server listens, with real ports.
-    public var addresses: [SocketAddress] { http?.addresses ?? [] }
+    public var addresses: [IPEndpoint] { http?.addresses ?? [] }
 
     // MARK: - Shutdown
 
@@ -220,7 +226,7 @@ public final class GreetingServer: HTTPResponder {
         apply(.idle)
     }
 
-    // MARK: - HTTPResponder
+    // MARK: - LoopResponder
 
     /// The client's `X-Request-Id` when it sent a sane one (so a client or a proxy can follow
     /// its request through the log), else the request's number.
@@ -229,7 +235,7 @@ public final class GreetingServer: HTTPResponder {
     }
 
     /// Routes a request.
-    public func handle(_ request: HTTPRequest) {
+    public func handle(_ request: LoopRequest) {
         switch router.route(request.method, request.path) {
         case .greeting:
             guard phase == .serving else {
@@ -254,7 +260,7 @@ public final class GreetingServer: HTTPResponder {
 
     /// A request ended: its greeting (if any) learns why and leaves the in-flight table, and the
     /// recorder writes the access line and counts it.
-    public func requestEnded(_ head: HTTPRequestHead, _ end: HTTPRequestEnd) {
+    public func requestEnded(_ head: RequestHead, _ end: RequestEnd) {
         runner.requestEnded(head, end)  // cancels an async greeting's Task on an abort
         var outcome = outcomes.isEmpty ? nil : outcomes.removeValue(forKey: head.number)  // no hashing when empty
         if let greeting = inFlight.removeValue(forKey: head.number) {
@@ -266,7 +272,7 @@ public final class GreetingServer: HTTPResponder {
         checkIdle()
     }
 
-    private func startGreeting(_ request: HTTPRequest) {
+    private func startGreeting(_ request: LoopRequest) {
         let query: RawGreetingQuery
         let parameters: GreetingQuery
         do {
@@ -309,7 +315,7 @@ public final class GreetingServer: HTTPResponder {
 
     /// Answers a request, adding `Connection: close` once the server is stopping.
     /// - Parameter outcome: how to count it, for answers that are not a greeting's.
-    func send(_ request: HTTPRequest, status: Int, headers: [(String, String)] = [], body: String,
+    func send(_ request: LoopRequest, status: Int, headers: [(String, String)] = [], body: String,
               outcome: RequestOutcome? = nil) {
         var headers = headers
         if phase != .serving { headers.append(("Connection", "close")) }

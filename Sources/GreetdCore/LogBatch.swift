@@ -1,6 +1,11 @@
-import GreetdSystem
-import Libevent
+import EventHTTPSystem
+import EventHTTPCore
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Log lines of one loop thread, gathered during a loop pass and written with one `write(2)` at
 /// its end, before the loop waits for events again.

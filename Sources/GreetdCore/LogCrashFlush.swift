@@ -1,5 +1,10 @@
-import GreetdSystem
+import EventHTTPSystem
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// One loop thread's pending log bytes, in memory that is never freed, so that a fatal-signal
 /// handler on any thread can read it without locks or allocation.
@@ -77,7 +82,7 @@ enum LogBatchSlots {
     static func writeLocked(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) {
         writeLock.withLock { _ in
             // EINTR and partial writes are handled inside.
-            try? writeAll(fd, bytes)
+            try? SystemCalls.writeAll(fd, bytes)
         }
     }
 
@@ -104,7 +109,7 @@ enum LogBatchSlots {
             let fd = slot.fd.load(ordering: .relaxed)
             while !rest.isEmpty {
                 // write(2) is async-signal-safe; valueOrErrno only retries EINTR.
-                guard case .success(let written) = valueOrErrno({ write(fd, rest.baseAddress!, rest.count) }),
+                guard case .success(let written) = SystemCalls.valueOrErrno({ write(fd, rest.baseAddress!, rest.count) }),
                       written > 0 else { break }
                 rest = UnsafeRawBufferPointer(rebasing: rest[written...])
             }
@@ -141,8 +146,8 @@ enum FatalSignalFlush {
             // sigemptyset fails only for a NULL set.
             _ = sigemptyset(&action.sa_mask)
             // sigaction fails only for a bad signal number; these are all valid.
-            _ = try? systemCall("sigaction") { sigaction(signal, nil, previous + index) }
-            _ = try? systemCall("sigaction") { sigaction(signal, &action, nil) }
+            _ = try? SystemCalls.systemCall("sigaction") { sigaction(signal, nil, previous + index) }
+            _ = try? SystemCalls.systemCall("sigaction") { sigaction(signal, &action, nil) }
         }
         return true
     }()

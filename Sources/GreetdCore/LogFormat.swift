@@ -1,6 +1,11 @@
 import GreetdRules
-import GreetdSystem
+import EventHTTPSystem
 import Logging
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// greetd's log handler: one line per message, written to a descriptor as the event happens.
 /// On a worker loop thread (one with a ``LogBatch``) the lines of one loop pass go out together,
@@ -67,7 +72,7 @@ public struct FileDescriptorLogHandler: LogHandler {
               let inode = UInt64(journalStream[journalStream.index(after: colon)...]) else { return false }
         var status = stat()
         // A descriptor fstat cannot describe (EBADF: closed) is not the journal's stream.
-        guard (try? systemCall("fstat") { fstat(fd, &status) }) != nil else { return false }
+        guard (try? SystemCalls.systemCall("fstat") { fstat(fd, &status) }) != nil else { return false }
         return UInt64(status.st_dev) == device && UInt64(status.st_ino) == inode
     }
 }

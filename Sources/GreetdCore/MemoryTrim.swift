@@ -1,11 +1,11 @@
-import GreetdSystem
-import Libevent
+import EventHTTPSystem
+import EventHTTPCore
 
 /// Hands freed memory back to the system after a burst.
 ///
 /// After a burst, glibc keeps the freed memory of thousands of connections in its heap, and RSS
 /// stays at the peak. ``schedule()`` (called when the last greeting ends) arms a one-second
-/// timer; when it fires, and only if the worker is still idle, GreetdSystem's
+/// timer; when it fires, and only if the worker is still idle, EventHTTPSystem's
 /// `ProcessResources.releaseFreeHeapMemory()` (`malloc_trim`) returns what it can. At most once a
 /// second per worker, never under load. The trim does nothing off glibc.
 ///

@@ -1,5 +1,5 @@
 import GreetdRules
-import GreetdSystem
+import EventHTTPSystem
 
 /// What `/metrics` reports about the process itself, read from the kernel when asked. Each
 /// reader returns `nil` where its source does not exist (off Linux).

@@ -1,6 +1,7 @@
-import GreetdSystem
-import Libevent
+import EventHTTPSystem
+import EventHTTPCore
 import Logging
+import EventHTTPDuration
 
 /// The one place that turns what happens to requests into the access log, the worker's
 /// ``GreetdStats`` and the shared ``GreetdMetrics`` (middleware in Hummingbird's sense: the
@@ -47,7 +48,7 @@ final class RequestRecorder {
     /// A request ended: one access-log line (status `499` when the client went away first), and
     /// its outcome counted. `outcome` is `nil` for requests that are neither greetings nor
     /// refusals (health, metrics, 4xx).
-    func requestEnded(_ head: HTTPRequestHead, _ end: HTTPRequestEnd, outcome: RequestOutcome?) {
+    func requestEnded(_ head: RequestHead, _ end: RequestEnd, outcome: RequestOutcome?) {
         let elapsed = ContinuousClock.now - head.start
         let (status, bytes): (Int, Int)
         switch end {

@@ -1,4 +1,4 @@
-import Libevent
+import EventHTTPCore
 
 /// Where a request goes, decided from its method and path alone.
 enum Route: Equatable {
@@ -22,7 +22,7 @@ struct Router {
     static let allowed = "GET, HEAD"
 
     /// The route for `method` on `path`.
-    func route(_ method: HTTPMethod, _ path: String) -> Route {
+    func route(_ method: RequestMethod, _ path: String) -> Route {
         let route: Route
         switch path {
         case "/": route = .greeting
@@ -37,7 +37,7 @@ struct Router {
     }
 
     /// The body of a `405`, as Go's reference server words it for `/`.
-    static func methodNotAllowedBody(_ method: HTTPMethod, path: String) -> String {
+    static func methodNotAllowedBody(_ method: RequestMethod, path: String) -> String {
         method == .other ? "method not allowed on \(path); use GET\n"
             : "method \(method.rawValue) not allowed on \(path); use GET\n"
     }

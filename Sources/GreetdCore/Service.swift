@@ -1,6 +1,6 @@
-import GreetdSystem
+import EventHTTPSystem
 import Foundation
-import Libevent
+import EventHTTPCore
 import Logging
 import Synchronization
 
@@ -72,13 +72,13 @@ public final class Worker: Sendable {
 /// Sendable: every stored property is immutable and Sendable.
 public final class GreetdService: Sendable {
     /// The bound addresses, with real ports (the same for every worker).
-    public let addresses: [SocketAddress]
+    public let addresses: [IPEndpoint]
     /// The worker loops.
     public let workers: [Worker]
     /// The metrics every worker records into.
     public let metrics: GreetdMetrics
 
-    private init(addresses: [SocketAddress], workers: [Worker], metrics: GreetdMetrics) {
+    private init(addresses: [IPEndpoint], workers: [Worker], metrics: GreetdMetrics) {
         self.addresses = addresses
         self.workers = workers
         self.metrics = metrics
@@ -100,11 +100,11 @@ public final class GreetdService: Sendable {
         if configuration.workers > 1 && configuration.port != 0 {
             // SO_REUSEPORT would let us share the port with another greetd by mistake: check
             // that it is free first, with plain sockets.
-            try HTTPServer.checkPortIsFree(host: configuration.host, port: configuration.port)
+            try LoopHTTPServer.checkPortIsFree(host: configuration.host, port: configuration.port)
         }
         let group = WorkerGroup(workers: configuration.workers)
         var workers: [Worker] = []
-        var addresses: [SocketAddress] = []
+        var addresses: [IPEndpoint] = []
         do {
             for index in 0..<configuration.workers {
                 let port = index == 0 ? configuration.port : addresses[0].port
@@ -124,10 +124,10 @@ public final class GreetdService: Sendable {
     private static func startWorker(
         index: Int, configuration: GreetdConfiguration, port: UInt16, logger: Logger,
         metrics: GreetdMetrics, group: WorkerGroup, onStopped: @escaping @Sendable () -> Void
-    ) throws -> (Worker, [SocketAddress]) {
+    ) throws -> (Worker, [IPEndpoint]) {
         let worker = Worker(stats: GreetdStats(), control: try WorkerControl(), done: DispatchSemaphore(value: 0))
         let ready = DispatchSemaphore(value: 0)
-        let outcome = Lock<Result<[SocketAddress], any Error>?>(nil)
+        let outcome = Lock<Result<[IPEndpoint], any Error>?>(nil)
         let thread = Thread {
             do {
                 try runWorker(configuration: configuration, port: port, logger: logger, metrics: metrics,
@@ -183,7 +183,7 @@ public final class GreetdService: Sendable {
 /// stopped, then frees everything in reverse order of creation.
 private func runWorker(
     configuration: GreetdConfiguration, port: UInt16, logger: Logger, metrics: GreetdMetrics,
-    group: WorkerGroup, worker: Worker, onReady: ([SocketAddress]) -> Void
+    group: WorkerGroup, worker: Worker, onReady: ([IPEndpoint]) -> Void
 ) throws {
     let control = worker.control
     let base = try EventBase(avoiding: configuration.avoidBackends, counters: worker.stats.libevent)

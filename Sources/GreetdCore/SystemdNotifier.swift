@@ -1,4 +1,9 @@
-import GreetdSystem
+import EventHTTPSystem
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// systemd's readiness protocol (`sd_notify`): one datagram per state change to the Unix socket
 /// named by `$NOTIFY_SOCKET` (a path, or `@name` for the abstract namespace).
@@ -32,9 +37,9 @@ public struct SystemdNotifier: Sendable {
     /// - Throws: ``SystemError`` from `socket` or `sendto` (`ENOENT`, `ECONNREFUSED` when the
     ///   supervisor's socket is gone).
     public func notify(_ state: String) throws(SystemError) {
-        let fd = try openSocket(domain: AF_UNIX, type: SocketKind.datagram)
+        let fd = try SystemCalls.openSocket(domain: AF_UNIX, type: SocketKind.datagram)
         // close on a datagram socket we just opened cannot fail but with EBADF, a bug.
-        defer { try? closeDescriptor(fd) }
+        defer { try? SystemCalls.closeDescriptor(fd) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
@@ -44,7 +49,7 @@ public struct SystemdNotifier: Sendable {
         let bytes = Array(state.utf8)
         try withUnsafePointer(to: &address) { (pointer) throws(SystemError) in
             try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { (socketAddress) throws(SystemError) in
-                _ = try systemCall("sendto(\(String(decoding: path.map { $0 == 0 ? UInt8(ascii: "@") : $0 }, as: UTF8.self)))") {
+                _ = try SystemCalls.systemCall("sendto(\(String(decoding: path.map { $0 == 0 ? UInt8(ascii: "@") : $0 }, as: UTF8.self)))") {
                     sendto(fd, bytes, bytes.count, SendFlags.noSignal, socketAddress, length)
                 }
             }

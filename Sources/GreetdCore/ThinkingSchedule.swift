@@ -1,4 +1,10 @@
 import GreetdRules
+import EventHTTPDuration
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// When a greeting thinks and when it answers: the one rule every greeting follows (the timer
 /// greeting, ``Greeting``; the async and streaming ones, ``AsyncGreeting``).

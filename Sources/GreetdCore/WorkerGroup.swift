@@ -1,5 +1,5 @@
-import GreetdSystem
-import Libevent
+import EventHTTPSystem
+import EventHTTPCore
 import Synchronization
 
 /// What the workers of one ``GreetdService`` share: the transport's ``HTTPServerGroup`` (one
@@ -8,7 +8,7 @@ import Synchronization
 ///
 /// Sendable: an immutable count, a Sendable group, and a mutex around the tally.
 public final class WorkerGroup: Sendable {
-    /// Shared by every worker's ``HTTPServer``.
+    /// Shared by every worker's ``LoopHTTPServer``.
     public let http: HTTPServerGroup
     private let workers: Int
     private let tally = Lock<[ShutdownPhase: (workers: Int, acted: Bool, inFlight: Int)]>([:])

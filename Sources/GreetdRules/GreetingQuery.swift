@@ -1,8 +1,9 @@
+import EventHTTPDuration
 // The query rules of `GET /?delay=…&timeout=…`: the one definition, used by the server and by
 // the query fuzzer (`Fuzz/query`).
 
 /// What is wrong with a request's query; ``description`` is the `400` body (without the newline).
-/// Every text quotes client bytes with ``goQuote(_:)``, so a body is one line of ASCII.
+/// Every text quotes client bytes with ``GoDuration.quote(_:)``, so a body is one line of ASCII.
 public enum QueryProblem: Error, Equatable, Sendable, CustomStringConvertible {
     /// evhttp could not split the query (`?%zz`, ...): `invalid query string "…"`.
     case malformedQuery(String)
@@ -15,11 +16,11 @@ public enum QueryProblem: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .malformedQuery(let query):
-            return "invalid query string \(goQuote(query))"
+            return "invalid query string \(GoDuration.quote(query))"
         case .badDuration(let name, let text, let error):
-            return "invalid \(name) \(goQuote(text)): \(error)"
+            return "invalid \(name) \(GoDuration.quote(text)): \(error)"
         case .negative(let name, let text):
-            return "invalid \(name) \(goQuote(text)): must not be negative"
+            return "invalid \(name) \(GoDuration.quote(text)): must not be negative"
         }
     }
 }

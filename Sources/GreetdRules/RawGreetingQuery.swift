@@ -1,3 +1,4 @@
+import EventHTTPDuration
 // The fast path of a greeting's query: the parameters greetd reads, found in one pass over the
 // raw query's bytes, with no array of pairs and no String unless a value is refused.
 
@@ -108,7 +109,7 @@ public struct RawGreetingQuery: Sendable {
     /// has a `%` or a `+`; builds a String only to report a refused value.
     private func parameter(_ name: String, _ range: Range<Int>) throws(QueryProblem) -> GoDuration {
         let result = withValue(range) { (value: UnsafeBufferPointer<UInt8>) -> ValueResult in
-            if case .success(let nanoseconds) = parseGoDuration(value), nanoseconds >= 0 {
+            if case .success(let nanoseconds) = GoDuration.nanoseconds(parsing: value), nanoseconds >= 0 {
                 return .duration(GoDuration(nanoseconds: nanoseconds))
             }
             return .refused(String(decoding: value, as: UTF8.self))

@@ -1,3 +1,4 @@
+import EventHTTPDuration
 // Checks and formats for values a client controls: what may go into a log line or back out in a
 // header. Pure; the fuzz targets (`Fuzz/requestid`, `Fuzz/logfield`) call these very functions.
 
@@ -9,7 +10,7 @@ public let requestIDKey = "request_id"
 /// cannot forge fields. ``LogLine/field(_:)`` reads it back. Pure; any thread.
 public func logField(_ value: String) -> String {
     let plain = !value.isEmpty && value.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "\"") }
-    return plain ? value : goQuote(value)
+    return plain ? value : GoDuration.quote(value)
 }
 
 /// A client's `X-Request-Id` if it is 1 to 64 characters of `A-Z a-z 0-9 . _ : -`, else `nil`

@@ -1,4 +1,10 @@
 import GreetdRules
+import EventHTTPDuration
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The spread of abort times, `--abort-after`: `50ms-500ms`, or one value such as `200ms`.
 /// Durations are Go's syntax, parsed by GreetdRules' ``GoDuration``.
@@ -56,8 +62,8 @@ enum AbortWindowError: Error, CustomStringConvertible {
     var description: String {
         switch self {
         case .syntax(let error): return "\(error)"
-        case .negative(let input): return "duration \(goQuote(input)) must not be negative"
-        case .badRange(let input, let reason): return "invalid range \(goQuote(input)): \(reason)"
+        case .negative(let input): return "duration \(GoDuration.quote(input)) must not be negative"
+        case .badRange(let input, let reason): return "invalid range \(GoDuration.quote(input)): \(reason)"
         }
     }
 }

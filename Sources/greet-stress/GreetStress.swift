@@ -1,7 +1,13 @@
 import ArgumentParser
 import GreetdRules
-import GreetdSystem
-import Libevent
+import EventHTTPSystem
+import EventHTTPCore
+import EventHTTPDuration
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The `greet-stress` command: parses and checks the flags, runs the load on the main thread,
 /// prints the summary, and exits 0 (every check holds), 1 (one does not, or `/metrics` cannot
@@ -194,9 +200,9 @@ enum StressFailure: Error, CustomStringConvertible {
 /// Resolves the host, then runs the whole load on one base on this thread.
 private func runLoad(_ plan: StressPlan) throws(StressFailure) -> StressReport {
     let base: EventBase
-    let address: SocketAddress
+    let address: IPEndpoint
     do throws(LibeventError) {
-        address = try SocketAddress.resolve(host: plan.host, port: plan.port)[0]
+        address = try IPEndpoint.resolve(host: plan.host, port: plan.port)[0]
         base = try EventBase()
     } catch {
         throw .libevent(error)
@@ -209,7 +215,7 @@ private func runLoad(_ plan: StressPlan) throws(StressFailure) -> StressReport {
 
 /// Runs the load on `base` until the verdict. The run, and every event it owns, dies in here,
 /// while the caller still holds the base.
-private func runLoad(_ plan: StressPlan, address: SocketAddress, base: EventBase) throws(StressFailure) -> StressReport {
+private func runLoad(_ plan: StressPlan, address: IPEndpoint, base: EventBase) throws(StressFailure) -> StressReport {
     let run: LoadRun
     do throws(LibeventError) {
         run = try LoadRun(plan: plan, address: address, base: base,

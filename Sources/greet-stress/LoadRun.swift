@@ -1,7 +1,13 @@
 import GreetdClient
 import GreetdRules
-import GreetdSystem
-import Libevent
+import EventHTTPSystem
+import EventHTTPCore
+import EventHTTPDuration
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// One load run, start to verdict, on one ``EventBase``.
 ///
@@ -25,7 +31,7 @@ final class LoadRun: EventTarget {
     }
 
     let plan: StressPlan
-    let address: SocketAddress
+    let address: IPEndpoint
     let base: EventBase
     private(set) var phase = Phase.measuringBefore
     private(set) var tally = Tally()
@@ -62,7 +68,7 @@ final class LoadRun: EventTarget {
     private var events: [Tag: Event] = [:]
 
     /// Makes the run and its timers; nothing happens until ``start()``.
-    init(plan: StressPlan, address: SocketAddress, base: EventBase, progress: Output) throws(LibeventError) {
+    init(plan: StressPlan, address: IPEndpoint, base: EventBase, progress: Output) throws(LibeventError) {
         base.thread.preconditionOnThread()
         self.plan = plan
         self.address = address

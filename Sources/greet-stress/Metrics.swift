@@ -1,7 +1,13 @@
 import GreetdClient
 import GreetdRules
-import GreetdSystem
-import Libevent
+import EventHTTPSystem
+import EventHTTPCore
+import EventHTTPDuration
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The numbers greet-stress reads from greetd's `/metrics`.
 struct MetricsSample: Equatable, Sendable {
@@ -57,7 +63,7 @@ enum MetricsProblem: Error, CustomStringConvertible {
     /// What to do about it, appended to the message: a server that is not there is not
     /// reachable (no `--no-verify` would help); one that answers without greetd's metrics is
     /// not greetd (`--no-verify` skips the checks).
-    func advice(for address: SocketAddress) -> String {
+    func advice(for address: IPEndpoint) -> String {
         switch self {
         case .io(.callFailed(function: "connect", errno: let code?))
             where [Errno.connectionRefused, .timedOut, Errno(EHOSTUNREACH), Errno(ENETUNREACH)].contains(code):
@@ -87,7 +93,7 @@ final class MetricsFetch: ClientSocketDelegate, EventTarget {
     private var timer: Event?
 
     /// Starts the read. Throws if no socket can be made (then `completion` never runs).
-    init(plan: StressPlan, address: SocketAddress, base: EventBase, completion: @escaping Completion) throws(LibeventError) {
+    init(plan: StressPlan, address: IPEndpoint, base: EventBase, completion: @escaping Completion) throws(LibeventError) {
         request = plan.metricsRequestBytes
         limit = StressPlan.metricsTimeout
         self.completion = completion

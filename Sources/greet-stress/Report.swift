@@ -1,6 +1,12 @@
 import GreetdClient
 import GreetdRules
-import Libevent
+import EventHTTPCore
+import EventHTTPDuration
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The client's counts for one run.
 struct Tally: Sendable {

@@ -1,5 +1,5 @@
 import GreetdClient
-import Libevent
+import EventHTTPCore
 
 /// `--abort-style`: one way for every aborting request, or a random one per request.
 enum AbortStyleChoice: String, CaseIterable, Sendable {

@@ -1,5 +1,5 @@
 import GreetdClient
-import Libevent
+import EventHTTPCore
 
 /// How one request ended, as the summary counts it.
 enum RequestOutcome: Equatable, Sendable {
@@ -60,7 +60,7 @@ final class StressRequest: ClientSocketDelegate, EventTarget {
 
     /// Starts connecting. Throws what ``ClientSocket/init(connectingTo:base:timeout:delegate:)``
     /// throws (`EMFILE`, `EADDRNOTAVAIL`, ...); then nothing is open.
-    func start(to address: SocketAddress, base: EventBase) throws(LibeventError) {
+    func start(to address: IPEndpoint, base: EventBase) throws(LibeventError) {
         socket = try ClientSocket(connectingTo: address, base: base, timeout: run.plan.connectTimeout, delegate: self)
     }
 

@@ -1,5 +1,10 @@
-import GreetdSystem
-import Libevent
+import EventHTTPSystem
+import EventHTTPCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Text to standard output or standard error, written straight to the descriptor: no stdio
 /// buffer, so progress lines and the summary come out in order and at once.
@@ -14,6 +19,6 @@ struct Output: Sendable {
 
     func write(_ text: String) {
         // Ignored: a failure (EPIPE: the reader has gone) leaves the text nowhere to go.
-        try? writeAll(fd, text)
+        try? SystemCalls.writeAll(fd, text)
     }
 }

@@ -1,6 +1,12 @@
 import ArgumentParser
 import GreetdCore
 import Logging
+import EventHTTPDuration
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 // How the command line's values are read before `GreetdConfiguration.validate()` judges them.
 //

@@ -1,8 +1,14 @@
 import ArgumentParser
 import Foundation
 import GreetdCore
-import Libevent
+import EventHTTPCore
 import Logging
+import EventHTTPDuration
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 @main
 struct Greetd: ParsableCommand {

@@ -1,7 +1,7 @@
 import Foundation
 import GreetdCore
-import GreetdSystem
-import Libevent
+import EventHTTPSystem
+import EventHTTPCore
 import Logging
 
 /// The main thread of the daemon: starts the workers, tells systemd, turns signals into drain and

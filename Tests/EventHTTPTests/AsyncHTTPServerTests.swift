@@ -1,7 +1,7 @@
 import EventHTTP
 import Foundation
 import GreetdClient
-import GreetdSystem
+import EventHTTPSystem
 import Synchronization
 import Testing
 

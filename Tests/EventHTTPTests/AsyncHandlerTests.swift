@@ -1,6 +1,6 @@
 import EventHTTP
 import GreetdClient
-import GreetdSystem
+import EventHTTPSystem
 import Testing
 
 /// Async handlers: cancelled when the client leaves (FIN, RST, half-close), `.continue` routes

@@ -1,6 +1,6 @@
 import EventHTTP
 import GreetdClient
-import GreetdSystem
+import EventHTTPSystem
 import Synchronization
 import Testing
 

@@ -1,6 +1,6 @@
 import EventHTTP
 import Foundation
-import GreetdSystem
+import EventHTTPSystem
 import Synchronization
 @_exported import TestSupport
 
@@ -57,7 +57,7 @@ final class Probe: Sendable {
     }
 }
 
-/// A loop thread running an ``AsyncRouter`` behind an ``HTTPServer`` on 127.0.0.1, for async tests.
+/// A loop thread running an ``AsyncRouter`` behind an ``LoopHTTPServer`` on 127.0.0.1, for async tests.
 final class LiveLoop: Sendable {
     let port: UInt16
     let executor: LoopExecutor
@@ -101,7 +101,7 @@ final class LiveLoop: Sendable {
                     }
                     router.runner.onHandlerFailure = { head, failure in probe.record("failure \(head.id) \(failure)") }
                     configure(router, probe)
-                    let server = try HTTPServer(base: base, options: options, responder: router)
+                    let server = try LoopHTTPServer(base: base, options: options, responder: router)
                     let port = try server.bind(host: "127.0.0.1", port: 0)[0].port
                     let held = Held(server: server, router: router, base: base)
                     let loop = LiveLoop(port: port, executor: executor, counters: base.counters, probe: probe) {
@@ -153,12 +153,12 @@ final class LiveLoop: Sendable {
 /// `@unchecked Sendable`: touched only on the loop thread (the stop request runs there through
 /// `executor.execute`; `release` after the loop returns), checked by preconditions.
 private final class Held: @unchecked Sendable {
-    var server: HTTPServer?
+    var server: LoopHTTPServer?
     var router: AsyncRouter?
     private var base: EventBase?
     private let thread: LoopThread
 
-    init(server: HTTPServer, router: AsyncRouter, base: EventBase) {
+    init(server: LoopHTTPServer, router: AsyncRouter, base: EventBase) {
         self.thread = base.thread
         self.server = server
         self.router = router

@@ -1,6 +1,6 @@
 import Foundation
 import GreetdRules
-import GreetdSystem
+import EventHTTPSystem
 import TestSupport
 import Testing
 
@@ -19,7 +19,7 @@ struct ResourceTests {
                                        executable: URL(fileURLWithPath: Self.prlimit!))
         let port = try greetd.listeningPort()
         var clients: [Int32] = []
-        defer { for fd in clients { try? closeDescriptor(fd) } }  // teardown: a failure changes nothing
+        defer { for fd in clients { try? SystemCalls.closeDescriptor(fd) } }  // teardown: a failure changes nothing
         for _ in 0..<300 {
             guard let fd = try? connectLoopback(port: port) else { continue }
             try? sendAll(fd, "GET /?delay=5s HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -36,7 +36,7 @@ struct ResourceTests {
         #expect(share < 1.0 / 3, "greetd used \(after - before) s of CPU in \(wall) while out of descriptors")
         #expect(greetd.process.isRunning)
 
-        for fd in clients { try closeDescriptor(fd) }
+        for fd in clients { try SystemCalls.closeDescriptor(fd) }
         clients = []
         // The listener resumes within its backoff (at most 1 s); this request waits in the
         // backlog until then, bounded by rawExchange's timeout.
@@ -61,13 +61,13 @@ struct ResourceTests {
         // Pipelined requests, sent as fast as the server takes them, never reading a reply: the
         // replies back up, and evhttp goes on reading while it writes them.
         let fd = try connectLoopback(port: port)
-        try setNonBlocking(fd)
+        try SystemCalls.setNonBlocking(fd)
         let chunk = Array(String(repeating: "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", count: 1000).utf8)
         var sent = 0
         let deadline = Date().addingTimeInterval(3)
         while Date() < deadline && sent < 64 << 20 {
             let result = chunk.withUnsafeBytes { bytes in
-                valueOrErrno { send(fd, bytes.baseAddress, bytes.count, SendFlags.noSignal) }
+                SystemCalls.valueOrErrno { send(fd, bytes.baseAddress, bytes.count, SendFlags.noSignal) }
             }
             // Would block (the replies backed up, the point of the test) or failed: wait a moment
             // and try again until the deadline; the memory figures below are what is checked.
@@ -78,7 +78,7 @@ struct ResourceTests {
         // with the defaults) and the replies waiting to be written; never what the client sent.
         print("ResourceTests: pipelined \(sent >> 10) KiB without reading; greetd grew \((after - before) >> 10) KiB")
         #expect(after - before < 16 << 20, "sent \(sent >> 20) MiB; greetd grew \((after - before) >> 20) MiB")
-        try closeDescriptor(fd)  // a client that never reads would keep the drain waiting for its replies
+        try SystemCalls.closeDescriptor(fd)  // a client that never reads would keep the drain waiting for its replies
         greetd.signal(SIGTERM)
         #expect(try greetd.waitForExit() == 0)
     }

@@ -1,5 +1,5 @@
 import Foundation
-import GreetdSystem
+import EventHTTPSystem
 import TestSupport
 import Testing
 
@@ -217,19 +217,19 @@ private final class NotifySocket {
         guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
             throw TestFailure("socket path too long: \(environmentValue)")
         }
-        fd = try openSocket(domain: AF_UNIX, type: SocketKind.datagram)
+        fd = try SystemCalls.openSocket(domain: AF_UNIX, type: SocketKind.datagram)
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
         // A path is NUL-terminated; an abstract name is exactly its bytes after the leading NUL.
         let pathOffset = MemoryLayout<sockaddr_un>.offset(of: \.sun_path) ?? MemoryLayout<sa_family_t>.size
         let length = socklen_t(pathOffset + bytes.count + (abstract ? 0 : 1))
-        let bound = valueOrErrno {
+        let bound = SystemCalls.valueOrErrno {
             withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
             }
         }
         if case .failure(let code) = bound {
-            try? closeDescriptor(fd)  // already failing: the bind's errno is the one to report
+            try? SystemCalls.closeDescriptor(fd)  // already failing: the bind's errno is the one to report
             throw TestFailure("bind \(environmentValue.debugDescription): \(code)")
         }
         setTimeouts(fd, .seconds(ServiceCLITests.wait))
@@ -237,7 +237,7 @@ private final class NotifySocket {
 
     deinit {
         // Teardown: a failure of either changes nothing the test checks.
-        try? closeDescriptor(fd)
+        try? SystemCalls.closeDescriptor(fd)
         if let path { _ = unlink(path) }
     }
 
@@ -245,7 +245,7 @@ private final class NotifySocket {
     func receive() -> String? {
         var buffer = [UInt8](repeating: 0, count: 4096)
         // A failure is the receive timeout (EAGAIN) set in init: no datagram came.
-        guard case .success(let n) = valueOrErrno({ recv(fd, &buffer, buffer.count, 0) }) else { return nil }
+        guard case .success(let n) = SystemCalls.valueOrErrno({ recv(fd, &buffer, buffer.count, 0) }) else { return nil }
         return String(decoding: buffer[0..<n], as: UTF8.self)
     }
 

@@ -1,8 +1,13 @@
 import GreetdClient
-import GreetdSystem
-import Libevent
+import EventHTTPSystem
+import EventHTTPCore
 import TestSupport
 import Testing
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 // Each test runs a client socket on a loop against a tiny listener made here with plain socket
 // calls; the server side is driven synchronously from the client's delegate callbacks, so no test
@@ -15,7 +20,7 @@ struct ClientSocketTests {
         try withBase { base in
             let listener = try LoopbackListener()
             var server: Int32 = -1
-            defer { if server >= 0 { try? closeDescriptor(server) } }  // teardown: a failure here changes nothing
+            defer { if server >= 0 { try? SystemCalls.closeDescriptor(server) } }  // teardown: a failure here changes nothing
             var requestSeen = ""
             let recorder = Recorder(base) { socket, event in
                 switch event {
@@ -24,9 +29,9 @@ struct ClientSocketTests {
                     let sentAtOnce = try socket.send(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
                     #expect(sentAtOnce)
                     requestSeen = readSome(server)
-                    try writeAll(server, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel")
+                    try SystemCalls.writeAll(server, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel")
                 case .received where !socket.response.isComplete:
-                    try writeAll(server, "lo")  // the rest of the body, in a second segment
+                    try SystemCalls.writeAll(server, "lo")  // the rest of the body, in a second segment
                 case .received:
                     return true
                 default: break
@@ -79,7 +84,7 @@ struct ClientSocketTests {
         try withBase { base in
             let listener = try LoopbackListener()
             var server: Int32 = -1
-            defer { if server >= 0 { try? closeDescriptor(server) } }  // teardown: a failure here changes nothing
+            defer { if server >= 0 { try? SystemCalls.closeDescriptor(server) } }  // teardown: a failure here changes nothing
             var serverRead: [String] = []
             var stateAfterAbort: ClientSocket.State?
             let recorder = Recorder(base) { socket, event in
@@ -91,8 +96,8 @@ struct ClientSocketTests {
                     stateAfterAbort = socket.state
                     serverRead.append(readSome(server))
                     serverRead.append(readSome(server))  // end of stream: the half-close
-                    try writeAll(server, "HTTP/1.1 499 Gone\r\n\r\nbye")
-                    try closeDescriptor(server)
+                    try SystemCalls.writeAll(server, "HTTP/1.1 499 Gone\r\n\r\nbye")
+                    try SystemCalls.closeDescriptor(server)
                     server = -1
                 case .closedByPeer:
                     return true
@@ -121,7 +126,7 @@ struct ClientSocketTests {
                     try socket.send(Array("GET / HTTP/1.1\r\n\r\n".utf8))
                     let server = try listener.accept()
                     _ = readSome(server)  // closing with the request unread would send an RST
-                    try closeDescriptor(server)
+                    try SystemCalls.closeDescriptor(server)
                 }
                 return event == .closedByPeer
             }
@@ -137,7 +142,7 @@ struct ClientSocketTests {
         guard let listener = try? LoopbackListener(ipv6: true) else { return }  // no ::1 on this machine
         try withBase { base in
             var server: Int32 = -1
-            defer { if server >= 0 { try? closeDescriptor(server) } }  // teardown: a failure here changes nothing
+            defer { if server >= 0 { try? SystemCalls.closeDescriptor(server) } }  // teardown: a failure here changes nothing
             let recorder = Recorder(base) { _, event in
                 if event == .connected { server = try listener.accept() }
                 return true
@@ -191,11 +196,11 @@ private func serverView(of style: ClientAbort) throws -> (Int, ClientSocket.Stat
         let recorder = Recorder(base) { socket, event in
             guard event == .connected else { return false }
             let server = try listener.accept()
-            defer { try? closeDescriptor(server) }  // teardown: a failure here changes nothing
+            defer { try? SystemCalls.closeDescriptor(server) }  // teardown: a failure here changes nothing
             socket.abort(style)
             state = socket.state
             var byte: UInt8 = 0
-            switch valueOrErrno({ recv(server, &byte, 1, 0) }) {
+            switch SystemCalls.valueOrErrno({ recv(server, &byte, 1, 0) }) {
             case .success(let count): result = count
             case .failure(let code): result = -Int(code.rawValue)
             }
@@ -222,7 +227,7 @@ private final class Recorder: ClientSocketDelegate {
     deinit { socket?.close() }
 
     /// Connects and runs the loop until the step says stop (or two seconds pass).
-    func run(connectingTo address: SocketAddress, timeout: Duration? = nil,
+    func run(connectingTo address: IPEndpoint, timeout: Duration? = nil,
              sourceLocation: SourceLocation = #_sourceLocation) throws {
         socket = try ClientSocket(connectingTo: address, base: base, timeout: timeout, delegate: self)
         let watchdog = try Watchdog(base)

@@ -1,5 +1,5 @@
-import GreetdSystem
-import Libevent
+import EventHTTPSystem
+import EventHTTPCore
 import TestSupport
 import Testing
 
@@ -27,10 +27,10 @@ struct LoopbackTests {
     func receiveSeesBytesThenTheEnd() throws {
         let listener = try LoopbackListener()
         let client = try connectLoopback(port: listener.address.port)
-        defer { try? closeDescriptor(client) }  // teardown: a failure here changes nothing
+        defer { try? SystemCalls.closeDescriptor(client) }  // teardown: a failure here changes nothing
         let server = try listener.accept()
         try sendAll(server, "hi")
-        try closeDescriptor(server)
+        try SystemCalls.closeDescriptor(server)
         #expect(try receive(client, until: .now + .seconds(10)).get() == Array("hi".utf8))
         #expect(receive(client, until: .now + .seconds(10)) == .failure(.closed))
         #expect(StreamEnd.failed(.badFileDescriptor).description == "recv failed: \(Errno.badFileDescriptor)")

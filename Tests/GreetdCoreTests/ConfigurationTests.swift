@@ -1,5 +1,5 @@
 import GreetdCore
-import Libevent
+import EventHTTPCore
 import Logging
 import Testing
 

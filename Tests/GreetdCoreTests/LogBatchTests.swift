@@ -1,9 +1,14 @@
 @testable import GreetdCore
-import GreetdSystem
-import Libevent
+import EventHTTPSystem
+import EventHTTPCore
 import Logging
 import TestSupport
 import Testing
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// LogBatch: a loop pass's lines in one write at the end of the pass; other threads unbatched;
 /// the rest written on uninstall and on a fatal signal.
@@ -18,19 +23,19 @@ import Testing
         var writeEnd: Int32 { fds[0] }
         var readEnd: Int32 { fds[1] }
         init() throws {
-            try systemCall("socketpair") { socketpair(AF_UNIX, SocketKind.datagram, 0, &fds) }
-            try setNonBlocking(readEnd)
+            try SystemCalls.systemCall("socketpair") { socketpair(AF_UNIX, SocketKind.datagram, 0, &fds) }
+            try SystemCalls.setNonBlocking(readEnd)
         }
         deinit {
             // Ignored: only EBADF could fail, and both ends are ours until now.
-            try? closeDescriptor(fds[0])
-            try? closeDescriptor(fds[1])
+            try? SystemCalls.closeDescriptor(fds[0])
+            try? SystemCalls.closeDescriptor(fds[1])
         }
         /// Every datagram waiting now, each as its text.
         func take() throws -> [String] {
             var found: [String] = []
             var buffer = [UInt8](repeating: 0, count: 256 * 1024)
-            while case .processed(let count) = try nonBlockingSystemCall("read", { read(readEnd, &buffer, buffer.count) }) {
+            while case .processed(let count) = try SystemCalls.nonBlockingSystemCall("read", { read(readEnd, &buffer, buffer.count) }) {
                 found.append(String(decoding: buffer.prefix(count), as: UTF8.self))
             }
             return found
@@ -143,14 +148,14 @@ import Testing
                 // The child: async-signal-safe calls only. No core file, no backtracer, and only
                 // this thread's batch (the copies of other tests' batches stay unwritten).
                 var noCore = rlimit(rlim_cur: 0, rlim_max: 0)
-                _ = setrlimit(coreFileSizeResource, &noCore)
+                _ = setrlimit(ResourceLimits.coreFileSize, &noCore)
                 FatalSignalFlush.prepareForkedTestChild()
                 _ = raise(SIGSEGV)
                 _exit(0)
             }
             try #require(child > 0)
             var status: Int32 = 0
-            _ = try systemCall("waitpid") { waitpid(child, &status, 0) }
+            _ = try SystemCalls.systemCall("waitpid") { waitpid(child, &status, 0) }
             #expect(status & 0x7f == SIGSEGV, "the child died of the signal it raised")
             let datagrams = try socket.take()
             #expect(datagrams.count == 1)

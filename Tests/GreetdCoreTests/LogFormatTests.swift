@@ -1,7 +1,12 @@
 @testable import GreetdCore
-import GreetdSystem
+import EventHTTPSystem
 import Logging
 import Testing
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// GreetdCore's log handler: swift-log's values in GreetdRules' line, and sd-daemon priorities
 /// when standard error is the journal's stream.
@@ -10,25 +15,25 @@ import Testing
     private final class Pipe {
         let readEnd: Int32, writeEnd: Int32
         init() throws {
-            (readEnd, writeEnd) = try makePipe()
+            (readEnd, writeEnd) = try SystemCalls.makePipe()
         }
         deinit {
             // Ignored: only EBADF could fail, and both ends are ours until now.
-            try? closeDescriptor(readEnd)
-            try? closeDescriptor(writeEnd)
+            try? SystemCalls.closeDescriptor(readEnd)
+            try? SystemCalls.closeDescriptor(writeEnd)
         }
         /// `JOURNAL_STREAM` as systemd would set it for the write end: `<st_dev>:<st_ino>`.
         var journalStream: String {
             get throws {
                 var status = stat()
-                try systemCall("fstat") { fstat(writeEnd, &status) }
+                try SystemCalls.systemCall("fstat") { fstat(writeEnd, &status) }
                 return "\(status.st_dev):\(status.st_ino)"
             }
         }
         /// What has been written so far (the lines are already in the pipe: no waiting).
         func lines() throws -> [String] {
             var buffer = [UInt8](repeating: 0, count: 65_536)
-            let n = try systemCall("read") { read(readEnd, &buffer, buffer.count) }
+            let n = try SystemCalls.systemCall("read") { read(readEnd, &buffer, buffer.count) }
             return String(decoding: buffer.prefix(n), as: UTF8.self).split(separator: "\n").map(String.init)
         }
     }

@@ -1,6 +1,6 @@
 @testable import GreetdCore
 import GreetdClient
-import GreetdSystem
+import EventHTTPSystem
 import Testing
 import TestSupport
 

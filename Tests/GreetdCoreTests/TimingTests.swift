@@ -1,8 +1,14 @@
 import Foundation
 import GreetdCore
-import Libevent
+import EventHTTPCore
 import Testing
 import TestSupport
+import EventHTTPDuration
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 extension LiveServer {
     /// Deadlines never fire early; ticks are on time or late, never early.

@@ -1,5 +1,11 @@
 import GreetdRules
 import Testing
+import EventHTTPDuration
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// `?delay=` and `?timeout=`: the rules the server applies, with its 400 texts.
 @Suite struct GreetingQueryTests {

@@ -1,6 +1,11 @@
 @testable import GreetdRules
-import GreetdSystem
+import EventHTTPSystem
 import Testing
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The hand-written log timestamp agrees with the C library, and lines read as documented.
 @Suite struct LogFormatTests {

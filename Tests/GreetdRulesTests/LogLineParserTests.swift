@@ -1,5 +1,11 @@
 import GreetdRules
 import Testing
+import EventHTTPDuration
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// `LogLine(parsing:)` reads back what `formatLogLine` writes.
 @Suite struct LogLineParserTests {
@@ -110,7 +116,7 @@ import Testing
     @Test("unquoteLogField undoes goQuote and says where the field ends")
     func unquote() throws {
         let value = "x \"y\" \\ \u{1}é"
-        let quoted = Array((goQuote(value) + " rest").utf8)
+        let quoted = Array((GoDuration.quote(value) + " rest").utf8)
         let (bytes, end) = try #require(unquoteLogField(quoted, from: 0))
         #expect(bytes == Array(value.utf8))
         #expect(end == quoted.count - " rest".utf8.count)

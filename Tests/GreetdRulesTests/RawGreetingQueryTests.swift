@@ -1,5 +1,11 @@
 import GreetdRules
 import Testing
+import EventHTTPDuration
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The fast path over the raw query (`RawGreetingQuery`): evhttp_parse_query_str's split and
 /// decoding, then the rules of `GreetingQuery.resolve`, with the same results and 400 texts.

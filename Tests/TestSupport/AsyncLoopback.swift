@@ -1,4 +1,4 @@
-import GreetdSystem
+import EventHTTPSystem
 
 // Async forms of LoopbackConnection's blocking reads, for async tests: each runs the blocking
 // read on a thread of its own (`offCooperativePool`), so that no cooperative thread waits in

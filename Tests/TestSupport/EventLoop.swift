@@ -1,4 +1,4 @@
-import Libevent
+import EventHTTPCore
 import Testing
 
 // Helpers for tests that run an `EventBase` on the test's own thread. Every test using them is

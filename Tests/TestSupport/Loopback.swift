@@ -1,6 +1,11 @@
 import GreetdRules
-import GreetdSystem
-import Libevent
+import EventHTTPSystem
+import EventHTTPCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 // The one set of blocking loopback helpers every test target shares. Descriptors they return
 // belong to the caller, who closes them. Socket-call failures are thrown as
@@ -38,12 +43,12 @@ public enum StreamEnd: Error, Equatable, Sendable, CustomStringConvertible {
 }
 
 /// `127.0.0.1` (or `::1`, or any numeric address in `host`) and `port`.
-public func loopbackAddress(host: String = "127.0.0.1", port: UInt16) throws -> SocketAddress {
+public func loopbackAddress(host: String = "127.0.0.1", port: UInt16) throws -> IPEndpoint {
     switch host {
     case "127.0.0.1": return .loopback(ipv6: false, port: port)
     case "::1": return .loopback(ipv6: true, port: port)
     default:
-        guard let address = try SocketAddress.resolve(host: host, port: port).first else {
+        guard let address = try IPEndpoint.resolve(host: host, port: port).first else {
             throw TestFailure("\(host) has no address")
         }
         return address
@@ -57,13 +62,13 @@ public func loopbackAddress(host: String = "127.0.0.1", port: UInt16) throws -> 
 public func connectLoopback(port: UInt16, host: String = "127.0.0.1", timeout: Duration = .seconds(10)) throws -> Int32 {
     let address = try loopbackAddress(host: host, port: port)
     let fd = try libeventCall { () throws(SystemError) in
-        try openSocket(domain: address.isIPv6 ? AF_INET6 : AF_INET, type: SocketKind.stream)
+        try SystemCalls.openSocket(domain: address.isIPv6 ? AF_INET6 : AF_INET, type: SocketKind.stream)
     }
     setTimeouts(fd, timeout)
     do throws(SystemError) {
-        try systemCall("connect") { address.withSockAddr { connect(fd, $0, $1) } }
+        try SystemCalls.systemCall("connect") { address.withSockAddr { connect(fd, $0, $1) } }
     } catch {
-        try? closeDescriptor(fd)  // already failing: the connect's errno is the one to report
+        try? SystemCalls.closeDescriptor(fd)  // already failing: the connect's errno is the one to report
         throw LibeventError(error)
     }
     return fd
@@ -74,7 +79,7 @@ public func connectLoopback(port: UInt16, host: String = "127.0.0.1", timeout: D
 /// carried none, such as an unresolvable host).
 public func connectErrno(port: UInt16, host: String = "127.0.0.1", timeout: Duration = .seconds(10)) -> Errno? {
     do {
-        try closeDescriptor(try connectLoopback(port: port, host: host, timeout: timeout))
+        try SystemCalls.closeDescriptor(try connectLoopback(port: port, host: host, timeout: timeout))
         return nil
     } catch let error as SystemError {
         return error.errno
@@ -110,7 +115,7 @@ public func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws {
     var offset = 0
     while offset < bytes.count {
         let n = try libeventCall { () throws(SystemError) in
-            try systemCall("send") { bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, SendFlags.noSignal) } }
+            try SystemCalls.systemCall("send") { bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, SendFlags.noSignal) } }
         }
         offset += n
     }
@@ -129,13 +134,13 @@ public func receive(_ fd: Int32, until deadline: ContinuousClock.Instant) -> Res
         guard remaining > .zero else { return .failure(.timedOut) }
         let milliseconds = Int32(clamping: remaining.wholeMilliseconds)
         var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        switch valueOrErrno({ poll(&pfd, 1, max(milliseconds, 1)) }) {
+        switch SystemCalls.valueOrErrno({ poll(&pfd, 1, max(milliseconds, 1)) }) {
         case .success(0): continue  // the loop checks the deadline
         case .success: break
         case .failure(let code): return .failure(.failed(code))
         }
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        switch valueOrErrno({ recv(fd, &chunk, chunk.count, SendFlags.dontWait) }) {
+        switch SystemCalls.valueOrErrno({ recv(fd, &chunk, chunk.count, SendFlags.dontWait) }) {
         case .success(0): return .failure(.closed)
         case .success(let n): return .success(Array(chunk[0..<n]))
         case .failure(.wouldBlock): continue
@@ -152,7 +157,7 @@ public func receive(_ fd: Int32, until deadline: ContinuousClock.Instant) -> Res
 public func rawExchange(port: UInt16, host: String = "127.0.0.1", _ request: String,
                         timeout: Duration = .seconds(10)) throws -> String {
     let fd = try connectLoopback(port: port, host: host, timeout: timeout)
-    defer { try? closeDescriptor(fd) }  // only EBADF could fail, and fd is ours
+    defer { try? SystemCalls.closeDescriptor(fd) }  // only EBADF could fail, and fd is ours
     try sendAll(fd, request)
     let deadline = ContinuousClock.now + timeout
     var received: [UInt8] = []

@@ -1,7 +1,7 @@
 import Foundation
 import GreetdClient
-import GreetdSystem
-import Libevent
+import EventHTTPSystem
+import EventHTTPCore
 
 /// A blocking client connection over loopback for tests: sends requests, reads whole responses
 /// (keep-alive and pipelined ones in turn, parsed by `HTTPResponseBuffer`), watches the server
@@ -98,7 +98,7 @@ public final class LoopbackConnection: @unchecked Sendable {
         case .rst:
             // Ignored: setsockopt fails only for a bad descriptor, and then the close below
             // is a FIN instead of a reset, which the other side survives as well.
-            try? setResetOnClose(fd)
+            try? SystemCalls.setResetOnClose(fd)
             close()
         case .half:
             // Ignored: shutdown fails only on a socket that is no longer connected, and then
@@ -111,7 +111,7 @@ public final class LoopbackConnection: @unchecked Sendable {
     public func close() {
         guard fd >= 0 else { return }
         // Ignored: only EBADF could fail, and the descriptor is ours until now.
-        try? closeDescriptor(fd)
+        try? SystemCalls.closeDescriptor(fd)
         fd = -1
     }
 
@@ -121,7 +121,7 @@ public final class LoopbackConnection: @unchecked Sendable {
     public func moveAboveSelectRange() {
         // A failure (EINVAL or EMFILE past the limit) leaves the socket where it is, which only
         // matters to a select-backend base.
-        guard case .success(let high) = valueOrErrno({ fcntl(fd, F_DUPFD_CLOEXEC, 2048) }) else { return }
+        guard case .success(let high) = SystemCalls.valueOrErrno({ fcntl(fd, F_DUPFD_CLOEXEC, 2048) }) else { return }
         close()
         fd = high
     }

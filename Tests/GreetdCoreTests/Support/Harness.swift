@@ -1,7 +1,13 @@
 import GreetdCore
-import Libevent
+import EventHTTPCore
 import Testing
 import TestSupport
+import EventHTTPDuration
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Which libevent backend a test runs under.
 enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {

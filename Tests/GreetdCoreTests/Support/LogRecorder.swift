@@ -2,6 +2,12 @@ import GreetdCore
 import Logging
 import Synchronization
 import TestSupport
+import EventHTTPDuration
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Collects a server's log lines in memory, in order, with the time each arrived.
 final class LogRecorder: Sendable {

@@ -1,0 +1,1 @@
+print("token-stream: not yet")
