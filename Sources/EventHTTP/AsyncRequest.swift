@@ -38,6 +38,8 @@ public final class AsyncRequest: @unchecked Sendable {
     /// Whether the request line said `HTTP/1.0`: a stream to it is close-delimited.
     public let isHTTP10: Bool
     var shutdownReasonValue: String?
+    /// Set when the route's deadline cancelled the handler (see ``RequestContext/cancellationReason``).
+    var deadlinePassed = false
 
     init(_ http: LoopRequest, executor: LoopExecutor) {
         self.http = http

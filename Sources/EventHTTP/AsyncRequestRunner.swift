@@ -106,6 +106,15 @@ public final class AsyncRequestRunner: @unchecked Sendable {
         entry.task.cancel()
     }
 
+    /// Cancels the handler of request `number` because its route's deadline passed
+    /// (``RequestContext/cancellationReason`` then says so). Nothing if it has ended.
+    public func cancelForDeadline(_ number: UInt64) {
+        executor.thread.preconditionOnThread()
+        guard let entry = running[number] else { return }
+        entry.request.deadlinePassed = true
+        entry.task.cancel()
+    }
+
     /// Cancels every running handler, `.continue` routes included, and lets each read `reason`
     /// from ``AsyncRequest/shutdownReason`` (for a last message such as `server shutting down`:
     /// a cancelled handler can still answer or write while its client is there). Handlers

@@ -32,6 +32,13 @@ public final class AsyncResponse: @unchecked Sendable {
         answered = true
     }
 
+    /// Sends the whole reply with a byte body; otherwise as ``respond(status:headers:body:)``.
+    public func respond(status: Int, headers: [(String, String)], bytes: [UInt8]) throws(ResponseError) {
+        request.executor.thread.preconditionOnThread()
+        guard request.http.respond(status: status, headers: headers, bytes: bytes) else { throw notPending() }
+        answered = true
+    }
+
     /// Sends the status line and headers and returns the stream to write the body with:
     /// chunked for HTTP/1.1, close-delimited for HTTP/1.0 (see ``AsyncRequest/isHTTP10``).
     /// - Throws: as ``respond(status:headers:body:)``.

@@ -18,7 +18,10 @@ import CLibevent
 /// each addition. When a chunk does not look like that, the watch leaves the bytes alone (the
 /// canned response is still reported, without the header).
 struct OutputWatch {
-    enum Mode { case off, cannedResponse, answerInHTTP11 }
+    /// `swallow`: a canned response is being replaced by the responder's rendering
+    /// (``LoopResponder/renderError(status:head:)``): evhttp's headers and page are dropped as
+    /// they arrive, and ours is written at the next safe point, before the socket is written.
+    enum Mode { case off, cannedResponse, answerInHTTP11, swallow }
 
     /// A canned response being written.
     struct Canned {
@@ -103,13 +106,20 @@ extension HTTPConnection {
             output.canned = OutputWatch.Canned(head: head, status: status, prefix: chunk, total: added)
             let alone = chunk.count == added && evbuffer_get_length(buffer) == added && chunk.firstIndex(of: 10) == added - 1
             let clean = !head.id.utf8.contains { $0 == 10 || $0 == 13 }
-            if alone && clean {
+            if alone && clean, let rendered = server.renderCannedError(status: status, head: head) {
+                replaceCanned(buffer, statusLine: chunk, status: status, head: head, rendered: rendered)
+            } else if alone && clean {
                 // Re-enters this callback, which counts the header as part of the response.
                 // Fails (-1, nothing added) only out of memory: the response then goes without
                 // the header, as when the chunk is not alone, and is still reported.
                 let header = Array("X-Request-Id: \(head.id)\r\n".utf8)
                 _ = evbuffer_add(buffer, header, header.count)
             }
+        case .swallow:
+            // evhttp's headers and page, after its status line: never sent.
+            _ = evbuffer_unfreeze(buffer, 1)
+            _ = evbuffer_drain(buffer, evbuffer_get_length(buffer))
+            _ = evbuffer_freeze(buffer, 1)
         case .answerInHTTP11:
             output.mode = .off  // the additions below come back here: leave them alone
             let line = Self.tail(of: buffer, count: min(added, 1024))
@@ -129,6 +139,32 @@ extension HTTPConnection {
                 // so close the connection instead (at the safe point: evhttp is writing).
                 end(.serverClosed)
             }
+        }
+    }
+
+    /// Drops evhttp's canned status line (alone in `buffer`) and what follows it, and writes the
+    /// responder's answer instead at the safe point: evhttp writes the whole canned response
+    /// inside one call (`evhttp_send_error`), and the socket is written on a later turn.
+    private func replaceCanned(_ buffer: OpaquePointer, statusLine: [UInt8], status: Int, head: RequestHead, rendered: RenderedError) {
+        var text = String(decoding: statusLine, as: UTF8.self)
+        text += "Content-Type: \(rendered.contentType)\r\n"
+        text += "Content-Length: \(rendered.body.utf8.count)\r\n"
+        text += "Connection: close\r\nX-Request-Id: \(head.id)\r\n"
+        let date = server.date.withValue(at: server.base.now) { String(cString: $0) }
+        text += "Date: \(date)\r\n\r\n"
+        let bytes = Array(text.utf8) + Array(rendered.body.utf8)
+        _ = evbuffer_unfreeze(buffer, 1)
+        let drained = evbuffer_drain(buffer, evbuffer_get_length(buffer))
+        _ = evbuffer_freeze(buffer, 1)
+        guard drained == 0 else { return }  // evhttp's response stays, as it was
+        output.mode = .swallow
+        output.canned = OutputWatch.Canned(head: head, status: status, prefix: Array(bytes.prefix(8 * 1024)), total: bytes.count)
+        safePoint.perform { [self] in
+            guard output.mode == .swallow, let bufferevent else { return }
+            output.mode = .off
+            // Fails only out of memory: the client then gets no answer, and the connection
+            // closes as evhttp planned.
+            _ = evbuffer_add(bufferevent_get_output(bufferevent), bytes, bytes.count)
         }
     }
 

@@ -88,6 +88,8 @@ final class HTTPConnection {
     private var inputCallback: OpaquePointer?
     /// The output-buffer watch (`HTTPConnection+Output.swift`).
     var output = OutputWatch()
+    /// ``LoopRequest/connectionSlot``: the application's state for the request being served.
+    var applicationSlot: AnyObject?
     /// Our drain callback on the output buffer while a reply streams (`LoopRequest+Streaming.swift`).
     var drainCallback: OpaquePointer?
 
@@ -311,6 +313,7 @@ final class HTTPConnection {
             break
         }
         finishCannedResponse()
+        applicationSlot = nil
         if serverAttached { server.connectionClosed(self) }
         self.retain = nil
         retain.release()  // balances init's passRetained

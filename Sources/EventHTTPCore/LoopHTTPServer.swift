@@ -65,6 +65,11 @@ public final class LoopHTTPServer {
     /// Called once on the loop thread when ``close()`` has freed everything (at a safe point).
     public var onClosed: (() -> Void)?
 
+    /// The responder's body for a canned error answer (see ``LoopResponder/renderError(status:head:)``).
+    func renderCannedError(status: Int, head: RequestHead) -> RenderedError? {
+        reportsToResponder ? responder.renderError(status: status, head: head) : nil
+    }
+
     /// Open client connections of this server.
     public var connectionCount: Int { connections.count }
     /// Whether ``close()`` has completed.

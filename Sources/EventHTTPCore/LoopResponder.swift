@@ -57,6 +57,13 @@ public protocol LoopResponder: AnyObject {
     /// A request ended: answered (by the responder, or canned by the transport) or aborted.
     /// Called exactly once per request, also for those ``handle(_:)`` never saw.
     func requestEnded(_ head: RequestHead, _ end: RequestEnd)
+
+    /// The body and content type of an error answer the transport writes itself: evhttp's
+    /// canned `400` (unparsable request, headers over the limit), `413` (body over the limit),
+    /// `417` (an `Expect` it does not support), and the `503` at the connection limit.
+    /// `nil` (the default) keeps evhttp's own page. Called on the loop thread; `head` names the
+    /// request (its method and target are `-` when evhttp could not parse them).
+    func renderError(status: Int, head: RequestHead) -> RenderedError?
 }
 
 /// A responder made of one closure, for the simple case: requests are named by number and their

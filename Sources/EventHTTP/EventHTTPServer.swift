@@ -1,0 +1,302 @@
+public import EventHTTPCore
+public import Logging
+public import ServiceLifecycle
+import EventHTTPSystem
+public import HTTPTypes
+import Synchronization
+#if canImport(FoundationEssentials)
+import Foundation
+#else
+import Foundation
+#endif
+
+/// The front door: N libevent loops serving one router, each request's handler cancelled the
+/// moment its client leaves, and a graceful shutdown with time bounds.
+///
+/// ```swift
+/// let router = Router()
+/// router.get("/hello/{name}") { _, context in "Hello \(try context.parameters.require("name"))!\n" }
+/// let server = EventHTTPServer(configuration: .init(port: 8080), router: router, logger: logger)
+/// try await ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm, .sigint],
+///                        cancellationSignals: [.sigterm, .sigint], logger: logger).run()
+/// ```
+///
+/// ## Loops
+/// ``Configuration/loops`` threads, each with its own `event_base` and listener on the same
+/// port (`SO_REUSEPORT`); the kernel spreads connections across them. A request's handler
+/// runs as a Task on its connection's loop (no thread hop between libevent and Swift).
+///
+/// ## Shutdown
+/// ``shutdown()`` (or ServiceLifecycle's graceful shutdown): listeners close at once (new
+/// connections are refused), idle connections close, a new request on a kept-alive connection
+/// gets `503` with `Connection: close`; requests in flight may finish for
+/// ``Configuration/shutdownGrace``. Then every handler still running is cancelled with
+/// ``CancellationReason/shutdown(_:)`` (a stream can send its last event), and after at most
+/// ``Configuration/cancellationGrace`` more whatever is left is closed and ``run()`` returns.
+/// ``cancel()`` (or the Task's cancellation, e.g. a second signal) skips the first wait.
+///
+/// Threading: `Sendable`; ``shutdown()`` and ``cancel()`` from any thread.
+public final class EventHTTPServer: Sendable {
+    /// What the server listens on and how it answers.
+    public struct Configuration: Sendable {
+        /// Address to listen on (a name, IPv4 or IPv6 literal).
+        public var host: String
+        /// Port; `0` picks a free one (see ``EventHTTPServer/addresses``).
+        public var port: UInt16
+        /// Event loops (threads). Default: the processors online.
+        public var loops: Int
+        /// Transport limits: body and header sizes, connection limit, timeouts.
+        public var transport: HTTPServerOptions
+        /// How requests are named (`X-Request-Id`).
+        public var requestIDs: RequestIDPolicy
+        /// Shapes every error answer.
+        public var errorRenderer: ErrorRenderer
+        /// Turns an error that is not an ``HTTPError`` into one; default `500 internal server error`.
+        public var mapError: @Sendable (any Error) -> HTTPError
+        /// How long requests in flight may finish after a shutdown begins.
+        public var shutdownGrace: Duration
+        /// How long cancelled handlers get to end (and streams to send their last event) before
+        /// what is left is closed.
+        public var cancellationGrace: Duration
+        /// The reason cancelled handlers read, and the body of the drain's `503`.
+        public var shutdownMessage: String
+
+        /// A configuration; every limit has a sane default.
+        public init(host: String = "127.0.0.1", port: UInt16 = 8080, loops: Int = EventHTTPServer.defaultLoops,
+                    transport: HTTPServerOptions = HTTPServerOptions(), requestIDs: RequestIDPolicy = .generate,
+                    errorRenderer: ErrorRenderer = .plainText, shutdownGrace: Duration = .seconds(10),
+                    cancellationGrace: Duration = .seconds(1), shutdownMessage: String = "server shutting down",
+                    mapError: @escaping @Sendable (any Error) -> HTTPError = { _ in HTTPError(.internalServerError, message: "internal server error") }) {
+            self.host = host
+            self.port = port
+            self.loops = loops
+            self.transport = transport
+            self.requestIDs = requestIDs
+            self.errorRenderer = errorRenderer
+            self.shutdownGrace = shutdownGrace
+            self.cancellationGrace = cancellationGrace
+            self.shutdownMessage = shutdownMessage
+            self.mapError = mapError
+        }
+
+        /// Largest request body (bigger ones get `413`, and no handler runs).
+        public var maxBodyBytes: Int {
+            get { transport.maxBodyBytes }
+            set { transport.maxBodyBytes = newValue }
+        }
+    }
+
+    /// The processors online: the default number of loops.
+    public static var defaultLoops: Int { ProcessResources.onlineProcessorCount }
+
+    private enum Phase {
+        case idle, starting, running([LoopWorker]), stopping, stopped
+    }
+
+    /// The configuration it was made with.
+    public let configuration: Configuration
+    let router: any HTTPRouting
+    let logger: Logger
+    private let onServerRunning: (@Sendable ([IPEndpoint]) -> Void)?
+    private let phase = Mutex<Phase>(.idle)
+    private let bound = Mutex<[IPEndpoint]>([])
+    /// Set by shutdown()/cancel() before the loops exist: applied as they start.
+    private let pendingStop = Mutex<Int>(0)
+
+    /// A server for `router`; nothing listens until ``run()``.
+    /// - Parameter onServerRunning: called once every loop listens, with the real addresses.
+    public init(configuration: Configuration = Configuration(), router: any HTTPRouting, logger: Logger = Logger(label: "EventHTTP"),
+                onServerRunning: (@Sendable ([IPEndpoint]) -> Void)? = nil) {
+        self.configuration = configuration
+        self.router = router
+        self.logger = logger
+        self.onServerRunning = onServerRunning
+    }
+
+    /// Where the server listens (with real ports), once it runs; empty before and after.
+    public var addresses: [IPEndpoint] { bound.withLock { $0 } }
+
+    /// Starts the loops, serves until shut down, and returns once every loop has ended.
+    /// Honours ServiceLifecycle's graceful shutdown and Task cancellation (see the type's
+    /// documentation).
+    /// - Throws: ``EventHTTPServerError`` when it cannot start (the address in use, ...).
+    public func run() async throws {
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await serve()
+            } onGracefulShutdown: {
+                self.shutdown()
+            }
+        } onCancel: {
+            self.cancel()
+        }
+    }
+
+    /// Begins the graceful shutdown. Any thread; a second call changes nothing.
+    public func shutdown() { stop(level: 1) }
+
+    /// Cancels every handler now and closes within ``Configuration/cancellationGrace``. Any thread.
+    public func cancel() { stop(level: 2) }
+
+    private func stop(level: Int) {
+        let workers: [LoopWorker]? = phase.withLock { phase in
+            if case .running(let workers) = phase { return workers }
+            return nil
+        }
+        pendingStop.withLock { $0 = max($0, level) }
+        guard let workers else { return }
+        for worker in workers {
+            worker.executor.execute { level == 1 ? worker.beginDrain() : worker.cancelRemaining() }
+        }
+    }
+
+    private func serve() async throws {
+        let ok = phase.withLock { phase -> Bool in
+            guard case .idle = phase else { return false }
+            phase = .starting
+            return true
+        }
+        guard ok else { throw EventHTTPServerError.alreadyRunning }
+        if let router = router as? Router { router.freeze() }
+        let loops = max(1, configuration.loops)
+        var transport = configuration.transport
+        transport.reusePort = loops > 1
+        let group = HTTPServerGroup()
+        let finished = LoopCountdown(count: loops)
+        var workers: [LoopWorker] = []
+        var port = configuration.port
+        do {
+            for index in 0..<loops {
+                let worker = try await startLoop(index: index, port: port, transport: transport, group: group, finished: finished)
+                if index == 0 {
+                    port = worker.addresses.first?.port ?? port
+                    bound.withLock { $0 = worker.addresses }
+                }
+                workers.append(worker)
+            }
+        } catch {
+            // Loops that did start are stopped, and waited for, before the error goes out.
+            for worker in workers { worker.executor.execute { worker.cancelRemaining() } }
+            for _ in workers.count..<loops { finished.arrive() }
+            await finished.wait()
+            phase.withLock { $0 = .stopped }
+            throw error
+        }
+        phase.withLock { $0 = .running(workers) }
+        logger.debug("listening", metadata: ["addresses": "\(addresses)", "loops": "\(loops)"])
+        onServerRunning?(addresses)
+        switch pendingStop.withLock({ $0 }) {
+        case 1: shutdown()
+        case 2: cancel()
+        default: break
+        }
+        await finished.wait()
+        phase.withLock { $0 = .stopped }
+        bound.withLock { $0 = [] }
+    }
+
+    /// Starts loop `index` on its own thread; returns once it listens.
+    private func startLoop(index: Int, port: UInt16, transport: HTTPServerOptions, group: HTTPServerGroup,
+                           finished: LoopCountdown) async throws -> LoopWorker {
+        let settings = LoopWorker.Settings(index: index, configuration: configuration, transport: transport, group: group,
+                                           router: router, logger: logger)
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<LoopWorker, any Error>) in
+            let thread = Thread {
+                let worker: LoopWorker
+                do {
+                    worker = try LoopWorker(settings)
+                    try worker.listen(host: self.configuration.host, port: port)
+                } catch let error as LibeventError {
+                    continuation.resume(throwing: EventHTTPServerError(listening: "\(self.configuration.host):\(port)", error))
+                    finished.arrive()
+                    return
+                } catch {
+                    continuation.resume(throwing: error)
+                    finished.arrive()
+                    return
+                }
+                continuation.resume(returning: worker)
+                worker.runLoop()
+                finished.arrive()
+            }
+            thread.name = "EventHTTP loop \(index)"
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+}
+
+extension EventHTTPServer: Service {}
+
+/// Why an ``EventHTTPServer`` could not start.
+public struct EventHTTPServerError: Error, Sendable, CustomStringConvertible {
+    /// What went wrong.
+    public enum Kind: Sendable, Equatable {
+        /// Another socket holds the address (`EADDRINUSE`).
+        case addressInUse
+        /// The host did not resolve, or the address is not this machine's.
+        case badAddress
+        /// Another failure of the loop or the socket.
+        case other
+        /// ``EventHTTPServer/run()`` was called on a server that had run.
+        case alreadyRunning
+    }
+
+    /// What went wrong.
+    public let kind: Kind
+    /// The address it tried (`host:port`).
+    public let address: String
+    /// The transport's words.
+    public let message: String
+
+    init(listening address: String, _ error: LibeventError) {
+        self.address = address
+        self.message = error.description
+        switch error {
+        case .bind(_, let errno) where errno == .addressInUse: kind = .addressInUse
+        case .bind(_, let errno) where errno == .addressNotAvailable: kind = .badAddress
+        case .addressResolution: kind = .badAddress
+        default: kind = .other
+        }
+    }
+
+    private init(kind: Kind, address: String, message: String) {
+        self.kind = kind
+        self.address = address
+        self.message = message
+    }
+
+    static let alreadyRunning = EventHTTPServerError(kind: .alreadyRunning, address: "-", message: "the server already ran; make a new one")
+
+    public var description: String { message }
+}
+
+/// Counts loops down to zero and wakes the waiter then.
+///
+/// Sendable: one Mutex over the count and the waiter.
+final class LoopCountdown: Sendable {
+    private let state: Mutex<(count: Int, waiter: CheckedContinuation<Void, Never>?)>
+
+    init(count: Int) { state = Mutex((count, nil)) }
+
+    func arrive() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.count -= 1
+            guard state.count == 0 else { return nil }
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = state.withLock { state -> Bool in
+                if state.count <= 0 { return true }
+                state.waiter = continuation
+                return false
+            }
+            if done { continuation.resume() }
+        }
+    }
+}
