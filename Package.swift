@@ -120,7 +120,7 @@ let package = Package(
 
         // MARK: Examples (adopters of the library: public API only)
         // The README's "Embedding" example; GreetdCLITests checks that the README shows this file.
-        .executableTarget(name: "hello-cancellable", dependencies: ["EventHTTP"], path: "Examples/HelloCancellable",
+        .executableTarget(name: "hello-cancellable", dependencies: ["EventHTTP", .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")], path: "Examples/HelloCancellable",
                           packageAccess: false),
         // A fake completions service (OpenAI's wire format) whose tokens stop when the client leaves.
         .executableTarget(

@@ -1,21 +1,27 @@
 import EventHTTP
+import Logging
+import ServiceLifecycle
 
-// One libevent loop on this thread; handlers run as Tasks on it (no thread hop).
-let server = try AsyncHTTPServer(host: "127.0.0.1", port: 8080)
-
-server.router.get("/") { request, response in
-    print("\(request.id): thinking for 5 s")
-    defer { print("\(request.id): cleanup runs either way") }
+// Each request's handler runs as a Task on a libevent loop, cancelled when its client leaves.
+let router = Router()
+router.get("/") { _, context in
+    print("\(context.requestID): thinking for 5 s")
+    defer { print("\(context.requestID): cleanup runs either way") }
     do {
-        // Slow work: a libevent timer. If the client leaves (FIN, RST, half-close),
-        // the handler's Task is cancelled and the sleep throws at once.
-        try await request.executor.sleep(for: .seconds(5))
-    } catch is CancellationError {
-        print("\(request.id): client left (\(request.clientEnd?.description ?? "?")), work stopped")
-        return
+        // A libevent timer on the request's loop. If the client leaves (FIN, RST, half-close)
+        // or the server cancels its handlers, the sleep throws CancellationError at once.
+        try await context.executor.sleep(for: .seconds(5))
+    } catch {
+        print("\(context.requestID): \(context.cancellationReason?.description ?? "\(error)"), work stopped")
+        throw error
     }
-    try response.respond(status: 200, body: "Hello Gopher!\n")
+    return "Hello Gopher!\n"
 }
 
-print("listening on http://\(server.addresses[0])")
-try server.run()
+let server = EventHTTPServer(configuration: .init(host: "127.0.0.1", port: 8080, loops: 1), router: router,
+                             onServerRunning: { addresses in print("listening on http://\(addresses[0])") })
+// SIGTERM drains: requests in flight may finish. SIGINT (Ctrl+C) cancels them at once, also
+// during a drain. The two lists must not overlap (ServiceGroup refuses that).
+let group = ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm], cancellationSignals: [.sigint],
+                         logger: Logger(label: "hello-cancellable"))
+try await group.run()

@@ -32,7 +32,7 @@ import Testing
         // "About 20 lines": a complete program, small enough to read at a glance.
         let lines = example.split(separator: "\n", omittingEmptySubsequences: false).count
         #expect(lines <= 30, "the example has \(lines) lines")
-        #expect(example.contains("import EventHTTP") && example.contains("try server.run()"))
+        #expect(example.contains("import EventHTTP") && example.contains("EventHTTPServer("))
     }
 
     /// The example was compiled along with the binaries under test.
