@@ -1,1 +1,0 @@
-print("token-stream: not yet")
