@@ -21,6 +21,8 @@ let package = Package(
         .library(name: "EventHTTPContext", targets: ["EventHTTPContext"]),
         // Go durations (`1.5s`, `20ms`): parser, formatter and conversions.
         .library(name: "EventHTTPDuration", targets: ["EventHTTPDuration"]),
+        // The OS-call funnel underneath: typed `Errno`, EINTR-safe calls (`SystemCalls`), signals.
+        .library(name: "EventHTTPSystem", targets: ["EventHTTPSystem"]),
         // swift-openapi-runtime's ServerTransport on EventHTTP.
         .library(name: "EventHTTPOpenAPI", targets: ["EventHTTPOpenAPI"]),
 

@@ -90,7 +90,7 @@ public final class EventHTTPServer: Sendable {
     public static var defaultLoops: Int { ProcessResources.onlineProcessorCount }
 
     private enum Phase {
-        case idle, starting, running([LoopWorker]), stopping, stopped
+        case idle, starting, running([EventHTTPLoop]), stopping, stopped
     }
 
     /// The configuration it was made with.
@@ -104,7 +104,11 @@ public final class EventHTTPServer: Sendable {
     private let pendingStop = Mutex<Int>(0)
 
     /// A server for `router`; nothing listens until ``run()``.
-    /// - Parameter onServerRunning: called once every loop listens, with the real addresses.
+    /// - Parameters:
+    ///   - configuration: where to listen, how many loops, limits, errors and shutdown bounds.
+    ///   - router: the routes (a ``Router``, or any ``HTTPRouting``).
+    ///   - logger: the server's logger; each request's logger adds `request_id` to it.
+    ///   - onServerRunning: called once every loop listens, with the real addresses.
     public init(configuration: Configuration = Configuration(), router: any HTTPRouting, logger: Logger = Logger(label: "EventHTTP"),
                 onServerRunning: (@Sendable ([IPEndpoint]) -> Void)? = nil) {
         self.configuration = configuration
@@ -139,14 +143,15 @@ public final class EventHTTPServer: Sendable {
     public func cancel() { stop(level: 2) }
 
     private func stop(level: Int) {
-        let workers: [LoopWorker]? = phase.withLock { phase in
+        let workers: [EventHTTPLoop]? = phase.withLock { phase in
             if case .running(let workers) = phase { return workers }
             return nil
         }
         pendingStop.withLock { $0 = max($0, level) }
         guard let workers else { return }
         for worker in workers {
-            worker.executor.execute { level == 1 ? worker.beginDrain() : worker.cancelRemaining() }
+            // Weak: the worker must be released on its loop thread (see `released` in serve()).
+            worker.executor.execute { [weak worker] in level == 1 ? worker?.beginDrain() : worker?.cancelRemaining() }
         }
     }
 
@@ -163,11 +168,16 @@ public final class EventHTTPServer: Sendable {
         transport.reusePort = loops > 1
         let group = HTTPServerGroup()
         let finished = LoopCountdown(count: loops)
-        var workers: [LoopWorker] = []
+        // Each loop thread keeps its worker until serve() has dropped every reference, then
+        // releases it itself: a worker's events and event_base may be freed on their thread only.
+        let released = DispatchSemaphore(value: 0)
+        defer { for _ in 0..<loops { released.signal() } }
+        var workers: [EventHTTPLoop] = []
         var port = configuration.port
         do {
             for index in 0..<loops {
-                let worker = try await startLoop(index: index, port: port, transport: transport, group: group, finished: finished)
+                let worker = try await startLoop(index: index, port: port, transport: transport, group: group, finished: finished,
+                                                 released: released)
                 if index == 0 {
                     port = worker.addresses.first?.port ?? port
                     bound.withLock { $0 = worker.addresses }
@@ -176,10 +186,11 @@ public final class EventHTTPServer: Sendable {
             }
         } catch {
             // Loops that did start are stopped, and waited for, before the error goes out.
-            for worker in workers { worker.executor.execute { worker.cancelRemaining() } }
+            for worker in workers { worker.executor.execute { [weak worker] in worker?.cancelRemaining() } }
             for _ in workers.count..<loops { finished.arrive() }
             await finished.wait()
             phase.withLock { $0 = .stopped }
+            workers.removeAll()
             throw error
         }
         phase.withLock { $0 = .running(workers) }
@@ -193,19 +204,27 @@ public final class EventHTTPServer: Sendable {
         await finished.wait()
         phase.withLock { $0 = .stopped }
         bound.withLock { $0 = [] }
+        workers.removeAll()
     }
 
     /// Starts loop `index` on its own thread; returns once it listens.
     private func startLoop(index: Int, port: UInt16, transport: HTTPServerOptions, group: HTTPServerGroup,
-                           finished: LoopCountdown) async throws -> LoopWorker {
-        let settings = LoopWorker.Settings(index: index, configuration: configuration, transport: transport, group: group,
-                                           router: router, logger: logger)
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<LoopWorker, any Error>) in
+                           finished: LoopCountdown, released: DispatchSemaphore) async throws -> EventHTTPLoop {
+        let configuration = configuration, router = router, logger = logger
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<EventHTTPLoop, any Error>) in
             let thread = Thread {
-                let worker: LoopWorker
+                let worker: EventHTTPLoop
                 do {
-                    worker = try LoopWorker(settings)
-                    try worker.listen(host: self.configuration.host, port: port)
+                    let base = try EventBase()
+                    worker = try EventHTTPLoop(base: base, index: index, configuration: configuration, transport: transport,
+                                               group: group, router: router, logger: logger)
+                    do {
+                        try worker.listen(host: configuration.host, port: port)
+                    } catch {
+                        worker.forceStop()
+                        worker.shutdownExecutor()
+                        throw error
+                    }
                 } catch let error as LibeventError {
                     continuation.resume(throwing: EventHTTPServerError(listening: "\(self.configuration.host):\(port)", error))
                     finished.arrive()
@@ -218,6 +237,8 @@ public final class EventHTTPServer: Sendable {
                 continuation.resume(returning: worker)
                 worker.runLoop()
                 finished.arrive()
+                // The last reference is this closure's: it goes here, on the loop thread.
+                released.wait()
             }
             thread.name = "EventHTTP loop \(index)"
             thread.stackSize = 1 << 20

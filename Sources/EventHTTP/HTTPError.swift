@@ -44,6 +44,22 @@ public struct ErrorAnswer: Sendable {
     /// Who answered: a handler's error, the router (`404`, `405`), the server while draining
     /// (`503`), or the transport's canned answers (`400`, `413`, `417`, `503`).
     public var origin: Origin
+    /// The request's method as sent (`GET`, `FOO`), or `-` when the transport could not read it.
+    public var method: String
+    /// The request target as sent (`/v1/models?x=1`), or `-` when the transport could not read it.
+    public var target: String
+
+    /// An answer to render (the server builds these; tests of a renderer build their own).
+    public init(status: HTTPResponse.Status, message: String, requestID: String, kind: String? = nil, origin: Origin,
+                method: String = "-", target: String = "-") {
+        self.status = status
+        self.message = message
+        self.requestID = requestID
+        self.kind = kind
+        self.origin = origin
+        self.method = method
+        self.target = target
+    }
 
     /// Who produced an error answer.
     public enum Origin: Sendable, Equatable {

@@ -76,6 +76,9 @@ public enum RequestIDPolicy: Sendable {
     case generate
     /// Use the client's `X-Request-Id` when it is 1 to 128 visible ASCII characters, else generate.
     case trustClient
+    /// The application names each request: from its number (unique across the server's loops,
+    /// from 1) and the client's `X-Request-Id`, if it sent one. Called on the request's loop.
+    case custom(@Sendable (_ number: UInt64, _ clientValue: String?) -> String)
 }
 
 /// A route's captures: `{id}` or `:id` segments, a capture inside a segment (`{name}.zip`),

@@ -7,15 +7,15 @@ import Synchronization
 public typealias Responder = @Sendable (Request, RequestContext) async throws -> Response
 
 /// A callback-style handler: runs on the loop thread as the request arrives, with the
-/// transport's ``LoopRequest``, and answers it (now or later, from a timer) itself. For work
+/// transport's `LoopRequest`, and answers it (now or later, from a timer) itself. For work
 /// that is not `async`: greetd's greeting is a repeating loop timer that the connection's close
 /// callback cancels. Middleware does not run for it.
 public typealias LoopHandler = @Sendable (LoopExchange) -> Void
 
 /// What a ``LoopHandler`` gets.
 public struct LoopExchange {
-    /// The request, pending: answer it with ``LoopRequest/respond(status:reason:headers:body:)``
-    /// or keep it with ``LoopRequest/watchForAbort()`` and answer later.
+    /// The request, pending: answer it with `LoopRequest.respond(status:reason:headers:body:)`
+    /// or keep it with `LoopRequest.watchForAbort()` and answer later.
     public let request: LoopRequest
     /// The route's captures.
     public let parameters: Parameters
@@ -25,6 +25,19 @@ public struct LoopExchange {
     public let executor: LoopExecutor
     /// The loop's number among the server's loops, from 0.
     public let loopIndex: Int
+    /// The loop's ``LoopObserver``, if the application gave one: its per-loop state.
+    public let observer: (any LoopObserver)?
+    let loop: EventHTTPLoop
+
+    /// Hands the request to an async handler: `body` runs as a Task on this loop, cancelled when
+    /// the client leaves (unless `onClientAbort` is `.continue`), and answers through the
+    /// `AsyncResponse` (whole or streamed). A handler that returns without answering gets `500`.
+    public func runTask(onClientAbort: ClientAbortPolicy = .cancel, _ body: @escaping AsyncHandler) {
+        loop.runTask(request, onClientAbort: onClientAbort, body)
+    }
+
+    /// The loop's phase: a callback-style route decides what to answer while the server drains.
+    public var phase: EventHTTPLoop.Phase { loop.phase }
 }
 
 /// What a route does: an async responder, or a callback on the loop.
@@ -187,8 +200,11 @@ public protocol RouterMethods {
 extension RouterMethods {
     /// Registers an async handler for `method` on `path`; its result becomes the response.
     /// - Parameters:
+    ///   - method: the method (`GET` routes answer `HEAD` too).
+    ///   - path: the pattern (literals, `{id}` or `:id`, `{name}.zip`, `*`, `**`).
     ///   - deadline: cancel the handler after this long (``CancellationReason/deadlineExceeded``).
     ///   - onClientAbort: cancel the handler when its client leaves (the default), or let it run.
+    ///   - handler: the handler; what it returns (a ``ResponseGenerator``) becomes the response.
     public func on<Output: ResponseGenerator>(
         _ method: HTTPRequest.Method, _ path: String, deadline: Duration? = nil, onClientAbort: ClientAbortPolicy = .cancel,
         _ handler: @escaping @Sendable (Request, RequestContext) async throws -> Output
