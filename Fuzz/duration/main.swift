@@ -16,7 +16,13 @@
 // (`<hex of input> ok <ns>` or `<hex of input> err <description>`): scripts/fuzz.sh replays the
 // corpus that way and compares it with Go's own time.ParseDuration (Fuzz/duration/goref).
 
+import EventHTTPDuration
 import GreetdRules
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import EventHTTPSystem
 
 private let printResults = getenv("GREETD_FUZZ_PRINT").map { String(cString: $0) == "1" } ?? false

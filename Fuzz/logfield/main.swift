@@ -13,6 +13,11 @@
 //   whatever the client sends, the field is one token that a reader can split on spaces and undo.
 
 import GreetdRules
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 private func check(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String) {
     if !condition() { fatalError("log field property violated: \(message())") }

@@ -30,6 +30,11 @@
 //   or, without an id, the message itself starts like one.
 
 import GreetdRules
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import EventHTTPSystem
 
 private let trustedMetadata =

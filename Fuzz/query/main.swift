@@ -25,7 +25,13 @@
 // parse error) is ASCII without CR, LF or other bytes below 0x20 (DEL passes, as in Go).
 
 import CLibevent
+import EventHTTPDuration
 import GreetdRules
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import EventHTTPSystem
 
 private func check(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String) {

@@ -11,6 +11,11 @@
 // - a rejected value really breaks that rule (the filter does not refuse good ids).
 
 import GreetdRules
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 private func check(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String) {
     if !condition() { fatalError("request id property violated: \(message())") }
