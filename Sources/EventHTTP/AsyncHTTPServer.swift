@@ -9,7 +9,7 @@
 /// try server.run()  // until stop()
 /// ```
 ///
-/// Threading: create it, add routes, run and stop it on one thread, the loop's (``stop(reason:)``
+/// Threading: create it, add routes, run and stop it on one thread, the loop's (``stop(reason:grace:)``
 /// also from a handler). Ownership: it owns the loop and everything on it.
 public final class AsyncHTTPServer {
     /// The loop.
@@ -43,7 +43,7 @@ public final class AsyncHTTPServer {
     /// Where the server listens.
     public var addresses: [IPEndpoint] { server.addresses }
 
-    /// Runs the loop until ``stop(reason:)`` has ended every handler, then shuts the executor
+    /// Runs the loop until ``stop(reason:grace:)`` has ended every handler, then shuts the executor
     /// down. Call it once.
     public func run() throws {
         defer { executor.shutdown() }

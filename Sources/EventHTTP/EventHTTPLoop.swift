@@ -88,9 +88,13 @@ public final class EventHTTPLoop: LoopResponder, @unchecked Sendable {
 
     /// A loop on `base`, which must be the calling thread's.
     /// - Parameters:
+    ///   - base: the loop's `event_base`, the calling thread's.
     ///   - index: its number among the application's loops (``LoopExchange/loopIndex``).
+    ///   - configuration: the server's configuration (errors, request ids, shutdown bounds).
     ///   - transport: the transport's limits; `reusePort` when several loops share a port.
     ///   - group: what the loops of one server share (the connection limit, request numbers).
+    ///   - router: the routes.
+    ///   - logger: the loop's logger; each request's adds `request_id`.
     ///   - observer: told of request ends and shutdown steps; held weakly (the application owns it).
     ///   - exitsBase: end `base`'s loop when the loop stops (the server's own loops do; an
     ///     application that runs more on the base ends it itself, from ``LoopObserver/stopped()``).

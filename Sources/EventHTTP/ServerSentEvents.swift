@@ -62,6 +62,8 @@ extension Response {
     /// `X-Accel-Buffering: no` (so nginx does not buffer it), then `body` writes events.
     ///
     /// - Parameters:
+    ///   - status: the status (`200` by default).
+    ///   - headers: extra header fields; the three above are always set.
     ///   - heartbeat: send the comment `: keep-alive` every interval from the stream's start,
     ///     whether or not events flow; `nil` for none. It stops when `body` returns.
     ///   - body: writes the events. The stream ends when it returns; it runs in the handler's Task,
