@@ -154,7 +154,8 @@ struct Generator: Sendable {
 
     static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
+        // Sorted keys: the same request always gets the same bytes.
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }()
 
@@ -163,24 +164,26 @@ struct Generator: Sendable {
     }
 }
 
-/// One model.
-struct Model: ResponseEncodable, Sendable {
+/// One model. Its JSON is written by hand so its keys come in OpenAI's order (`id`, `object`,
+/// `owned_by`); the ids are fixed and need no escaping.
+struct Model: ResponseGenerator, Sendable {
     let id: String
-    let object = "model"
-    let ownedBy = "example"
 
-    enum CodingKeys: String, CodingKey {
-        case id, object
-        case ownedBy = "owned_by"
+    var json: String { #"{"id":"\#(id)","object":"model","owned_by":"example"}"# }
+
+    func response(from request: Request, context: RequestContext) throws -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(string: json))
     }
 }
 
-/// `GET /v1/models`.
-struct ModelList: ResponseEncodable, Sendable {
-    let object = "list"
+/// `GET /v1/models`: `{"object":"list","data":[…]}`.
+struct ModelList: ResponseGenerator, Sendable {
     let data: [Model]
 
-    enum CodingKeys: String, CodingKey { case object, data }
+    func response(from request: Request, context: RequestContext) throws -> Response {
+        let json = #"{"object":"list","data":["# + data.map(\.json).joined(separator: ",") + "]}"
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(string: json))
+    }
 }
 
 /// A whole completion, or one streamed chunk of it (no `usage`).
