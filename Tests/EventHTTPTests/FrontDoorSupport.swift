@@ -205,3 +205,20 @@ struct MetricsFactoryMiddleware: Middleware {
         try await withMetricsFactory(factory) { try await next(request, context) }
     }
 }
+
+/// Reads `connection` until `done` holds for everything read (`previous` included); returns it.
+func read(_ connection: LoopbackConnection, after previous: String, until done: @escaping @Sendable (String) -> Bool,
+          timeout: Duration = .seconds(10)) async throws -> String {
+    let fd = connection.fd
+    return try await offCooperativePool {
+        var text = previous
+        let deadline = ContinuousClock.now + timeout
+        while !done(text) {
+            switch receive(fd, until: deadline) {
+            case .success(let bytes): text += String(decoding: bytes, as: UTF8.self)
+            case .failure(let end): throw TestFailure("\(end) before the expected text; got \(text.debugDescription)")
+            }
+        }
+        return text
+    }
+}
