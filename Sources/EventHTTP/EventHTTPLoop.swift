@@ -237,6 +237,7 @@ public final class EventHTTPLoop: LoopResponder, @unchecked Sendable {
     }
 
     public func renderError(status: Int, head: RequestHead) -> RenderedError? {
+        guard configuration.rendersTransportErrors else { return nil }
         let status = HTTPResponse.Status(code: status)
         let answer = ErrorAnswer(status: status, message: status.reasonPhrase, requestID: head.id, kind: nil, origin: .transport,
                                  method: head.method, target: head.target)

@@ -60,6 +60,9 @@ public final class EventHTTPServer: Sendable {
         public var cancellationGrace: Duration
         /// The reason cancelled handlers read, and the body of the drain's `503`.
         public var shutdownMessage: String
+        /// Whether the transport's canned answers (evhttp's `400`, `413`, `417`) go through
+        /// ``errorRenderer`` (the default) or keep evhttp's own HTML page.
+        public var rendersTransportErrors = true
 
         /// A configuration; every limit has a sane default.
         public init(host: String = "127.0.0.1", port: UInt16 = 8080, loops: Int = EventHTTPServer.defaultLoops,
@@ -143,15 +146,17 @@ public final class EventHTTPServer: Sendable {
     public func cancel() { stop(level: 2) }
 
     private func stop(level: Int) {
-        let workers: [EventHTTPLoop]? = phase.withLock { phase in
-            if case .running(let workers) = phase { return workers }
-            return nil
-        }
+        // The loops are reached under the lock and held only weakly: a strong copy held here
+        // past the lock could become the last reference once serve() and the loop threads let
+        // go, and free a worker (its events, its event_base) on this thread. The pending level
+        // first: serve() reads it after it makes the phase `.running`, so one of the two sees it.
         pendingStop.withLock { $0 = max($0, level) }
-        guard let workers else { return }
-        for worker in workers {
-            // Weak: the worker must be released on its loop thread (see `released` in serve()).
-            worker.executor.execute { [weak worker] in level == 1 ? worker?.beginDrain() : worker?.cancelRemaining() }
+        phase.withLock { phase in
+            guard case .running(let workers) = phase else { return }
+            for worker in workers {
+                // A loop that already finished its drain has shut its executor down: nothing to stop.
+                _ = worker.executor.tryExecute { [weak worker] in level == 1 ? worker?.beginDrain() : worker?.cancelRemaining() }
+            }
         }
     }
 

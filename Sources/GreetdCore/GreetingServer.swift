@@ -3,6 +3,7 @@ import EventHTTPContext
 import EventHTTPCore
 import Logging
 import EventHTTPDuration
+import EventHTTPSystem
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -15,33 +16,37 @@ public struct ShutdownCause: Error, CustomStringConvertible, Sendable {
     public var description: String { "server shutting down" }
 }
 
-/// One worker: the greeting server of the seed, on one libevent loop. It wires the pieces: the
-/// ``LoopHTTPServer`` (transport), a `Router`, a ``Greeting`` per greeting request (or an
-/// `AsyncGreeting`, run by an ``AsyncRequestRunner`` on the loop's ``LoopExecutor``), the
-/// `RequestRecorder` (access log, stats, metrics) and the `ShutdownCoordinator`.
+/// One worker: the greeting server of the seed, on one libevent loop, built on the EventHTTP
+/// library's front door like any adopter: an ``EventHTTPLoop`` (the library's per-loop server:
+/// transport, router dispatch, async runner and graceful drain) with greetd's routes on a
+/// library ``Router``, and this object as the loop's ``LoopObserver`` (the access log, the
+/// shutdown lines, greetings in flight).
 ///
-/// Routes (`Router`): `/` greets, `/healthz` answers `200 ok` while serving and `503` once
-/// draining, `/metrics` renders the shared registry. `/` with `Accept: text/event-stream` (or
-/// `?stream=1`) streams the greeting as server-sent events; `/?async=1` is the plain greeting as
-/// an async handler (both `AsyncGreeting`); those three answer `GET` and `HEAD` (else
-/// `405` with `Allow`); any other path gets `404`. Each request is named by the transport
-/// (`X-Request-Id`, see ``requestID(number:clientValue:)``) and gets one access-log line.
+/// Routes (callback-style `onLoop` routes, so the plain greeting stays a repeating loop timer
+/// cancelled by the connection's close callback): `/` greets, `/healthz` answers `200 ok`
+/// while serving and `503` once draining, `/metrics` renders the shared registry. `/` with
+/// `Accept: text/event-stream` (or `?stream=1`) streams the greeting as server-sent events;
+/// `/?async=1` is the plain greeting as an async handler (both `AsyncGreeting`, handed to the
+/// library's async runner with ``LoopExchange/runTask(onClientAbort:_:)``); those three answer
+/// `GET` and `HEAD` (else `405` with `Allow`, through greetd's ``ErrorRenderer``); any other
+/// path gets `404`. Each request is named by ``RequestIDPolicy/custom(_:)`` (the client's sane
+/// `X-Request-Id`, else its number) and gets one access-log line.
 ///
 /// ## Lifecycle
-/// `serving` → ``beginDrain()`` → `draining` (listeners closed, idle connections closed,
-/// greetings in flight go on, new greetings get `503`) → budget spent or ``cancelRemaining()`` →
-/// `canceling` (the root context is cancelled with ``ShutdownCause`` and the async greetings'
-/// Tasks too; each greeting answers `503`, `Connection: close`, and each stream ends with
-/// `event: error`, its connection closed once the stream has ended) → `stopped` once no
-/// connection and no handler Task is left, or after the grace period.
+/// The library's drain: `serving` → ``beginDrain()`` → `draining` (listeners closed, idle
+/// connections closed, greetings in flight go on, new greetings get `503`) → after
+/// `shutdownTimeout` or ``cancelRemaining()`` → `canceling` (the root context is cancelled with
+/// ``ShutdownCause`` and the async greetings' Tasks too; each greeting answers `503`,
+/// `Connection: close`, and each stream ends with `event: error`) → `stopped` once no connection
+/// and no handler Task is left, or after `shutdownGrace`.
 ///
-/// Ownership: the server owns its ``LoopHTTPServer`` (and through it every listener and connection),
-/// its root context, its ``executor`` and every in-flight greeting. The ``EventBase`` is the
-/// caller's; stop the server (``forceStop()``), then, once the loop has returned,
-/// ``shutdownExecutor()``, before the base goes.
+/// Ownership: the server owns its ``EventHTTPLoop`` (and through it every listener and
+/// connection, and the executor), its root context and every in-flight greeting. The
+/// ``EventBase`` is the caller's; stop the server (``forceStop()``), then, once the loop has
+/// returned, ``shutdownExecutor()``, before the base goes.
 ///
 /// Threading: loop-confined.
-public final class GreetingServer: LoopResponder {
+public final class GreetingServer: LoopObserver {
     /// The loop everything runs on.
     public let base: EventBase
     /// Counters of this worker, readable from any thread (tests).
@@ -51,29 +56,32 @@ public final class GreetingServer: LoopResponder {
     let logger: Logger
     let recorder: RequestRecorder
     private let group: WorkerGroup
-    private let router = Router()
-    private var http: LoopHTTPServer?
-    /// The loop as a Swift executor: the async greetings' Tasks run on it.
-    public let executor: LoopExecutor
-    /// Runs the async greetings (streaming, `?async=1`), cancelling each when its client leaves.
-    let runner: AsyncRequestRunner
+    /// The library's server on this loop.
+    private var loop: EventHTTPLoop!
     /// Greetings thinking, by request number.
     private var inFlight: [UInt64: any InFlightGreeting] = [:]
     /// Outcomes of answers sent without a greeting (a refusal while draining), by request number.
     private var outcomes: [UInt64: RequestOutcome] = [:]
     /// Parent of every request's context; cancelled with ``ShutdownCause`` when the budget ends.
     let root = Context()
-    private var shutdown = ShutdownCoordinator()
-    /// Events that arrived while an earlier one's actions ran (closing a connection may find the
-    /// server idle): handled in order after it, never nested.
-    private var shutdownEvents: [ShutdownEvent] = []
-    private var shutdownTimer: Event?
+    /// The shutdown phases this worker entered (and announced to the group).
+    private var announced: Set<ShutdownPhase> = []
     private var memoryTrim: MemoryTrim?
     /// Called once, on the loop thread, when the server has stopped and freed its connections.
     public var onStopped: (() -> Void)?
 
+    /// The loop as a Swift executor: the async greetings' Tasks run on it.
+    public var executor: LoopExecutor { loop.executor }
+
     /// The worker's phase.
-    public var phase: ShutdownPhase { shutdown.phase }
+    public var phase: ShutdownPhase {
+        switch loop.phase {
+        case .serving: .serving
+        case .draining: .draining
+        case .cancelling: .canceling
+        case .stopped: .stopped
+        }
+    }
 
     /// Binds `configuration.host` on `port` and starts accepting on `base`.
     /// - Throws: ``ConfigurationError`` for inconsistent values, ``LibeventError`` when an address
@@ -94,174 +102,136 @@ public final class GreetingServer: LoopResponder {
         precondition(stats.libevent === base.counters, "stats must count this base's handles")
         self.stats = stats
         recorder = RequestRecorder(logger: logger, stats: stats, metrics: metrics, maxConnections: configuration.http.maxConnections)
-        executor = try LoopExecutor(base: base)
-        runner = AsyncRequestRunner(executor: executor)
-        var options = configuration.http
-        options.reusePort = configuration.workers > 1
-        let http: LoopHTTPServer
+        var transport = configuration.http
+        transport.reusePort = configuration.workers > 1
+        let loop = try EventHTTPLoop(base: base, configuration: Self.frontDoor(configuration), transport: transport,
+                                     group: group.http, router: Self.routes(), logger: logger, observer: self, exitsBase: false)
+        self.loop = loop
         do {
-            http = try LoopHTTPServer(base: base, options: options, group: group.http, responder: self)
+            try loop.listen(host: configuration.host, port: port ?? configuration.port)
         } catch {
-            executor.shutdown()
+            loop.forceStop()
+            loop.shutdownExecutor()
             throw error
         }
-        do {
-            try http.bind(host: configuration.host, port: port ?? configuration.port)
-        } catch {
-            http.close()
-            executor.shutdown()
-            throw error
-        }
-        runner.onIdle = { [unowned self] in self.checkIdle() }
-        runner.onHandlerFailure = { [unowned self] head, failure in
-            self.logger.log(.error, request: head.id, "Greeting handler failed: \(failure)")
-        }
-        http.onConnectionCountChange = { [unowned self] count in
-            self.recorder.connectionsChanged(to: count)
-            self.checkIdle()
-        }
-        http.onAcceptError = { [unowned self] code, pause in self.recorder.acceptFailed(code, pause: pause) }
-        http.onClosed = { [unowned self] in self.onStopped?() }
-        self.http = http
         memoryTrim = try MemoryTrim(base: base) { [unowned self] in self.inFlight.isEmpty }
     }
 
     deinit {
-        precondition(http?.isClosed ?? true, "GreetingServer dropped without forceStop()")
-        precondition(executor.isShutDown, "GreetingServer dropped without shutdownExecutor()")
+        precondition(loop == nil || loop.phase == .stopped, "GreetingServer dropped without forceStop()")
+        precondition(loop == nil || loop.executor.isShutDown, "GreetingServer dropped without shutdownExecutor()")
+    }
+
+    /// The library configuration of greetd's loop: its request ids, its error bodies (Go's
+    /// words), evhttp's own canned pages, and its shutdown budget and grace.
+    private static func frontDoor(_ configuration: GreetdConfiguration) -> EventHTTPServer.Configuration {
+        var frontDoor = EventHTTPServer.Configuration(
+            host: configuration.host, port: configuration.port, loops: 1, transport: configuration.http,
+            requestIDs: .custom { number, clientValue in clientValue.flatMap(acceptableRequestID) ?? "\(number)" },
+            errorRenderer: ErrorRenderer { answer in
+                guard answer.status == .methodNotAllowed else { return ("text/plain; charset=utf-8", "404 page not found\n") }
+                let path = String(answer.target.prefix { $0 != "?" })
+                return ("text/plain; charset=utf-8", GreetingRoutes.methodNotAllowedBody(RequestMethod(rawValue: answer.method) ?? .other, path: path))
+            },
+            shutdownGrace: configuration.shutdownTimeout.duration, cancellationGrace: configuration.shutdownGrace.duration,
+            shutdownMessage: "\(ShutdownCause())")
+        frontDoor.rendersTransportErrors = false
+        return frontDoor
+    }
+
+    /// greetd's three routes on the library's router. Each reaches this loop's server through
+    /// the exchange's observer (the loop holds it weakly; the service holds it).
+    private static func routes() -> Router {
+        let router = Router()
+        router.onLoop(.get, "/") { exchange in (exchange.observer as! GreetingServer).greet(exchange) }
+        router.onLoop(.get, "/healthz") { exchange in (exchange.observer as! GreetingServer).health(exchange.request) }
+        router.onLoop(.get, "/metrics") { exchange in (exchange.observer as! GreetingServer).renderMetrics(exchange.request) }
+        return router
     }
 
     /// Where the server listens, with real ports.
-    public var addresses: [IPEndpoint] { http?.addresses ?? [] }
+    public var addresses: [IPEndpoint] { loop.addresses }
 
-    // MARK: - Shutdown
+    // MARK: - Shutdown (the library's drain)
 
     /// Stops accepting, closes idle connections, and lets greetings in flight finish for up to
     /// `shutdownTimeout`; then ``cancelRemaining()``. Idempotent.
-    public func beginDrain() { apply(.drain) }
+    public func beginDrain() { loop.beginDrain() }
 
     /// Cancels every greeting still running with cause `server shutting down`: each answers
     /// `503` with `Connection: close`. The server stops when their connections have closed, or
     /// after `shutdownGrace`. Idempotent.
-    public func cancelRemaining() { apply(.cancel) }
+    public func cancelRemaining() { loop.cancelRemaining() }
 
     /// Frees everything now: listeners, connections (greetings still thinking are cancelled
     /// and log their context error), timers. Safe to call twice, and from anywhere on the loop.
     public func forceStop() {
-        apply(.stop)
-        http?.close()
+        base.thread.preconditionOnThread()
+        if loop.phase != .stopped { cancelGreetings() }
+        loop.forceStop()
     }
 
     /// Ends the async greetings' executor: runs the jobs still queued (the last steps of Tasks
     /// cancelled by ``forceStop()``) and frees its events. Call it on the loop thread once
     /// ``EventBase/run()`` has returned, after ``forceStop()``. Idempotent.
     public func shutdownExecutor() {
-        executor.shutdown()
+        loop.shutdownExecutor()
     }
 
-    /// Runs the coordinator's transition for `event` and carries out its actions; an event that
-    /// arrives meanwhile waits for them to finish.
-    private func apply(_ event: ShutdownEvent) {
-        base.thread.preconditionOnThread()
-        shutdownEvents.append(event)
-        guard shutdownEvents.count == 1 else { return }
-        while let next = shutdownEvents.first {
-            perform(next)
-            shutdownEvents.removeFirst()
+    private func cancelGreetings() {
+        root.cancel(.canceled, cause: ShutdownCause())
+    }
+
+    /// This worker entered `phase`: it counts toward the line the service logs once every worker
+    /// is past it, with the total in flight.
+    private func announce(_ phase: ShutdownPhase) {
+        guard announced.insert(phase).inserted else { return }
+        guard let total = group.workerPassed(phase, acted: true, inFlight: inFlight.count) else { return }
+        if phase == .draining {
+            logger.notice("Draining: stopped accepting connections", metadata: [
+                "in_flight": "\(total)", "budget": "\(configuration.shutdownTimeout)",
+            ])
+        } else {
+            logger.notice("Cancelling greetings in flight", metadata: ["in_flight": "\(total)"])
         }
     }
 
-    private func perform(_ event: ShutdownEvent) {
-        let inFlightBefore = inFlight.count
-        for action in shutdown.handle(event) {
-            switch action {
-            case .stopAccepting:
-                http?.beginDraining()
-            case .announce(let phase), .pass(let phase):
-                let acted = action == .announce(phase)
-                guard let total = group.workerPassed(phase, acted: acted, inFlight: acted ? inFlightBefore : 0) else { break }
-                if phase == .draining {
-                    logger.notice("Draining: stopped accepting connections", metadata: [
-                        "in_flight": "\(total)", "budget": "\(configuration.shutdownTimeout)",
-                    ])
-                } else {
-                    logger.notice("Cancelling greetings in flight", metadata: ["in_flight": "\(total)"])
-                }
-            case .armBudget:
-                arm(after: configuration.shutdownTimeout, .budgetSpent)
-            case .cancelGreetings:
-                root.cancel(.canceled, cause: ShutdownCause())
-                runner.cancelAll(reason: "\(ShutdownCause())")
-            case .armGrace:
-                arm(after: configuration.shutdownGrace, .graceSpent)
-            case .release:
-                shutdownTimer = nil
-                memoryTrim = nil
-                // Frees at once, or at the transport's next safe point; onClosed follows.
-                http?.close()
-            }
-        }
-        if event != .idle { checkIdle() }
-    }
-
-    /// Applies `event` once `budget` has passed. Should the timer fail (libevent out of memory),
-    /// the event is applied at once, after the current one: a budget cut short ends the drain
-    /// early, a timer that never fires would leave it waiting forever.
-    private func arm(after budget: GoDuration, _ event: ShutdownEvent) {
-        do {
-            let timer = try Event(base: base) { [unowned self] _ in self.apply(event) }
-            try timer.add(timeout: budget.duration)
-            shutdownTimer = timer
-        } catch {
-            shutdownTimer = nil
-            logger.error("Cannot arm the shutdown timer; skipping the wait", metadata: ["event": "\(event)", "error": "\(error)"])
-            apply(event)  // queued behind the event being handled (see apply)
+    /// This worker stopped without entering `phase`: it still counts toward the service's line.
+    private func pass(_ phase: ShutdownPhase) {
+        guard announced.insert(phase).inserted else { return }
+        guard let total = group.workerPassed(phase, acted: false, inFlight: 0) else { return }
+        if phase == .draining {
+            logger.notice("Draining: stopped accepting connections", metadata: [
+                "in_flight": "\(total)", "budget": "\(configuration.shutdownTimeout)",
+            ])
+        } else {
+            logger.notice("Cancelling greetings in flight", metadata: ["in_flight": "\(total)"])
         }
     }
 
-    /// Once stopping, stops as soon as no greeting, no handler Task and no connection is left.
-    private func checkIdle() {
-        guard phase == .draining || phase == .canceling, inFlight.isEmpty, runner.runningCount == 0,
-              (http?.connectionCount ?? 0) == 0 else { return }
-        apply(.idle)
+    // MARK: - LoopObserver
+
+    public func drainStarted() { announce(.draining) }
+
+    public func cancelling(reason: String) {
+        announce(.canceling)
+        cancelGreetings()
     }
 
-    // MARK: - LoopResponder
-
-    /// The client's `X-Request-Id` when it sent a sane one (so a client or a proxy can follow
-    /// its request through the log), else the request's number.
-    public func requestID(number: UInt64, clientValue: String?) -> String {
-        clientValue.flatMap(acceptableRequestID) ?? "\(number)"
+    public func stopped() {
+        pass(.draining)
+        pass(.canceling)
+        memoryTrim = nil
+        onStopped?()
     }
 
-    /// Routes a request.
-    public func handle(_ request: LoopRequest) {
-        switch router.route(request.method, request.path) {
-        case .greeting:
-            guard phase == .serving else {
-                send(request, status: 503, headers: [("Retry-After", "1")], body: "server shutting down\n", outcome: .rejected)
-                return
-            }
-            startGreeting(request)
-        case .health:
-            if phase == .serving {
-                send(request, status: 200, body: "ok\n")
-            } else {
-                send(request, status: 503, body: "draining\n")
-            }
-        case .metrics:
-            send(request, status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: metrics.render())
-        case .methodNotAllowed(let path, let allow):
-            send(request, status: 405, headers: [("Allow", allow)], body: Router.methodNotAllowedBody(request.method, path: path))
-        case .notFound:
-            send(request, status: 404, body: "404 page not found\n")
-        }
-    }
+    public func connectionsChanged(to count: Int) { recorder.connectionsChanged(to: count) }
+
+    public func acceptFailed(_ error: Errno, pause: Duration) { recorder.acceptFailed(error, pause: pause) }
 
     /// A request ended: its greeting (if any) learns why and leaves the in-flight table, and the
     /// recorder writes the access line and counts it.
     public func requestEnded(_ head: RequestHead, _ end: RequestEnd) {
-        runner.requestEnded(head, end)  // cancels an async greeting's Task on an abort
         var outcome = outcomes.isEmpty ? nil : outcomes.removeValue(forKey: head.number)  // no hashing when empty
         if let greeting = inFlight.removeValue(forKey: head.number) {
             if case .aborted(let reason) = end { greeting.clientWentAway(reason) }
@@ -269,10 +239,36 @@ public final class GreetingServer: LoopResponder {
         }
         recorder.requestEnded(head, end, outcome: outcome)
         if inFlight.isEmpty { memoryTrim?.schedule() }
-        checkIdle()
     }
 
-    private func startGreeting(_ request: LoopRequest) {
+    // MARK: - Routes
+
+    /// `GET /`: a greeting, or `503` once the server is stopping.
+    private func greet(_ exchange: LoopExchange) {
+        let request = exchange.request
+        guard phase == .serving else {
+            send(request, status: 503, headers: [("Retry-After", "1")], body: "server shutting down\n", outcome: .rejected)
+            return
+        }
+        startGreeting(exchange)
+    }
+
+    /// `GET /healthz`.
+    private func health(_ request: LoopRequest) {
+        if phase == .serving {
+            send(request, status: 200, body: "ok\n")
+        } else {
+            send(request, status: 503, body: "draining\n")
+        }
+    }
+
+    /// `GET /metrics`.
+    private func renderMetrics(_ request: LoopRequest) {
+        send(request, status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: metrics.render())
+    }
+
+    private func startGreeting(_ exchange: LoopExchange) {
+        let request = exchange.request
         let query: RawGreetingQuery
         let parameters: GreetingQuery
         do {
@@ -310,7 +306,7 @@ public final class GreetingServer: LoopResponder {
         inFlight[request.head.number] = greeting
         recorder.greetingStarted()
         greeting.start()
-        runner.run(request) { [greeting] request, response in await greeting.run(request, response) }
+        exchange.runTask { [greeting] request, response in await greeting.run(request, response) }
     }
 
     /// Answers a request, adding `Connection: close` once the server is stopping.
