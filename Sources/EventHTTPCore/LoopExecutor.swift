@@ -157,8 +157,9 @@ public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendab
         }
     }
 
-    /// Like ``execute(_:)``, but returns `false` instead of failing after ``shutdown()``.
-    func tryExecute(_ work: @escaping @Sendable () -> Void) -> Bool {
+    /// Like ``execute(_:)``, but returns `false` instead of failing after ``shutdown()`` (for a
+    /// caller that may race the loop's end, e.g. a stop request for a loop that already stopped).
+    public func tryExecute(_ work: @escaping @Sendable () -> Void) -> Bool {
         submit(.closure(work))
     }
 
