@@ -20,8 +20,7 @@ router.get("/") { _, context in
 
 let server = EventHTTPServer(configuration: .init(host: "127.0.0.1", port: 8080, loops: 1), router: router,
                              onServerRunning: { addresses in print("listening on http://\(addresses[0])") })
-// SIGTERM drains: requests in flight may finish. SIGINT (Ctrl+C) cancels them at once, also
-// during a drain. The two lists must not overlap (ServiceGroup refuses that).
-let group = ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm], cancellationSignals: [.sigint],
+// SIGTERM or Ctrl+C drains: requests in flight may finish. A second one cancels them at once.
+let group = ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm, .sigint],
                          logger: Logger(label: "hello-cancellable"))
 try await group.run()

@@ -1,6 +1,7 @@
 public import EventHTTPCore
 public import Logging
 public import ServiceLifecycle
+public import UnixSignals
 import EventHTTPSystem
 public import HTTPTypes
 import Synchronization
@@ -17,8 +18,7 @@ import Foundation
 /// let router = Router()
 /// router.get("/hello/{name}") { _, context in "Hello \(try context.parameters.require("name"))!\n" }
 /// let server = EventHTTPServer(configuration: .init(port: 8080), router: router, logger: logger)
-/// try await ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm, .sigint],
-///                        cancellationSignals: [.sigterm, .sigint], logger: logger).run()
+/// try await ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
 /// ```
 ///
 /// ## Loops
@@ -63,6 +63,11 @@ public final class EventHTTPServer: Sendable {
         /// Whether the transport's canned answers (evhttp's `400`, `413`, `417`) go through
         /// ``errorRenderer`` (the default) or keep evhttp's own HTML page.
         public var rendersTransportErrors = true
+        /// Signals that, arriving while a graceful shutdown is under way, cancel at once (the
+        /// "second Ctrl+C"). ServiceGroup refuses a signal that is both graceful and cancelling,
+        /// so give it `gracefulShutdownSignals: [.sigterm, .sigint]` and let the server escalate.
+        /// Empty: no escalation by signal.
+        public var escalationSignals: [UnixSignal] = [.sigterm, .sigint]
 
         /// A configuration; every limit has a sane default.
         public init(host: String = "127.0.0.1", port: UInt16 = 8080, loops: Int = EventHTTPServer.defaultLoops,
@@ -145,7 +150,28 @@ public final class EventHTTPServer: Sendable {
     /// Cancels every handler now and closes within ``Configuration/cancellationGrace``. Any thread.
     public func cancel() { stop(level: 2) }
 
+    /// The task that waits for a second signal during a graceful shutdown.
+    private let escalation = Mutex<Task<Void, Never>?>(nil)
+
+    /// Starts waiting for one of ``Configuration/escalationSignals``: the first cancels.
+    private func watchForEscalation() {
+        let signals = configuration.escalationSignals
+        guard !signals.isEmpty else { return }
+        escalation.withLock { task in
+            guard task == nil else { return }
+            task = Task { [weak self] in
+                for await signal in await UnixSignalsSequence(trapping: signals) {
+                    guard let self else { return }
+                    self.logger.notice("\(signal) during the graceful shutdown: cancelling now")
+                    self.cancel()
+                    return
+                }
+            }
+        }
+    }
+
     private func stop(level: Int) {
+        if level == 1 { watchForEscalation() }
         // The loops are reached under the lock and held only weakly: a strong copy held here
         // past the lock could become the last reference once serve() and the loop threads let
         // go, and free a worker (its events, its event_base) on this thread. The pending level
@@ -207,6 +233,7 @@ public final class EventHTTPServer: Sendable {
         default: break
         }
         await finished.wait()
+        escalation.withLock { $0?.cancel(); $0 = nil }
         phase.withLock { $0 = .stopped }
         bound.withLock { $0 = [] }
         workers.removeAll()
