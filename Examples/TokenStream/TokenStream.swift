@@ -1,17 +1,10 @@
 import ArgumentParser
-import Dispatch
 import EventHTTP
 import EventHTTPDuration
 import Logging
 import Metrics
 import Prometheus
 import ServiceLifecycle
-import Synchronization
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// `token-stream`: a fake text-generation service in OpenAI's completions wire format, where
 /// every token costs one loop-timer interval, so a generation nobody waits for any more is
@@ -114,66 +107,16 @@ struct TokenStream: AsyncParsableCommand {
             logger.info("listening on http://\(shown):\(port)")
         }
 
-        // ServiceGroup turns the first SIGTERM or SIGINT into the graceful shutdown; it refuses
-        // a signal that is both graceful and cancelling, so a second one is caught here.
-        let escalation = SecondSignal(server: server, logger: logger)
-        let group = ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm, .sigint],
-                                 cancellationSignals: [], logger: logger)
+        // The first SIGTERM or SIGINT starts the graceful shutdown; the server itself turns a
+        // second one into an immediate cancellation (`Configuration.escalationSignals`).
+        let group = ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         do {
             try await group.run()
         } catch let error as EventHTTPServerError {
             logger.error("cannot listen on \(error.address): \(error.message)")
-            escalation.stop()
             throw ExitCode(1)
         }
-        escalation.stop()
         logger.info("stopped")
-    }
-}
-
-/// The second SIGTERM or SIGINT: cancels every generation at once (streams still send their
-/// last event), instead of waiting out the grace period.
-///
-/// `@unchecked Sendable`: `sources` is set once in `init` and only cancelled afterwards
-/// (dispatch sources are thread-safe); the tally is behind a Mutex.
-final class SecondSignal: @unchecked Sendable {
-    private let sources: [any DispatchSourceSignal]
-
-    init(server: EventHTTPServer, logger: Logger) {
-        let queue = DispatchQueue(label: "token-stream.signals")
-        let seen = Tally()
-        var made: [any DispatchSourceSignal] = []
-        for number in [SIGTERM, SIGINT] {
-            // Dispatch delivers the signal only once its default action is off.
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-            source.setEventHandler {
-                if seen.next() == 2 {
-                    logger.info("second signal: canceling every generation now")
-                    server.cancel()
-                }
-            }
-            source.resume()
-            made.append(source)
-        }
-        sources = made
-    }
-
-    /// Stops watching.
-    func stop() {
-        for source in sources { source.cancel() }
-    }
-
-    /// Signals seen so far.
-    private final class Tally: Sendable {
-        private let count = Mutex(0)
-
-        func next() -> Int {
-            count.withLock { value in
-                value += 1
-                return value
-            }
-        }
     }
 }
 
