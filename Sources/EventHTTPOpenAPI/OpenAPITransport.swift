@@ -49,12 +49,34 @@ enum OpenAPIBridge {
     }
 
     /// The route's captures as OpenAPI path parameters (keyed by the names in the path template).
+    ///
+    /// The router hands over captures percent-decoded, but generated code decodes path
+    /// parameters itself (OpenAPIRuntime's URI decoder), as it would a raw segment: each value is
+    /// percent-encoded again (all but RFC 3986's unreserved characters), so that a value with
+    /// `%` or `/` in it (`a%2Fb` on the wire) reaches the operation once-decoded, not twice.
     static func metadata(_ context: RequestContext) -> ServerRequestMetadata {
         var parameters: [String: Substring] = [:]
         for (name, value) in context.parameters.all where parameters[name] == nil {
-            parameters[name] = Substring(value)
+            parameters[name] = Substring(percentEncoded(value))
         }
         return ServerRequestMetadata(pathParameters: parameters)
+    }
+
+    /// `text` with every byte but ALPHA, DIGIT, `-`, `.`, `_` and `~` written as `%XX`.
+    static func percentEncoded(_ text: String) -> String {
+        let hex = Array("0123456789ABCDEF".utf8)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                bytes.append(byte)
+            default:
+                bytes += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// The EventHTTP response for an OpenAPI response. A body of known length is collected and
