@@ -82,9 +82,9 @@ final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendabl
     /// first runs, so that an abort in between logs its context error after them).
     func start() {
         server.base.thread.preconditionOnThread()
-        log(.info, "Handling greeting request")
+        log(.info, .init(stringLiteral: GreetingScript.handling))
         if parameters.delayWasCapped, let asked = parameters.requestedDelay {
-            log(.debug, "Delay capped at --max-delay", metadata: ["asked": "\(asked)", "max_delay": "\(parameters.delay)"])
+            log(.debug, .init(stringLiteral: GreetingScript.delayCapped), metadata: ["asked": "\(asked)", "max_delay": "\(parameters.delay)"])
         }
         context.onDone(observer: self)  // at once if the server is already shutting down
     }
@@ -93,7 +93,7 @@ final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendabl
     /// is cancelled, and the lines are logged now.
     func clientWentAway(_ reason: ConnectionEnd) {
         server.base.thread.preconditionOnThread()
-        log(.debug, "Client went away", metadata: ["reason": "\(reason)"])
+        log(.debug, .init(stringLiteral: GreetingScript.clientWentAway), metadata: ["reason": "\(reason)"])
         if !ended { outcome = .canceled }
         context.cancel()
     }
@@ -103,12 +103,8 @@ final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendabl
         server.base.thread.preconditionOnThread()
         guard !ended else { return }
         ended = true
-        if let cause = context.cause, !(cause is ContextError) {
-            log(.notice, "Context Error: \(error) (cause: \(cause))")
-        } else {
-            log(.notice, "Context Error: \(error)")
-        }
-        log(.info, "Handled greeting request")
+        log(.notice, .init(stringLiteral: GreetingScript.contextError(error, cause: context.cause)))
+        log(.info, .init(stringLiteral: GreetingScript.handled))
         if outcome == nil { outcome = error == .deadlineExceeded ? .deadlineExceeded : .shutdown }
     }
 
@@ -125,7 +121,7 @@ final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendabl
                         && deadline.map({ schedule.tickInstant(ticksLogged + 1) < $0 }) ?? true {
                     ticksLogged += 1
                     server.recorder.ticked()
-                    log(.info, "Greetings are hard. Thinking...")
+                    log(.info, .init(stringLiteral: GreetingScript.thinking))
                     try await stream?.write(Self.thinkingEvent)
                 }
                 if ended { break }
@@ -136,12 +132,12 @@ final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendabl
                 if now >= schedule.finish {
                     ended = true
                     outcome = .completed
-                    log(.info, "Handled greeting request")
+                    log(.info, .init(stringLiteral: GreetingScript.handled))
                     if let stream {
                         try await stream.write(Self.greetingEvent)
                         try await stream.finish()
                     } else {
-                        try response.respond(status: 200, headers: closing(answerHeaders), body: "Hello Gopher!\n")
+                        try response.respond(status: 200, headers: closing(answerHeaders), body: GreetingScript.answer)
                     }
                     return
                 }
@@ -170,20 +166,20 @@ final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendabl
         switch outcome {
         case .deadlineExceeded:
             reason = "\(ContextError.deadlineExceeded)"
-            body = "greeting timed out after \(parameters.timeout ?? .zero)\n"
+            body = GreetingScript.timedOut(after: parameters.timeout ?? .zero)
         case .shutdown:
             reason = request.shutdownReason ?? "\(ShutdownCause())"
-            body = "server shutting down\n"
+            body = GreetingScript.shutdownAnswer
         default:
             return  // canceled by the client: nobody to tell
         }
         do {
             if mode == .events {
                 let stream = try stream ?? response.startStream(headers: eventHeaders)
-                try await stream.write("event: error\ndata: \(reason)\n\n")
+                try await stream.write(GreetingScript.errorEvent(reason))
                 try await stream.finish()
             } else {
-                let retry: [(String, String)] = outcome == .shutdown ? [("Retry-After", "1")] : []
+                let retry: [(String, String)] = outcome == .shutdown ? [GreetingScript.retryAfter] : []
                 try response.respond(status: 503, headers: closing(answerHeaders + retry), body: body)
             }
         } catch {
@@ -191,8 +187,8 @@ final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendabl
         }
     }
 
-    static let thinkingEvent = "event: thinking\ndata: Greetings are hard. Thinking...\n\n"
-    static let greetingEvent = "event: greeting\ndata: Hello Gopher!\n\n"
+    static let thinkingEvent = GreetingScript.thinkingEvent
+    static let greetingEvent = GreetingScript.greetingEvent
 
     /// `X-Delay-Capped` when `?delay=` was capped.
     private var answerHeaders: [(String, String)] {

@@ -74,9 +74,9 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
     }
 
     func start() {
-        log(.info, "Handling greeting request")
+        log(.info, .init(stringLiteral: GreetingScript.handling))
         if parameters.delayWasCapped, let asked = parameters.requestedDelay {
-            log(.debug, "Delay capped at --max-delay", metadata: ["asked": "\(asked)", "max_delay": "\(parameters.delay)"])
+            log(.debug, .init(stringLiteral: GreetingScript.delayCapped), metadata: ["asked": "\(asked)", "max_delay": "\(parameters.delay)"])
         }
         if let err = server.root.err {  // the server is already shutting down
             contextDone(err, cause: server.root.cause)
@@ -150,14 +150,14 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
     /// The client went away (the server reported the request aborted): cancel, as Go's
     /// net/http cancels `r.Context()`.
     func clientWentAway(_ reason: ConnectionEnd) {
-        log(.debug, "Client went away", metadata: ["reason": "\(reason)"])
+        log(.debug, .init(stringLiteral: GreetingScript.clientWentAway), metadata: ["reason": "\(reason)"])
         contextDone(.canceled, cause: nil)
     }
 
     private func logTick() {
         ticksLogged += 1
         server.recorder.ticked()
-        log(.info, "Greetings are hard. Thinking...")
+        log(.info, .init(stringLiteral: GreetingScript.thinking))
     }
 
     /// Headers every answer of this greeting carries.
@@ -170,8 +170,8 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
         while ticksLogged < schedule.ticksDue { logTick() }
         finish()  // frees the timers
         outcome = .completed
-        log(.info, "Handled greeting request")
-        server.send(request, status: 200, headers: headers, body: "Hello Gopher!\n")
+        log(.info, .init(stringLiteral: GreetingScript.handled))
+        server.send(request, status: 200, headers: headers, body: GreetingScript.answer)
     }
 
     /// Stops thinking: frees the timers and leaves the root context.
@@ -188,21 +188,17 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
     private func contextDone(_ err: ContextError, cause: (any Error)?) {
         guard case .thinking = state else { return }
         finish()  // frees the timers: no tick after this point
-        if let cause, !(cause is ContextError) {
-            log(.notice, "Context Error: \(err) (cause: \(cause))")
-        } else {
-            log(.notice, "Context Error: \(err)")
-        }
-        log(.info, "Handled greeting request")
+        log(.notice, .init(stringLiteral: GreetingScript.contextError(err, cause: cause)))
+        log(.info, .init(stringLiteral: GreetingScript.handled))
         if !request.isPending {
             outcome = .canceled
         } else if err == .deadlineExceeded {
             outcome = .deadlineExceeded
-            server.send(request, status: 503, headers: headers, body: "greeting timed out after \(parameters.timeout ?? .zero)\n")
+            server.send(request, status: 503, headers: headers, body: GreetingScript.timedOut(after: parameters.timeout ?? .zero))
         } else {
             outcome = .shutdown
             // Connection: close is added while the server is stopping.
-            server.send(request, status: 503, headers: headers + [("Retry-After", "1")], body: "server shutting down\n")
+            server.send(request, status: 503, headers: headers + [GreetingScript.retryAfter], body: GreetingScript.shutdownAnswer)
         }
     }
 }

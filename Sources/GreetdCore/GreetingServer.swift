@@ -247,7 +247,7 @@ public final class GreetingServer: LoopObserver {
     private func greet(_ exchange: LoopExchange) {
         let request = exchange.request
         guard phase == .serving else {
-            send(request, status: 503, headers: [("Retry-After", "1")], body: "server shutting down\n", outcome: .rejected)
+            send(request, status: 503, headers: [GreetingScript.retryAfter], body: GreetingScript.shutdownAnswer, outcome: .rejected)
             return
         }
         startGreeting(exchange)
