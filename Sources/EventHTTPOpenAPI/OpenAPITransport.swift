@@ -24,8 +24,12 @@ extension RouterMethods {
         path: String
     ) throws {
         on(method, path) { request, context in
-            let (response, body) = try await handler(
-                request.head, OpenAPIBridge.requestBody(request), OpenAPIBridge.metadata(context))
+            let (response, body): (HTTPResponse, HTTPBody?)
+            do {
+                (response, body) = try await handler(request.head, OpenAPIBridge.requestBody(request), OpenAPIBridge.metadata(context))
+            } catch let error as ServerError {
+                throw OpenAPIBridge.unwrapped(error)
+            }
             return try await OpenAPIBridge.response(response, body: body)
         }
     }
@@ -46,6 +50,18 @@ enum OpenAPIBridge {
         let announced = request.headers[.contentLength] != nil || request.headers[.transferEncoding] != nil
         if request.body.isEmpty && !announced { return nil }
         return HTTPBody(request.body.bytes)
+    }
+
+    /// What the server should answer for a generated handler's error. Generated code wraps
+    /// whatever an operation throws in a `ServerError`: an ``HTTPError`` inside keeps its status
+    /// (and goes through the server's renderer); so does an `HTTPResponseConvertible` error's
+    /// status; anything else stays a `ServerError`, for the server's `mapError` (`500`).
+    static func unwrapped(_ error: ServerError) -> any Error {
+        if let httpError = error.underlyingError as? HTTPError { return httpError }
+        if error.httpStatus != .internalServerError {
+            return HTTPError(error.httpStatus, message: error.causeDescription, headers: error.httpHeaderFields)
+        }
+        return error
     }
 
     /// The route's captures as OpenAPI path parameters (keyed by the names in the path template).

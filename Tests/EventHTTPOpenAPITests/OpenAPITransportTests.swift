@@ -203,6 +203,24 @@ struct OpenAPITransportTests {
         }
     }
 
+    @Test("an HTTPError wrapped in generated code's ServerError keeps its status; other errors are 500")
+    func wrappedErrors() async throws {
+        let router = Router()
+        try router.register({ request, body, metadata in
+            struct StoreDown: Error {}
+            let wrapped: any Error = metadata.pathParameters["petId"] == "0" ? HTTPError(.notFound, message: "no pet 0") : StoreDown()
+            throw ServerError(operationID: "getPet", request: request, requestBody: body, requestMetadata: metadata,
+                              causeDescription: "handler failed", underlyingError: wrapped)
+        }, method: .get, path: "/pets/{petId}")
+        try await withOpenAPIServer(router) { port in
+            let missing = try await exchange(port, "GET", "/pets/0")
+            #expect(missing.status == 404)
+            #expect(missing.body == "no pet 0\n")
+            let failed = try await exchange(port, "GET", "/pets/1")
+            #expect(failed.status == 500)
+        }
+    }
+
     @Test("a group is a ServerTransport too: its prefix applies")
     func groupTransport() async throws {
         let router = Router()
