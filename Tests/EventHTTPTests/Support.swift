@@ -1,6 +1,7 @@
 import EventHTTP
 import Foundation
 import EventHTTPSystem
+import Logging
 import Synchronization
 @_exported import TestSupport
 
@@ -57,7 +58,12 @@ final class Probe: Sendable {
     }
 }
 
-/// A loop thread running an ``AsyncRouter`` behind an ``LoopHTTPServer`` on 127.0.0.1, for async tests.
+/// One ``EventHTTPLoop`` (the per-loop half of the front door) on its own thread, serving a
+/// ``Router`` on 127.0.0.1 port 0, for tests that look inside a loop: its access log (every
+/// request end is recorded as `end <id> <end>`), its handler failures (recorded as
+/// `failure <id> <failure>` from the loop's log), its counters and its executor.
+///
+/// Requests are named by the client's `X-Request-Id` (`.trustClient`), so tests can find them.
 final class LiveLoop: Sendable {
     let port: UInt16
     let executor: LoopExecutor
@@ -65,7 +71,7 @@ final class LiveLoop: Sendable {
     let probe: Probe
     private let finished = Lock<CheckedContinuation<Void, Never>?>(nil)
     private let stopped = Atomic<Bool>(false)
-    /// Set on the loop thread: asks the loop to close and exit.
+    /// Run on the loop thread: begins the loop's graceful shutdown.
     private let stopRequest: @Sendable () -> Void
 
     private init(port: UInt16, executor: LoopExecutor, counters: LibeventCounters, probe: Probe, stop: @escaping @Sendable () -> Void) {
@@ -76,11 +82,18 @@ final class LiveLoop: Sendable {
         self.stopRequest = stop
     }
 
-    /// Starts the loop; `configure` adds routes on the loop thread. Every request end is
-    /// recorded as `end <id> <end>`, every handler failure as `failure <id> <failure>`.
-    static func start(avoiding: [String] = [], options: HTTPServerOptions = .init(),
-                      configure: @escaping @Sendable (AsyncRouter, Probe) -> Void) async throws -> LiveLoop {
+    /// Starts the loop; `configure` adds routes (before the router is frozen).
+    static func start(transport: HTTPServerOptions = .init(),
+                      configure: @escaping @Sendable (Router, Probe) -> Void) async throws -> LiveLoop {
         let probe = Probe()
+        let router = Router()
+        configure(router, probe)
+        router.freeze()
+        let configuration = {
+            var configuration = EventHTTPServer.Configuration.frontDoorTest
+            configuration.requestIDs = .trustClient
+            return configuration
+        }()
         let done = Lock<LiveLoop?>(nil)
         // ThreadSanitizer does not see the happens-before a continuation's resume gives (the
         // concurrency runtime is not instrumented): hand the object over under a pthread lock it
@@ -89,33 +102,30 @@ final class LiveLoop: Sendable {
         let startedLiveLoop: LiveLoop = try await withCheckedThrowingContinuation { (started: CheckedContinuation<LiveLoop, any Error>) in
             Thread.detachNewThread {
                 do {
-                    let base = try EventBase(avoiding: avoiding)
-                    let executor = try LoopExecutor(base: base)
-                    let router = AsyncRouter(executor: executor)
-                    router.onRequestEnded = { head, end in
-                        switch end {
-                        case .aborted(let reason): probe.record("end \(head.id) aborted \(reason)")
-                        case .responded(let status, let bytes): probe.record("end \(head.id) \(status) \(bytes)")
-                        }
-                        probe.record("end")
+                    let base = try EventBase()
+                    // The observer is held weakly by the loop: this thread keeps it.
+                    let observer = EndRecorder(probe: probe)
+                    let logger = Logger(label: "LiveLoop") { _ in FailureRecorder(probe: probe) }
+                    let loop = try EventHTTPLoop(base: base, configuration: configuration, transport: transport,
+                                                 router: router, logger: logger, observer: observer)
+                    let held = Held(loop: loop, base: base)
+                    do {
+                        try loop.listen(host: "127.0.0.1", port: 0)
+                    } catch {
+                        held.finish()
+                        throw error
                     }
-                    router.runner.onHandlerFailure = { head, failure in probe.record("failure \(head.id) \(failure)") }
-                    configure(router, probe)
-                    let server = try LoopHTTPServer(base: base, options: options, responder: router)
-                    let port = try server.bind(host: "127.0.0.1", port: 0)[0].port
-                    let held = Held(server: server, router: router, base: base)
-                    let loop = LiveLoop(port: port, executor: executor, counters: base.counters, probe: probe) {
-                        held.stop()
-                    }
-                    done.withLock { $0 = loop }
+                    let live = LiveLoop(port: loop.addresses[0].port, executor: loop.executor, counters: base.counters,
+                                        probe: probe) { held.beginDrain() }
+                    done.withLock { $0 = live }
                     handoff.withLock { _ in }
-                    started.resume(returning: loop)
+                    started.resume(returning: live)
                     try base.run()
-                    held.release()
-                    executor.shutdown()
-                    held.releaseBase()
+                    held.finish()
+                    withExtendedLifetime(observer) {}
                 } catch {
-                    started.resume(throwing: error)
+                    if done.withLock({ $0 }) == nil { started.resume(throwing: error) }
+                    probe.record("loop threw \(error)")
                 }
                 if let loop = done.withLock({ $0 }) {
                     loop.stopped.store(true, ordering: .releasing)
@@ -134,8 +144,9 @@ final class LiveLoop: Sendable {
         }
     }
 
-    /// Closes the server (aborting what is pending), waits for the handlers to end, stops the
-    /// loop, and waits for its thread to finish.
+    /// Begins the loop's graceful shutdown (listeners and idle connections closed, handlers in
+    /// flight go on within the grace), and waits until the loop has stopped and its thread freed
+    /// everything.
     func stop() async {
         executor.execute(stopRequest)
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -149,38 +160,66 @@ final class LiveLoop: Sendable {
     }
 }
 
+/// Records every request end in the probe, as `end <id> aborted <why>` or `end <id> <status> <bytes>`.
+private final class EndRecorder: LoopObserver {
+    let probe: Probe
+    init(probe: Probe) { self.probe = probe }
+
+    func requestEnded(_ head: RequestHead, _ end: RequestEnd) {
+        switch end {
+        case .aborted(let reason): probe.record("end \(head.id) aborted \(reason)")
+        case .responded(let status, let bytes): probe.record("end \(head.id) \(status) \(bytes)")
+        }
+        probe.record("end")
+    }
+}
+
+/// A log backend that records the loop's `handler failed: ...` lines as `failure <id> <what>`:
+/// that log line is how the loop reports a handler's failure.
+private struct FailureRecorder: LogHandler {
+    let probe: Probe
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let message = event.message.description
+        guard message.hasPrefix("handler failed: ") else { return }
+        let id = (event.metadata?["request_id"] ?? metadata["request_id"]).map { "\($0)" } ?? "-"
+        probe.record("failure \(id) \(message.dropFirst("handler failed: ".count))")
+    }
+}
+
 /// The loop's objects, reachable from the stop request and released on the loop thread.
 /// `@unchecked Sendable`: touched only on the loop thread (the stop request runs there through
-/// `executor.execute`; `release` after the loop returns), checked by preconditions.
+/// `executor.execute`; `finish` after the base's loop returned), checked by preconditions.
 private final class Held: @unchecked Sendable {
-    var server: LoopHTTPServer?
-    var router: AsyncRouter?
+    private var loop: EventHTTPLoop?
     private var base: EventBase?
     private let thread: LoopThread
 
-    init(server: LoopHTTPServer, router: AsyncRouter, base: EventBase) {
+    init(loop: EventHTTPLoop, base: EventBase) {
         self.thread = base.thread
-        self.server = server
-        self.router = router
+        self.loop = loop
         self.base = base
     }
 
-    func stop() {
+    func beginDrain() {
         thread.preconditionOnThread()
-        server?.close()
-        let exit: () -> Void = { [base] in base?.exit() }
-        if let runner = router?.runner, runner.runningCount > 0 { runner.onIdle = exit } else { exit() }
+        loop?.beginDrain()
     }
 
-    func release() {
+    /// After the base's loop returned: frees the transport, ends the executor, then drops the
+    /// loop and last the base, all on the loop's own thread (their events must be freed there).
+    func finish() {
         thread.preconditionOnThread()
-        server = nil
-        router = nil
-    }
-
-    /// Last, after the executor's shutdown: the base goes on its own thread.
-    func releaseBase() {
-        thread.preconditionOnThread()
+        loop?.forceStop()
+        loop?.shutdownExecutor()
+        loop = nil
         base = nil
     }
 }
