@@ -745,8 +745,15 @@ def report(summary, out_path, chart_path):
     lines += sb.executor_section(summary)
     lines += ["", HOW, "A summary of the run (per-round figures, medians, the chart's quantiles): "
               "`Benchmarks/results/latest.json`; every sample: `Benchmarks/results/raw.json` (not committed)."]
+    # The library's section is written by Benchmarks/token-stream-bench.py: keep it.
+    kept = ""
+    if os.path.exists(out_path):
+        old = open(out_path).read()
+        if "<!-- library:begin -->" in old and "<!-- library:end -->" in old:
+            kept = "<!-- library:begin -->" + old.split("<!-- library:begin -->", 1)[1].split("<!-- library:end -->", 1)[0] \
+                + "<!-- library:end -->\n"
     with open(out_path, "w") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write("\n".join(lines) + "\n" + ("\n" + kept if kept else ""))
 
 
 # -- main -----------------------------------------------------------------------------------------

@@ -81,7 +81,10 @@ public final class EventHTTPLoop: LoopResponder, @unchecked Sendable {
     private var http: LoopHTTPServer?
     private let runner: AsyncRequestRunner
     private let chainMiddleware: [any Middleware]
-    private weak var observerReference: AnyObject?
+    /// Unowned: the application owns its observer (and the observer usually owns this loop),
+    /// and must keep it until the loop has stopped. Not weak: a weak reference would put every
+    /// retain and release of the observer on the runtime's slow path (a side table), per request.
+    private unowned let observer: (any LoopObserver)?
     private var timer: Event?
     /// The loop's phase.
     public private(set) var phase = Phase.serving
@@ -95,7 +98,8 @@ public final class EventHTTPLoop: LoopResponder, @unchecked Sendable {
     ///   - group: what the loops of one server share (the connection limit, request numbers).
     ///   - router: the routes.
     ///   - logger: the loop's logger; each request's adds `request_id`.
-    ///   - observer: told of request ends and shutdown steps; held weakly (the application owns it).
+    ///   - observer: told of request ends and shutdown steps; held unowned: the application owns
+    ///     it, and keeps it at least until the loop has stopped.
     ///   - exitsBase: end `base`'s loop when the loop stops (the server's own loops do; an
     ///     application that runs more on the base ends it itself, from ``LoopObserver/stopped()``).
     public init(base: EventBase, index: Int = 0, configuration: EventHTTPServer.Configuration, transport: HTTPServerOptions,
@@ -108,7 +112,7 @@ public final class EventHTTPLoop: LoopResponder, @unchecked Sendable {
         self.router = router
         self.logger = logger
         self.exitsBase = exitsBase
-        observerReference = observer
+        self.observer = observer
         executor = try LoopExecutor(base: base)
         runner = AsyncRequestRunner(executor: executor)
         chainMiddleware = router.middleware
@@ -131,7 +135,8 @@ public final class EventHTTPLoop: LoopResponder, @unchecked Sendable {
         http?.onAcceptError = { [unowned self] error, pause in self.observer?.acceptFailed(error, pause: pause) }
     }
 
-    private var observer: (any LoopObserver)? { observerReference as? any LoopObserver }
+    /// The observer given at `init`, if any.
+    var loopObserver: (any LoopObserver)? { observer }
 
     /// Where it listens, with real ports; empty once stopped.
     public var addresses: [IPEndpoint] { http?.addresses ?? [] }
@@ -251,14 +256,13 @@ public final class EventHTTPLoop: LoopResponder, @unchecked Sendable {
     }
 
     public func handle(_ request: LoopRequest) {
-        let method = HTTPRequest.Method(request.method.rawValue) ?? .get
+        let method = request.method.httpMethod
         let match = router.match(method: method, path: request.path)
         switch match {
         case .found(let route, let parameters):
             switch route.handler {
             case .loop(let handler):
-                handler(LoopExchange(request: request, parameters: parameters, route: route.pattern, executor: executor,
-                                     loopIndex: index, observer: observer, loop: self))
+                handler(LoopExchange(request: request, parameters: parameters, route: route.pattern, loop: self))
             case .async(let responder):
                 guard phase == .serving else {
                     answer(request, HTTPError(.serviceUnavailable, message: configuration.shutdownMessage), origin: .shutdown)
@@ -390,6 +394,27 @@ public final class EventHTTPLoop: LoopResponder, @unchecked Sendable {
                                        target: target)
         try response.respond(status: httpError.status.code, headers: headers, body: body)
     }
+}
+
+extension RequestMethod {
+    /// The method in swift-http-types' vocabulary, without parsing its text.
+    var httpMethod: HTTPRequest.Method {
+        switch self {
+        case .get: .get
+        case .post: .post
+        case .head: .head
+        case .put: .put
+        case .delete: .delete
+        case .options: .options
+        case .trace: .trace
+        case .connect: .connect
+        case .patch: .patch
+        case .other: Self.otherMethod
+        }
+    }
+
+    /// A method evhttp does not know (`FOO`): matches no route, so the router answers `405`.
+    private static let otherMethod = HTTPRequest.Method("OTHER")!
 }
 
 extension RequestIDPolicy {

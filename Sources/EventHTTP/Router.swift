@@ -22,12 +22,19 @@ public struct LoopExchange {
     /// The matched pattern.
     public let route: String
     /// The loop's executor (its thread is the request's).
-    public let executor: LoopExecutor
+    public var executor: LoopExecutor { loop.executor }
     /// The loop's number among the server's loops, from 0.
-    public let loopIndex: Int
+    public var loopIndex: Int { loop.index }
     /// The loop's ``LoopObserver``, if the application gave one: its per-loop state.
-    public let observer: (any LoopObserver)?
-    let loop: EventHTTPLoop
+    public var observer: (any LoopObserver)? { loop.loopObserver }
+
+    /// The loop's observer as the application's own type, without a dynamic cast on the hot
+    /// path (checked in debug builds). The observer must exist and be a `T`.
+    public func observer<T: LoopObserver>(as type: T.Type) -> T {
+        assert(observer is T, "LoopExchange.observer(as:): the loop's observer is not a \(T.self)")
+        return unsafeDowncast(observer.unsafelyUnwrapped as AnyObject, to: T.self)
+    }
+    unowned let loop: EventHTTPLoop
 
     /// Hands the request to an async handler: `body` runs as a Task on this loop, cancelled when
     /// the client leaves (unless `onClientAbort` is `.continue`), and answers through the
@@ -49,7 +56,9 @@ public enum RouteHandler: Sendable {
 }
 
 /// One route: its pattern, method, handler and options.
-public struct Route: Sendable {
+///
+/// A class, not a struct: a match hands out a reference, with no copy of its fields per request.
+public final class Route: Sendable {
     /// The pattern as registered (with its group's prefix).
     public let pattern: String
     /// The method.
@@ -61,6 +70,16 @@ public struct Route: Sendable {
     public let deadline: Duration?
     /// What happens when the client leaves mid-handler.
     public let onClientAbort: ClientAbortPolicy
+
+    /// A route; ``Router/add(_:)`` places it.
+    public init(pattern: String, method: HTTPRequest.Method, handler: RouteHandler, deadline: Duration? = nil,
+                onClientAbort: ClientAbortPolicy = .cancel) {
+        self.pattern = pattern
+        self.method = method
+        self.handler = handler
+        self.deadline = deadline
+        self.onClientAbort = onClientAbort
+    }
 }
 
 /// A router's answer for a method and path.
@@ -145,15 +164,17 @@ public final class Router: HTTPRouting, RouterMethods, @unchecked Sendable {
 
     public func match(method: HTTPRequest.Method, path: String) -> RouteMatch {
         var segments: [String] = []
-        for raw in path.split(separator: "/", omittingEmptySubsequences: true) {
-            guard let decoded = PercentDecoding.decode(raw) else { return .notFound }
-            segments.append(decoded)
+        if path != "/" {  // the root, the commonest path, has no segment to split or decode
+            for raw in path.split(separator: "/", omittingEmptySubsequences: true) {
+                guard let decoded = PercentDecoding.decode(raw) else { return .notFound }
+                segments.append(decoded)
+            }
         }
         var parameters = Parameters()
         guard let node = root.find(segments[...], &parameters) else { return .notFound }
-        if let route = node.methods[method] { return .found(route, parameters) }
-        if method == .head, let route = node.methods[.get] { return .found(route, parameters) }
-        var allowed = Set(node.methods.keys)
+        if let route = node.route(for: method) { return .found(route, parameters) }
+        if method == .head, let route = node.route(for: .get) { return .found(route, parameters) }
+        var allowed = Set(node.methods.map(\.method))
         if allowed.contains(.get) { allowed.insert(.head) }
         return .methodNotAllowed(allowed: allowed.sorted { $0.rawValue < $1.rawValue })
     }
@@ -289,11 +310,18 @@ final class RouteNode {
     var captures: [(prefix: String, name: String, suffix: String, node: RouteNode)] = []
     var wildcard: RouteNode?
     var catchAll: RouteNode?
-    var methods: [HTTPRequest.Method: Route] = [:]
+    /// A node's routes by method: a handful at most, so a scan beats hashing the method's text.
+    var methods: [(method: HTTPRequest.Method, route: Route)] = []
+
+    func route(for method: HTTPRequest.Method) -> Route? {
+        for entry in methods where entry.method == method { return entry.route }
+        return nil
+    }
 
     func insert(_ segments: ArraySlice<RoutePattern.Segment>, route: Route) {
         guard let first = segments.first else {
-            methods[route.method] = route
+            methods.removeAll { $0.method == route.method }
+            methods.append((route.method, route))
             return
         }
         let rest = segments.dropFirst()

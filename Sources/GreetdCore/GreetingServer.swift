@@ -143,9 +143,9 @@ public final class GreetingServer: LoopObserver {
     /// the exchange's observer (the loop holds it weakly; the service holds it).
     private static func routes() -> Router {
         let router = Router()
-        router.onLoop(.get, "/") { exchange in (exchange.observer as! GreetingServer).greet(exchange) }
-        router.onLoop(.get, "/healthz") { exchange in (exchange.observer as! GreetingServer).health(exchange.request) }
-        router.onLoop(.get, "/metrics") { exchange in (exchange.observer as! GreetingServer).renderMetrics(exchange.request) }
+        router.onLoop(.get, "/") { exchange in exchange.observer(as: GreetingServer.self).greet(exchange) }
+        router.onLoop(.get, "/healthz") { exchange in exchange.observer(as: GreetingServer.self).health(exchange.request) }
+        router.onLoop(.get, "/metrics") { exchange in exchange.observer(as: GreetingServer.self).renderMetrics(exchange.request) }
         return router
     }
 
