@@ -14,7 +14,7 @@ and after. With --update, the section between the library markers of BENCHMARKS.
    completions held between tokens (token interval 300 s), divided by N, settled.
 Prints one JSON object.
 """
-import argparse, json, os, re, resource, socket, subprocess, time
+import argparse, json, os, re, resource, socket, subprocess, threading, time
 
 def rss(pid):
     with open(f"/proc/{pid}/statm") as f:
@@ -36,6 +36,8 @@ def start(binary, interval):
     m = re.search(r"listening on http://[^:]+:(\d+)", line)
     if not m:
         proc.kill(); raise SystemExit(f"no listening line: {line!r}")
+    # Keep reading its log (one line per canceled generation): a full pipe would block it.
+    threading.Thread(target=lambda: proc.stderr.read(), daemon=True).start()
     return proc, int(m.group(1))
 
 BEGIN, END = "<!-- library:begin -->", "<!-- library:end -->"
@@ -46,7 +48,7 @@ def median(values):
     return values[len(values) // 2] if values else None
 
 
-def section(rounds, cost_before, cost_after):
+def section(rounds, cost_before, cost_after, pending=None):
     rps = median(r["models_requests_per_second"] for r in rounds)
     per_stream = median(r["bytes_per_pending_stream"] for r in rounds)
     lines = [BEGIN, "## The library: EventHTTP and its example (issue 13)", "",
@@ -63,9 +65,14 @@ def section(rounds, cost_before, cost_after):
             ratio = a / b if b else 0
             lines.append(f"| {name}: after / before | {a:,} | {b:,} | ≤ 1.05× before | "
                          f"{'met' if ratio <= 1.05 else '**missed**'} ({ratio:.3f}×) |")
+    if pending:
+        b, a = median(pending["before"]), median(pending["after"])
+        lines.append(f"| greetd bytes per pending greeting (10,000 held): after / before | {a:,} B | {b:,} B | "
+                     f"≤ 1.05× before | {'met' if a <= 1.05 * b else '**missed**'} ({a / b:.3f}×) |")
     lines += ["", "The greetd rows use `python3 Benchmarks/request-cost.py --binary .build/release/greetd` on the "
               "release builds of the commits before and after (`GET /?delay=0s`, 16 keep-alive connections, "
-              "5,000 requests after 200 to warm up; dhat: a 6,000-request run minus a 1,000-request run).", END]
+              "5,000 requests after 200 to warm up; dhat: a 6,000-request run minus a 1,000-request run), and "
+              "`python3 Benchmarks/pending-compare.py --before OLD --after NEW` for the pending greeting.", END]
     return "\n".join(lines)
 
 
@@ -119,6 +126,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--cost-before")
     ap.add_argument("--cost-after")
+    ap.add_argument("--pending", help="pending-compare.py's output")
     ap.add_argument("--update", help="rewrite the library section of this BENCHMARKS.md")
     a = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -128,7 +136,8 @@ def main():
     cost_after = json.load(open(a.cost_after)) if a.cost_after else None
     print(json.dumps({"rounds": rounds, "cost_before": cost_before, "cost_after": cost_after}))
     if a.update:
-        update(a.update, section(rounds, cost_before, cost_after))
+        pending = json.load(open(a.pending)) if a.pending else None
+        update(a.update, section(rounds, cost_before, cost_after, pending))
 
 if __name__ == "__main__":
     main()
