@@ -18,6 +18,15 @@ public struct IPEndpoint: Sendable, Hashable, CustomStringConvertible {
     /// Whether this is an IPv6 address.
     public var isIPv6: Bool { Int32(storage.ss_family) == AF_INET6 }
 
+    /// Whether this is the IPv6 wildcard `::` (every address), which greetd binds dual stack.
+    public var isIPv6Wildcard: Bool {
+        guard isIPv6 else { return false }
+        return withUnsafeBytes(of: storage) { bytes in
+            let offset = MemoryLayout<sockaddr_in6>.offset(of: \.sin6_addr)!
+            return bytes[offset..<(offset + 16)].allSatisfy { $0 == 0 }
+        }
+    }
+
     /// The numeric host: `127.0.0.1`, `::1`.
     public var host: String {
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
@@ -86,8 +95,15 @@ public struct IPEndpoint: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Every TCP address `host` resolves to, without duplicates, in resolver order.
-    /// `localhost` gives both `127.0.0.1` and `::1` where the resolver lists both.
-    public static func resolve(host: String, port: UInt16) throws(LibeventError) -> [IPEndpoint] {
+    /// `localhost` gives both `127.0.0.1` and `::1` where the resolver lists both. A bracketed
+    /// host (`[::1]`, as in a URL) is read without its brackets.
+    public static func resolve(host bracketed: String, port: UInt16) throws(LibeventError) -> [IPEndpoint] {
+        var host = bracketed
+        if host.count >= 2, host.hasPrefix("["), host.hasSuffix("]") {
+            host = String(host.dropFirst().dropLast())
+            // `[]` must not become the empty host, which getaddrinfo reads as "every interface".
+            guard !host.isEmpty else { throw .addressResolution(host: bracketed, message: "empty brackets") }
+        }
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = SocketKind.stream

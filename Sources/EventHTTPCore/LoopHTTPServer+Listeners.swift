@@ -15,7 +15,9 @@ extension LoopHTTPServer {
     /// is skipped if the machine lacks it (no IPv6).
     ///
     /// `port` 0 picks a free port on the first address and reuses it for the others. Sockets get
-    /// `SO_REUSEADDR`, IPv6 ones `IPV6_V6ONLY` (so `::` and `0.0.0.0` can both be bound).
+    /// `SO_REUSEADDR`, IPv6 ones `IPV6_V6ONLY`, except the IPv6 wildcard `::`: it is dual stack
+    /// (`IPV6_V6ONLY` off, as Go's `:port`), so `--host ::` serves IPv4 clients too. A bracketed
+    /// literal (`[::1]`) is read without its brackets.
     /// - Returns: the bound addresses, with real ports.
     /// - Throws: ``LibeventError/bind(address:errno:)`` naming the address that failed; nothing
     ///   stays bound after a throw.
@@ -81,11 +83,31 @@ extension LoopHTTPServer {
                 var flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE
                 if address.isIPv6 { flags |= LEV_OPT_BIND_IPV6ONLY }
                 if options.reusePort { flags |= LEV_OPT_REUSEABLE_PORT }
-                let listener = address.withSockAddr { sa, length in
-                    evconnlistener_new_bind(base.raw, nil, nil, flags, options.backlog, sa, Int32(length))
+                let listener: OpaquePointer?
+                var failure: Errno?
+                if address.isIPv6Wildcard {
+                    // libevent can turn IPV6_V6ONLY on but never off (the system default,
+                    // net.ipv6.bindv6only, would decide): make this socket ourselves.
+                    switch openDualStackSocket(address, reusePort: options.reusePort) {
+                    case .success(let fd):
+                        listener = evconnlistener_new(base.raw, nil, nil, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                                      options.backlog, fd)
+                        if listener == nil {
+                            failure = Errno.current
+                            try? SystemCalls.closeDescriptor(fd)
+                        }
+                    case .failure(let code):
+                        listener = nil
+                        failure = code
+                    }
+                } else {
+                    listener = address.withSockAddr { sa, length in
+                        evconnlistener_new_bind(base.raw, nil, nil, flags, options.backlog, sa, Int32(length))
+                    }
+                    if listener == nil { failure = Errno.current }
                 }
                 guard let listener else {
-                    let code = Errno.current
+                    let code = failure ?? Errno.current
                     var template = address
                     template.port = port
                     if optional.contains(template), code == .addressNotAvailable || code == .addressFamilyNotSupported { continue }
@@ -209,9 +231,42 @@ private func probeBind(_ address: IPEndpoint) throws(SystemError) -> Errno? {
     // released either way.
     defer { try? SystemCalls.closeDescriptor(fd) }
     try SystemCalls.setSocketOption(fd, level: SOL_SOCKET, option: SO_REUSEADDR, value: 1)
-    if address.isIPv6 { try SystemCalls.setSocketOption(fd, level: Int32(IPPROTO_IPV6), option: IPV6_V6ONLY, value: 1) }
+    if address.isIPv6 {
+        // The wildcard `::` is bound dual stack: probe it the same way, so that an IPv4 listener
+        // on the port counts as taken.
+        try SystemCalls.setSocketOption(fd, level: Int32(IPPROTO_IPV6), option: IPV6_V6ONLY, value: address.isIPv6Wildcard ? 0 : 1)
+    }
     switch SystemCalls.valueOrErrno({ address.withSockAddr { bind(fd, $0, $1) } }) {
     case .success: return nil
     case .failure(let code): return code
     }
+}
+
+/// A non-blocking, close-on-exec TCP socket bound to the IPv6 wildcard `address` with
+/// `IPV6_V6ONLY` off (IPv4 clients arrive as `::ffff:a.b.c.d`), `SO_REUSEADDR`, `SO_KEEPALIVE`
+/// and, when asked, `SO_REUSEPORT`: what `evconnlistener_new_bind` sets, less `IPV6_V6ONLY`.
+/// Not yet listening (`evconnlistener_new` calls `listen`).
+/// - Returns: the descriptor, or the errno of the step that failed (nothing left open).
+private func openDualStackSocket(_ address: IPEndpoint, reusePort: Bool) -> Result<Int32, Errno> {
+    let fd: Int32
+    do throws(SystemError) {
+        fd = try SystemCalls.openSocket(domain: AF_INET6, type: SocketKind.stream, nonBlocking: true)
+    } catch {
+        return .failure(error.errno)
+    }
+    do throws(SystemError) {
+        try SystemCalls.setSocketOption(fd, level: SOL_SOCKET, option: SO_KEEPALIVE, value: 1)
+        try SystemCalls.setSocketOption(fd, level: SOL_SOCKET, option: SO_REUSEADDR, value: 1)
+        if reusePort { try SystemCalls.setSocketOption(fd, level: SOL_SOCKET, option: SO_REUSEPORT, value: 1) }
+        try SystemCalls.setSocketOption(fd, level: Int32(IPPROTO_IPV6), option: IPV6_V6ONLY, value: 0)
+        try SystemCalls.setNonBlocking(fd)
+    } catch {
+        try? SystemCalls.closeDescriptor(fd)
+        return .failure(error.errno)
+    }
+    if case .failure(let code) = SystemCalls.valueOrErrno({ address.withSockAddr { bind(fd, $0, $1) } }) {
+        try? SystemCalls.closeDescriptor(fd)
+        return .failure(code)
+    }
+    return .success(fd)
 }

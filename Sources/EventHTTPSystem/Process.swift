@@ -158,3 +158,69 @@ public enum SystemFiles {
         return count
     }
 }
+
+// CPUs the process may run on: its affinity mask and its cgroup's CPU quota. greetd sizes its
+// worker loops by these, in the spirit of Go 1.25's container-aware GOMAXPROCS: a loop per host
+// core is too many under `taskset` or in a CPU-limited container.
+extension ProcessResources {
+    /// CPUs in the calling thread's affinity mask (`sched_getaffinity`), or `nil` where the call
+    /// does not exist (Darwin) or fails.
+    public static func affinityCPUCount() -> Int? {
+        #if os(Linux)
+        guard let getAffinity = schedGetAffinity.function else { return nil }
+        // A cpu_set_t's 1024 bits (the type, like the call, sits behind _GNU_SOURCE).
+        var mask = [UInt64](repeating: 0, count: 16)
+        // Fails with EINVAL only when the mask is wider than 1024 CPUs: `nil` then, and the
+        // caller falls back to the online count.
+        let status = mask.withUnsafeMutableBytes { bytes in
+            SystemCalls.valueOrErrno { getAffinity(0, bytes.count, bytes.baseAddress!) }
+        }
+        guard case .success = status else { return nil }
+        // CPU_COUNT is a C macro Swift cannot see: count the mask's bits.
+        let count = mask.reduce(0) { $0 + $1.nonzeroBitCount }
+        return count > 0 ? count : nil
+        #else
+        return nil
+        #endif
+    }
+
+    /// The cgroup v2 CPU quota of this process, in whole CPUs rounded up: the smallest
+    /// `cpu.max` on the way from the process's cgroup (`0::/path` in `cgroupFile`) up to the
+    /// hierarchy's root under `cgroupRoot`. `nil`: no quota (`max`), no cgroup v2, or files that
+    /// cannot be read.
+    /// - Parameters:
+    ///   - cgroupFile: `/proc/self/cgroup` (a test points it elsewhere).
+    ///   - cgroupRoot: where the v2 hierarchy is mounted, `/sys/fs/cgroup`.
+    public static func cgroupCPULimit(cgroupFile: String = "/proc/self/cgroup", cgroupRoot: String = "/sys/fs/cgroup") -> Int? {
+        guard let membership = try? SystemFiles.readText(atPath: cgroupFile, limit: 16 * 1024) else { return nil }
+        // The v2 line is `0::<path>`; a v1-only system has none.
+        guard let line = membership.split(separator: "\n").first(where: { $0.hasPrefix("0::") }) else { return nil }
+        var path = String(line.dropFirst(3))
+        var limit: Int?
+        while true {
+            let directory = path == "/" || path.isEmpty ? cgroupRoot : cgroupRoot + path
+            if let text = try? SystemFiles.readText(atPath: directory + "/cpu.max", limit: 256),
+               let cpus = cpuMaxLimit(text) {
+                limit = min(limit ?? cpus, cpus)
+            }
+            guard path != "/", !path.isEmpty, let slash = path.lastIndex(of: "/") else { break }
+            path = slash == path.startIndex ? "/" : String(path[..<slash])
+        }
+        return limit
+    }
+
+    /// A `cpu.max` file's quota in whole CPUs, rounded up and at least 1: `"150000 100000"` is 2;
+    /// `"max 100000"` (no quota) or text that is not two numbers is `nil`.
+    public static func cpuMaxLimit(_ text: String) -> Int? {
+        let fields = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard fields.count >= 1, fields[0] != "max", let quota = Int(fields[0]), quota > 0 else { return nil }
+        let period = fields.count >= 2 ? Int(fields[1]) ?? 100_000 : 100_000
+        guard period > 0 else { return nil }
+        return max(1, (quota + period - 1) / period)
+    }
+}
+
+#if os(Linux)
+/// glibc's `sched_getaffinity`, found once: Swift's Glibc module hides it behind `_GNU_SOURCE`.
+private let schedGetAffinity = CFunction<@convention(c) (pid_t, Int, UnsafeMutableRawPointer) -> Int32>(named: "sched_getaffinity")
+#endif

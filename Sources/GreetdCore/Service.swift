@@ -100,7 +100,9 @@ public final class GreetdService: Sendable {
         if configuration.workers > 1 && configuration.port != 0 {
             // SO_REUSEPORT would let us share the port with another greetd by mistake: check
             // that it is free first, with plain sockets.
-            try LoopHTTPServer.checkPortIsFree(host: configuration.host, port: configuration.port)
+            for host in configuration.hosts {
+                try LoopHTTPServer.checkPortIsFree(host: host, port: configuration.port)
+            }
         }
         let group = WorkerGroup(workers: configuration.workers)
         var workers: [Worker] = []

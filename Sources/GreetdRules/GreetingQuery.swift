@@ -5,7 +5,8 @@ import EventHTTPDuration
 /// What is wrong with a request's query; ``description`` is the `400` body (without the newline).
 /// Every text quotes client bytes with ``GoDuration.quote(_:)``, so a body is one line of ASCII.
 public enum QueryProblem: Error, Equatable, Sendable, CustomStringConvertible {
-    /// evhttp could not split the query (`?%zz`, ...): `invalid query string "…"`.
+    /// A query that could not be split: `invalid query string "…"`. No query is refused so
+    /// since greetd splits by Go's rules (``GreetingQuery/items(ofQuery:)``); kept for the text.
     case malformedQuery(String)
     /// A parameter (name, text) that is not a Go duration, with the parser's error.
     case badDuration(String, String, DurationParseError)
@@ -51,9 +52,7 @@ public struct GreetingQuery: Equatable, Sendable {
     /// Whether `?delay=` asked for more than `maxDelay` (the answer says so in a header).
     public var delayWasCapped: Bool { requestedDelay.map { $0 > delay } ?? false }
 
-    /// Applies the rules above to decoded query items (`evhttp_parse_query_str`'s, in order).
-    /// A query evhttp cannot split never gets here: its caller throws
-    /// ``QueryProblem/malformedQuery(_:)``.
+    /// Applies the rules above to decoded query items (``items(ofQuery:)``'s, in order).
     /// - Parameters:
     ///   - delay: `--delay`, used when the query has none (not capped).
     ///   - maxDelay: `--max-delay`, the most `?delay=` may ask.
@@ -86,5 +85,55 @@ public struct GreetingQuery: Equatable, Sendable {
         }
         if value.nanoseconds < 0 { throw .negative(name, text) }
         return value
+    }
+
+    /// The reference split of a raw query into decoded items, by Go's `url.ParseQuery` rules
+    /// where they differ from evhttp's, and evhttp's elsewhere (the query fuzzer checks both):
+    /// - `&` separates arguments; empty ones are skipped (Go), where evhttp refuses the query;
+    /// - an argument without `=` is a name with an empty value (Go), where evhttp refuses it;
+    /// - names stay undecoded and an empty name is kept (no rule reads it);
+    /// - values are decoded as `evhttp_decode_uri_internal(…, 1)` (`+` is a space, `%` and two
+    ///   hex digits a byte, any other `%` itself), cut at a decoded NUL, invalid UTF-8 repaired.
+    ///
+    /// Simple and allocating on purpose: the yardstick for ``RawGreetingQuery``'s one pass.
+    public static func items(ofQuery query: String) -> [(name: String, value: String)] {
+        var items: [(name: String, value: String)] = []
+        for argument in query.utf8.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+            let bytes = Array(argument)
+            guard let equals = bytes.firstIndex(of: UInt8(ascii: "=")) else {
+                items.append((String(decoding: bytes, as: UTF8.self), ""))
+                continue
+            }
+            let name = String(decoding: bytes[..<equals], as: UTF8.self)
+            items.append((name, decodeValue(Array(bytes[(equals + 1)...]))))
+        }
+        return items
+    }
+
+    /// `evhttp_decode_uri_internal(value, …, 1)`, read back as `String(cString:)` would.
+    private static func decodeValue(_ value: [UInt8]) -> String {
+        func hex(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+        }
+        var out: [UInt8] = []
+        var i = 0
+        while i < value.count {
+            var c = value[i]
+            if c == UInt8(ascii: "+") {
+                c = UInt8(ascii: " ")
+            } else if c == UInt8(ascii: "%"), i + 2 < value.count, let high = hex(value[i + 1]), let low = hex(value[i + 2]) {
+                c = high << 4 | low
+                i += 2
+            }
+            if c == 0 { break }
+            out.append(c)
+            i += 1
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -3,16 +3,18 @@ import EventHTTPDuration
 // raw query's bytes, with no array of pairs and no String unless a value is refused.
 
 /// A request's raw query (`delay=2s&timeout=1s`, as `evhttp_uri_get_query` gives it, in a Swift
-/// string), split exactly as `evhttp_parse_query_str` (libevent 2.1) splits it, without
-/// allocating: the first value of each name greetd reads (`delay`, `timeout`, `stream`, `async`)
-/// is kept as a byte range and decoded only when it is used.
+/// string), split by Go's `url.ParseQuery` rules, without allocating: the first value of each
+/// name greetd reads (`delay`, `timeout`, `stream`, `async`) is kept as a byte range and decoded
+/// only when it is used.
 ///
-/// The rules it reproduces, byte for byte (the query fuzzer, `Fuzz/query`, compares it with
-/// evhttp's split plus ``GreetingQuery/resolve(_:delay:maxDelay:timeout:)`` on every input):
-/// - arguments are separated by `&`; one trailing `&` is ignored, any other empty argument
-///   (`&&`, a leading `&`, `&` alone) makes the whole query malformed;
-/// - each argument needs a `=` and a non-empty name before it (`=x` and `abc` are malformed);
-///   the name is compared undecoded, the value is everything after the first `=`;
+/// The rules, byte for byte (the query fuzzer, `Fuzz/query`, compares it with
+/// ``GreetingQuery/items(ofQuery:)`` plus ``GreetingQuery/resolve(_:delay:maxDelay:timeout:)`` on
+/// every input, and that split with evhttp's wherever evhttp accepts the query):
+/// - arguments are separated by `&`; empty arguments (`&&`, a leading or trailing `&`) are
+///   skipped, as Go skips them: names greetd does not read never make a query malformed;
+/// - an argument without `=` is a name with an empty value (`?delay` is judged as `delay=`), as
+///   in Go; an empty name (`=x`) is no name greetd reads;
+/// - the name is compared undecoded, the value is everything after the first `=`;
 /// - a value is decoded as `evhttp_decode_uri_internal(…, 1)`: `+` is a space, `%` and two hex
 ///   digits is that byte, any other `%` stays; it then ends at its first NUL byte and invalid
 ///   UTF-8 is repaired, as `String(cString:)` reads evhttp's C string.
@@ -27,20 +29,20 @@ public struct RawGreetingQuery: Sendable {
     private var async: Range<Int>?
 
     /// Scans `query` once (none at all: nothing to scan, no allocation).
-    /// - Throws: ``QueryProblem/malformedQuery(_:)`` when evhttp would refuse to split it.
+    /// - Throws: nothing since every query splits (Go's rules); kept `throws` so that callers
+    ///   stay source-compatible should a split rule ever refuse a query again.
     public init(_ query: String?) throws(QueryProblem) {
         self.query = query
         guard let query, !query.isEmpty else { return }
         let scanned = query.utf8.withContiguousStorageIfAvailable { Self.scan($0) }
             ?? Array(query.utf8).withUnsafeBufferPointer { Self.scan($0) }
-        guard let scanned else { throw .malformedQuery(query) }
         (delay, timeout, stream, async) = scanned
     }
 
     private typealias Fields = (delay: Range<Int>?, timeout: Range<Int>?, stream: Range<Int>?, async: Range<Int>?)
 
-    /// `evhttp_parse_query_str`'s split: the first value of each name read; `nil` if malformed.
-    private static func scan(_ bytes: UnsafeBufferPointer<UInt8>) -> Fields? {
+    /// Go's split: the first value of each name read.
+    private static func scan(_ bytes: UnsafeBufferPointer<UInt8>) -> Fields {
         var fields: Fields = (nil, nil, nil, nil)
         let end = bytes.count
         var start = 0
@@ -49,8 +51,9 @@ public struct RawGreetingQuery: Sendable {
             while ampersand < end, bytes[ampersand] != UInt8(ascii: "&") { ampersand += 1 }
             var equals = start
             while equals < ampersand, bytes[equals] != UInt8(ascii: "=") { equals += 1 }
-            if equals == ampersand || equals == start { return nil }
-            let value = (equals + 1)..<ampersand
+            // No `=`: the whole argument is the name and the value is empty (an empty argument
+            // has an empty name, which matches nothing below: skipped).
+            let value = equals == ampersand ? ampersand..<ampersand : (equals + 1)..<ampersand
             let name = UnsafeBufferPointer(rebasing: bytes[start..<equals])
             switch name.count {
             case 5:

@@ -35,10 +35,6 @@ import Darwin
         }
     }
 
-    private func malformed(_ query: String) -> Bool {
-        fast(query) == .failure(.malformedQuery(query))
-    }
-
     @Test("no query, an empty one, or none of our names: the configured defaults")
     func defaults() {
         #expect(fast(nil) == .success(GreetingQuery(delay: defaultDelay, timeout: nil)))
@@ -76,20 +72,38 @@ import Darwin
         #expect(fast("delay=-1s").description.contains("must not be negative"))
     }
 
-    @Test("evhttp's malformed queries: &&, a leading &, & alone, =x, no =; one trailing & is fine")
-    func malformedQueries() {
-        #expect(malformed("delay=1s&&timeout=2s"))
-        #expect(malformed("delay=1s&&"))
-        #expect(malformed("&delay=1s"))
-        #expect(malformed("&"))
-        #expect(malformed("=x"))
-        #expect(malformed("delay=1s&=x"))
-        #expect(malformed("delay"))
-        #expect(malformed("delay=1s&abc"))
+    @Test("Go's split: empty arguments are skipped, a name without '=' has an empty value, unread names never refuse")
+    func goSplit() throws {
+        let defaults = Result<GreetingQuery, QueryProblem>.success(GreetingQuery(delay: defaultDelay, timeout: nil))
+        expectSame("delay=1s&&timeout=2s", [("delay", "1s"), ("timeout", "2s")])
+        expectSame("delay=1s&&", [("delay", "1s")])
+        expectSame("&delay=1s", [("delay", "1s")])
         expectSame("delay=1s&", [("delay", "1s")])
-        // Malformed wins over a bad value before it: evhttp refuses the whole query first.
-        #expect(malformed("delay=5x&abc"))
-        #expect(fast("delay=1s&&").description == #"invalid query string "delay=1s&&""#)
+        #expect(fast("&") == defaults)
+        #expect(fast("&&") == defaults)
+        #expect(fast("=x") == defaults)
+        #expect(fast("cachebust") == defaults)
+        expectSame("delay=0s&cachebust", [("delay", "0s"), ("cachebust", "")])
+        #expect(try fast("delay=0s&cachebust").get().delay == .zero)
+        expectSame("delay=1s&=x", [("delay", "1s"), ("", "x")])
+        expectSame("delay=1s&abc", [("delay", "1s"), ("abc", "")])
+        // `?delay` is `delay=`: an empty value, a bad duration, as before.
+        expectSame("delay", [("delay", "")])
+        #expect(fast("delay") == fast("delay="))
+        #expect(fast("delay") == .failure(.badDuration("delay", "", .invalid(""))))
+        #expect(fast("timeout&delay=1s") == .failure(.badDuration("timeout", "", .invalid(""))))
+        // A bad value is still refused, whatever follows it.
+        #expect(fast("delay=5x&abc").description.contains(#"invalid delay "5x""#))
+        #expect(try RawGreetingQuery("stream&stream=1").asksForStream == false)
+    }
+
+    @Test("the reference split agrees with the fast path's flags and with evhttp's split where evhttp splits")
+    func referenceSplit() {
+        #expect(GreetingQuery.items(ofQuery: "").isEmpty)
+        #expect(GreetingQuery.items(ofQuery: "&&&").isEmpty)
+        let items = GreetingQuery.items(ofQuery: "a&b=%31+2&=c&d=%00x&e=%zz")
+        #expect(items.map(\.name) == ["a", "b", "", "d", "e"])
+        #expect(items.map(\.value) == ["", "1 2", "c", "", "%zz"])
     }
 
     @Test("'=' in a value is part of it; names are not decoded")
