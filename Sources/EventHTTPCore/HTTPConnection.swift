@@ -77,7 +77,15 @@ final class HTTPConnection {
     private var watching = false
     /// Why we freed the connection ourselves, for the close callback.
     private var endReason: ConnectionEnd?
-    private var requestCount = 0
+    /// Requests handed over so far (evhttp dispatched them, in order): the position of the next.
+    private(set) var requestCount = 0
+    /// The libevent event that was running when evhttp finished the last reply (its request-
+    /// complete callback). evhttp closes a `Connection: close` conversation right after that
+    /// callback, inside the same event; a client's close comes in another. So a close callback
+    /// running inside this event is evhttp's own, after the answer (`done`).
+    private var replyEvent: OpaquePointer?
+    /// The status of the last answer handed to evhttp (for the close reason).
+    private var lastStatus = 0
     /// When the first byte of the request being read arrived: the start of a canned response's
     /// request. `nil` while no byte has arrived (the connection is idle, safe to close when
     /// draining, as Go's `Shutdown` does).
@@ -92,6 +100,11 @@ final class HTTPConnection {
     var applicationSlot: AnyObject?
     /// Our drain callback on the output buffer while a reply streams (`LoopRequest+Streaming.swift`).
     var drainCallback: OpaquePointer?
+    /// The strict-framing gate every received byte passes before evhttp parses it
+    /// (`RequestFraming.swift`).
+    var framer: RequestFramer
+    /// Set while we rewrite the input buffer ourselves: our own additions are not received bytes.
+    private var rewritingInput = false
 
     init(raw: OpaquePointer, fd: Int32, server: LoopHTTPServer) {
         self.raw = raw
@@ -101,6 +114,7 @@ final class HTTPConnection {
         self.safePoint = server.safePoint
         self.group = server.group
         self.base = server.base
+        self.framer = RequestFramer(maxHeaderBytes: server.options.maxHeaderBytes)
         event = OpaquePointer(UnsafeMutableRawPointer.allocate(byteCount: Self.eventSize, alignment: 16))
         watchFlags = Int16(server.earlyClose ? EV_READ | EV_CLOSED | EV_PERSIST : EV_READ | EV_PERSIST)
         let retain = Unmanaged.passRetained(self)
@@ -160,8 +174,62 @@ final class HTTPConnection {
         }
     }
 
-    fileprivate func bytesArrived() {
+    /// `added` bytes were appended to the input after its first `previous` bytes (by evhttp's
+    /// read or the abort watch's): they pass the framer before evhttp may parse them. evbuffer
+    /// callbacks run inside the read that added the bytes, before the bufferevent's read
+    /// callback (evhttp's parser) runs, so evhttp has seen none of them yet.
+    fileprivate func bytesArrived(_ input: OpaquePointer, previous: Int, added: Int) {
+        guard !rewritingInput else { return }
         if requestStarted == nil { requestStarted = .now }
+        // The new bytes sit at the buffer's end; most reads land in one segment.
+        var position = evbuffer_ptr()
+        guard evbuffer_ptr_set(input, &position, previous, EVBUFFER_PTR_SET) == 0 else { return dropInput() }
+        var vectors = (iovec(), iovec())
+        let segments = withUnsafeMutablePointer(to: &vectors) {
+            $0.withMemoryRebound(to: iovec.self, capacity: 2) { evbuffer_peek(input, added, &position, $0, 2) }
+        }
+        let replacement: [UInt8]?
+        if segments == 1, vectors.0.iov_len >= added, let start = vectors.0.iov_base {
+            replacement = framer.feed(UnsafeBufferPointer(start: start.assumingMemoryBound(to: UInt8.self), count: added))
+        } else {
+            var bytes = [UInt8](repeating: 0, count: added)
+            guard evbuffer_copyout_from(input, &position, &bytes, added) == added else { return dropInput() }
+            replacement = bytes.withUnsafeBufferPointer { framer.feed($0) }
+        }
+        guard let replacement else { return }
+        replaceInputTail(input, keeping: previous, with: replacement)
+    }
+
+    /// Puts `bytes` in place of everything after the input's first `keep` bytes (the unit the
+    /// framer rewrote, held back or refused).
+    private func replaceInputTail(_ input: OpaquePointer, keeping keep: Int, with bytes: [UInt8]) {
+        rewritingInput = true
+        defer { rewritingInput = false }
+        // The input's start is never frozen, and its end is thawed during the read that called
+        // us (bufferevent_sock.c and socketActivity both unfreeze around evbuffer_read). Drain,
+        // add and remove fail only out of memory: then evhttp must not parse what is left.
+        if keep == 0 {
+            guard evbuffer_drain(input, evbuffer_get_length(input)) == 0 else { return dropInput() }
+        } else {
+            guard let front = evbuffer_new() else { return dropInput() }
+            defer { evbuffer_free(front) }
+            guard evbuffer_remove_buffer(input, front, keep) == keep,
+                  evbuffer_drain(input, evbuffer_get_length(input)) == 0,
+                  evbuffer_add_buffer(input, front) == 0 else { return dropInput() }
+        }
+        if !bytes.isEmpty, evbuffer_add(input, bytes, bytes.count) != 0 { dropInput() }
+    }
+
+    /// The framer could not look at the bytes (out of memory): close rather than let evhttp
+    /// parse what was not checked.
+    private func dropInput() {
+        if let bufferevent {
+            rewritingInput = true
+            let input = bufferevent_get_input(bufferevent)
+            _ = evbuffer_drain(input, evbuffer_get_length(input))
+            rewritingInput = false
+        }
+        end(.serverClosed)
     }
 
     /// evhttp starts reading a request (the first, or the next on a keep-alive connection).
@@ -190,6 +258,7 @@ final class HTTPConnection {
     /// A whole request arrived: the read deadline no longer applies.
     func beginHandling(_ request: LoopRequest) {
         requestCount += 1
+        replyEvent = nil
         state = .handling(request)
         // event_del fails only for an event without a base.
         _ = event_del(event)
@@ -200,6 +269,7 @@ final class HTTPConnection {
     /// request; with `Connection: close` the close callback follows at once.
     fileprivate func replyWritten() {
         guard case .replying = state else { return }
+        replyEvent = event_base_get_running_event(base.raw)
         safePoint.callback { awaitRequest() }
     }
 
@@ -286,7 +356,35 @@ final class HTTPConnection {
 
     /// Reports a request's end to the responder, unless the server is going away.
     func report(_ head: RequestHead, _ end: RequestEnd) {
+        if case .responded(let status, _) = end { lastStatus = status }
         if serverAttached { server.report(head, end) }
+    }
+
+    /// Why the connection is closing, from what we know in the close callback.
+    private func closeReason(previous: State) -> ConnectionCloseReason {
+        if let endReason {
+            switch endReason {
+            case .peerClosed, .socketError: return .client
+            case .pipelineLimitExceeded: return .pipelineLimit
+            case .readTimeout: return requestCount == 0 ? .headerTimeout : .idleTimeout
+            case .serverClosed: return .shutdown
+            }
+        }
+        if output.canned != nil { return .badRequest }
+        if let replyEvent, replyEvent == event_base_get_running_event(base.raw) {
+            switch lastStatus {
+            case 400, 413, 417, 431, 501, 505: return .badRequest
+            default: return .done
+            }
+        }
+        switch previous {
+        case .handling, .streaming, .replying:
+            // evhttp failed the connection: a write error (the client's) or its write timeout.
+            let code = Errno.current
+            return code == .brokenPipe || code == .connectionReset ? .client : .idleTimeout
+        case .awaitingRequest, .closed:
+            return server.isDraining ? .shutdown : .client
+        }
     }
 
     /// The close callback: the connection and any request on it are being freed.
@@ -312,9 +410,10 @@ final class HTTPConnection {
         default:
             break
         }
+        let reason = closeReason(previous: previous)
         finishCannedResponse()
         applicationSlot = nil
-        if serverAttached { server.connectionClosed(self) }
+        if serverAttached { server.connectionClosed(self, reason: reason) }
         self.retain = nil
         retain.release()  // balances init's passRetained
     }
@@ -343,8 +442,9 @@ private func abortWatchTrampoline(_ fd: Int32, _ what: Int16, _ arg: UnsafeMutab
 
 /// The C input-buffer callback: bytes were added to (or drained from) the connection's input.
 private func inputTrampoline(_ buffer: OpaquePointer?, _ info: UnsafePointer<evbuffer_cb_info>?, _ arg: UnsafeMutableRawPointer?) {
-    guard let arg, let info, info.pointee.n_added > 0 else { return }
-    Unmanaged<HTTPConnection>.fromOpaque(arg).takeUnretainedValue().bytesArrived()
+    guard let buffer, let arg, let info, info.pointee.n_added > 0 else { return }
+    Unmanaged<HTTPConnection>.fromOpaque(arg).takeUnretainedValue()
+        .bytesArrived(buffer, previous: evbuffer_get_length(buffer) - info.pointee.n_added, added: info.pointee.n_added)
 }
 
 /// The C request-complete callback (inside `evhttp_send_done`): the reply was written; a
