@@ -5,13 +5,18 @@ It mirrors the Swift one in Sources/GreetdRules (LogLineFormat.swift, LogLinePar
 MetricNames.swift); Tests/GreetdRulesTests/PythonMirrorTests.swift checks that both name the same
 metrics. `python3 Benchmarks/greetd_format.py` runs this module's self-test.
 
-A log line (UTC, microseconds; `<N>` is the sd-daemon priority greetd adds under systemd):
+A log line (UTC, microseconds; `<N>` is the sd-daemon priority greetd adds under systemd, where
+the line drops its own timestamp because journald stamps it):
 
-    [<6>]2026-11-25T10:48:50.123456Z info [request_id=17] Greetings are hard. Thinking...
+    [<6>]2026-11-25T10:48:50.123456Z info [request_id=7f3a9c21-17] Greetings are hard. Thinking...
+    <6>info [request_id=7f3a9c21-17] Greetings are hard. Thinking...
+
+`--log-format json` lines are JSON objects (`time`, `level`, `msg`, `request_id`, ...): read them
+with json.loads.
 
 Fields follow the message as ` key=value`; a value with spaces, quotes or control bytes is
 Go-quoted (`target="/x y"`). An access line: `access method=GET target=/ status=200
-duration=1.2ms bytes=14`.
+duration=1.2ms bytes=14 remote=127.0.0.1:5555 proto=HTTP/1.1 user_agent="curl/8.5.0"`.
 """
 import collections
 import datetime
@@ -40,7 +45,7 @@ OUTCOMES = ("completed", "canceled", "deadline_exceeded", "shutdown", "rejected"
 LEVELS = ("trace", "debug", "info", "notice", "warning", "error", "critical")
 LOG_LINE = re.compile(
     r"^(?:<(?P<priority>[0-7])>)?"
-    r"(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z) "
+    r"(?:(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z) |(?<=>))"
     r"(?P<level>" + "|".join(LEVELS) + r") "
     r"(?:\[request_id=(?P<request_id>.*?)\] )?"
     r"(?P<message>.*)$")
@@ -49,7 +54,8 @@ LogLine = collections.namedtuple("LogLine", "priority time level request_id mess
 
 
 def parse_line(text):
-    """A LogLine (priority int or None, time str, level, request_id or None, message), or None."""
+    """A LogLine (priority int or None, time str or None, level, request_id or None, message), or None.
+    The time is None only on a journald line (one with a priority), which has none."""
     m = LOG_LINE.match(text.rstrip("\n"))
     if not m:
         return None
@@ -118,6 +124,9 @@ def _selftest():
     assert parse_time_ns(line.time) == 1_795_603_730_123_456_000
     plain = parse_line("2026-11-25T10:48:50.000000Z info Server listening")
     assert plain.request_id is None and plain.priority is None and plain.message == "Server listening"
+    journal = parse_line("<6>info [request_id=ab12cd34-9] access method=GET target=/ status=200")
+    assert journal == LogLine(6, None, "info", "ab12cd34-9", "access method=GET target=/ status=200"), journal
+    assert parse_line("info Server listening") is None
     assert parse_line("hello") is None and parse_line("2026-11-25T10:48:50.000000Z loud x") is None
     access = 'access method=GET target="/x status=200 \\"q\\"\\x1b" status=404 duration=1.5ms bytes=19'
     assert field(access, "target") == '/x status=200 "q"\x1b', field(access, "target")

@@ -262,9 +262,11 @@ public final class LoopRequest {
         case .responded, .aborted:
             return
         }
+        var ended = head
+        if case .streaming(_, let status, let bytes) = state { ended.streamed = (status, bytes) }
         state = .aborted(reason)
         isWatched = false
-        connection.report(head, .aborted(reason))
+        connection.report(ended, .aborted(reason))
         fireDrainWaiter()
     }
 }

@@ -26,6 +26,16 @@ public struct RequestHead: Sendable {
     public let start: ContinuousClock.Instant
     /// Who answered.
     public let origin: ResponseOrigin
+    /// The client as an access log shows it (`127.0.0.1:5555`, `[::1]:5555`; an IPv4 client
+    /// reached over an IPv6 socket as plain IPv4), or `nil` for a canned answer.
+    public internal(set) var remote: String? = nil
+    /// The request line's version (`HTTP/1.1`), or `nil` for a canned answer.
+    public internal(set) var proto: String? = nil
+    /// The `User-Agent` header as sent, or `nil` when there was none.
+    public internal(set) var userAgent: String? = nil
+    /// For a streamed reply whose connection ended before the stream did: the status and the
+    /// body bytes it had sent (``RequestEnd/aborted(_:)`` says why it ended). `nil` otherwise.
+    public internal(set) var streamed: (status: Int, bytes: Int)? = nil
 }
 
 /// How a request ended. Reported once per request by ``LoopResponder/requestEnded(_:_:)``.

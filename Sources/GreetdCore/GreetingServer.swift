@@ -127,7 +127,7 @@ public final class GreetingServer: LoopObserver {
     private static func frontDoor(_ configuration: GreetdConfiguration) -> EventHTTPServer.Configuration {
         var frontDoor = EventHTTPServer.Configuration(
             host: configuration.host, port: configuration.port, loops: 1, transport: configuration.http,
-            requestIDs: .custom { number, clientValue in clientValue.flatMap(acceptableRequestID) ?? "\(number)" },
+            requestIDs: .custom { number, clientValue in clientValue.flatMap(acceptableRequestID) ?? GeneratedRequestID.make(number) },
             errorRenderer: ErrorRenderer { answer in
                 guard answer.status == .methodNotAllowed else { return ("text/plain; charset=utf-8", "404 page not found\n") }
                 let path = String(answer.target.prefix { $0 != "?" })

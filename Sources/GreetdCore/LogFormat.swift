@@ -17,7 +17,9 @@ import Darwin
 /// `2026-11-25T10:48:50.123456Z info [request_id=17] Greetings are hard. Thinking...`, other
 /// metadata after the message as `key=value`, sorted by key. When the descriptor is the stream
 /// systemd connected to the journal (`JOURNAL_STREAM`), each line starts with its sd-daemon
-/// priority (`<6>`), so `journalctl -p warning` can filter.
+/// priority (`<6>`), so `journalctl -p warning` can filter, and drops its own timestamp, which
+/// journald adds. With ``LogOutputFormat/json`` each line is one JSON object instead
+/// (GreetdRules' ``formatJSONLogLine(level:message:requestID:fields:at:)``), with no prefix.
 ///
 /// Threading: a value; `log(event:)` may run on any thread (``LogBatch`` keeps each thread's
 /// order, and lines of different threads never interleave). The descriptor is the caller's and
@@ -28,16 +30,28 @@ public struct FileDescriptorLogHandler: LogHandler {
     /// The least severe level logged (swift-log checks it before calling ``log(event:)``).
     public var logLevel: Logger.Level
     private let fd: Int32
-    /// Whether lines start with `<N>` (sd-daemon priorities).
+    /// Whether text lines start with `<N>` (sd-daemon priorities) and leave out the timestamp.
     public let journalPriorities: Bool
+    /// Text or JSON lines.
+    public let format: LogOutputFormat
+    /// Where greetd's access lines go (written whatever ``logLevel`` says); `nil`: they are
+    /// ordinary `info` lines of this handler (tests, embedders).
+    public let accessLog: AccessLog?
 
     /// A handler writing to `fd` (default: standard error) at `level` and above.
-    /// - Parameter journalStream: `JOURNAL_STREAM`'s value (default: this process's); lines get
-    ///   sd-daemon priorities when it names `fd` (see ``isJournalStream(fd:journalStream:)``).
-    public init(fd: Int32 = 2, level: Logger.Level = .info, journalStream: String? = currentJournalStream()) {
+    /// - Parameters:
+    ///   - journalStream: `JOURNAL_STREAM`'s value (default: this process's); text lines get
+    ///     sd-daemon priorities and no timestamp when it names `fd` (see
+    ///     ``isJournalStream(fd:journalStream:)``).
+    ///   - format: `--log-format`.
+    ///   - accessLog: `--access-log`'s destination, for ``RequestRecorder``.
+    public init(fd: Int32 = 2, level: Logger.Level = .info, journalStream: String? = currentJournalStream(),
+                format: LogOutputFormat = .text, accessLog: AccessLog? = nil) {
         self.fd = fd
         self.logLevel = level
-        self.journalPriorities = Self.isJournalStream(fd: fd, journalStream: journalStream)
+        self.format = format
+        self.accessLog = accessLog
+        self.journalPriorities = format == .text && Self.isJournalStream(fd: fd, journalStream: journalStream)
     }
 
     /// swift-log's per-key metadata access.
@@ -56,8 +70,13 @@ public struct FileDescriptorLogHandler: LogHandler {
             if let extra = event.metadata { merged.merge(extra) { $1 } }
             all = merged
         }
-        var line = formatLogLine(level: event.level, message: event.message.description, metadata: all,
-                                 journalPriority: journalPriorities)
+        var line: [UInt8]
+        if format == .json {
+            line = formatJSONLogLine(level: event.level, message: event.message.description, metadata: all)
+        } else {
+            line = formatLogLine(level: event.level, message: event.message.description, metadata: all,
+                                 journalPriority: journalPriorities, timestamp: !journalPriorities)
+        }
         line.append(UInt8(ascii: "\n"))
         line.withUnsafeBytes { LogBatch.write($0, to: fd) }
     }
@@ -86,7 +105,7 @@ public func currentJournalStream() -> String? {
 /// ``requestIDKey``, every other metadata value by its `description`. Shared by every handler
 /// and test, so all see the same text.
 public func formatLogLine(level: Logger.Level, message: String, metadata: Logger.Metadata,
-                          at time: LogTimestamp = .now, journalPriority: Bool = false) -> [UInt8] {
+                          at time: LogTimestamp = .now, journalPriority: Bool = false, timestamp: Bool = true) -> [UInt8] {
     var requestID: String?
     var fields: [(key: String, value: String)] = []
     for (key, value) in metadata {
@@ -97,7 +116,24 @@ public func formatLogLine(level: Logger.Level, message: String, metadata: Logger
         }
     }
     return formatLogLine(level: LogLevel(level), message: message, requestID: requestID, fields: fields,
-                         at: time, journalPriority: journalPriority)
+                         at: time, journalPriority: journalPriority, timestamp: timestamp)
+}
+
+/// One JSON log line from swift-log's values (without the newline): `request_id` from
+/// ``requestIDKey``, every other metadata value as a string field, sorted by key.
+public func formatJSONLogLine(level: Logger.Level, message: String, metadata: Logger.Metadata,
+                              at time: LogTimestamp = .now) -> [UInt8] {
+    var requestID: String?
+    var fields: [(key: String, value: LogValue)] = []
+    for (key, value) in metadata {
+        if key == requestIDKey {
+            requestID = value.description
+        } else {
+            fields.append((key, .string(value.description)))
+        }
+    }
+    if fields.count > 1 { fields.sort { $0.key < $1.key } }
+    return formatJSONLogLine(level: LogLevel(level), message: message, requestID: requestID, fields: fields, at: time)
 }
 
 extension LogLevel {

@@ -2,6 +2,7 @@ import EventHTTPSystem
 import EventHTTPCore
 import Logging
 import EventHTTPDuration
+import GreetdRules
 
 /// The one place that turns what happens to requests into the access log, the worker's
 /// ``GreetdStats`` and the shared ``GreetdMetrics`` (middleware in Hummingbird's sense: the
@@ -23,10 +24,14 @@ final class RequestRecorder {
     /// copy, which is a `let`), greetd's handlers are values too, and asking the handler (an
     /// existential) per line costs more than the check it guards.
     let logLevel: Logger.Level
+    /// `--access-log`: greetd's handler carries it (access lines go out whatever the level);
+    /// under any other handler (tests, embedders) access lines are `info` lines of the logger.
+    private let accessLog: AccessLog?
 
     init(logger: Logger, stats: GreetdStats, metrics: GreetdMetrics, maxConnections: Int) {
         self.logger = logger
         self.logLevel = logger.logLevel
+        self.accessLog = (logger.handler as? FileDescriptorLogHandler)?.accessLog
         self.stats = stats
         self.metrics = metrics
         self.maxConnections = maxConnections
@@ -55,8 +60,7 @@ final class RequestRecorder {
         case .responded(let code, let size): (status, bytes) = (code, size)
         case .aborted: (status, bytes) = (499, 0)
         }
-        log(.info, request: head.id,
-            "access method=\(head.method) target=\(logField(head.target)) status=\(status) duration=\(GoDuration(elapsed)) bytes=\(bytes)")
+        writeAccessLine(head, status: head.streamed?.status ?? status, bytes: head.streamed?.bytes ?? bytes, elapsed: elapsed)
         if head.origin == .connectionLimit {
             metrics.rejected()
             refusals.record { count in
@@ -79,6 +83,23 @@ final class RequestRecorder {
             }
         }
         metrics.finished(outcome, after: elapsed)
+    }
+
+    /// The access line: to ``accessLog`` whatever the level (nothing is built when it is `off`),
+    /// else as an `info` line of the logger. A stream cut short shows what it had sent
+    /// (``RequestHead/streamed``), not `499`: the client did get a 200 and some bytes.
+    private func writeAccessLine(_ head: RequestHead, status: Int, bytes: Int, elapsed: Duration) {
+        if let accessLog {
+            guard accessLog.isEnabled else { return }
+            accessLog.write(accessRecord(head, status: status, bytes: bytes, elapsed: elapsed), requestID: head.id)
+        } else {
+            log(.info, request: head.id, "\(accessRecord(head, status: status, bytes: bytes, elapsed: elapsed).textMessage)")
+        }
+    }
+
+    private func accessRecord(_ head: RequestHead, status: Int, bytes: Int, elapsed: Duration) -> AccessRecord {
+        AccessRecord(method: head.method, target: head.target, status: status, bytes: bytes, duration: elapsed,
+                     remote: head.remote ?? "-", proto: head.proto ?? "-", userAgent: head.userAgent ?? "")
     }
 
     /// Logs a line about one request at `level`, if ``logLevel`` lets it through: nothing at all

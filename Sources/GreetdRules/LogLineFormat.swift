@@ -5,7 +5,9 @@
 //
 // UTC with microseconds, the level, the request id when there is one, the message, then other
 // fields as ` key=value`, sorted by key. Under systemd the line starts with its sd-daemon
-// priority (`<6>2026-…`), which journald strips and files the line under.
+// priority (`<6>2026-…`), which journald strips and files the line under; there the line drops
+// its own timestamp (`<6>info [request_id=17] …`), because journald stamps every line itself.
+// `--log-format json` writes one JSON object per line instead (LogLineJSON.swift).
 
 /// How severe a log line is; the names and order are swift-log's `Logger.Level`.
 public enum LogLevel: String, CaseIterable, Comparable, Sendable {
@@ -70,16 +72,20 @@ public struct LogTimestamp: Hashable, Comparable, Sendable {
 ///   - requestID: shown as `[request_id=…]` after the level.
 ///   - fields: other metadata, written after the message as ` key=value`, sorted by key.
 ///   - journalPriority: start the line with `<N>`, the level's ``LogLevel/journalPriority``.
+///   - timestamp: write `time` after the priority; `false` under journald, which stamps each
+///     line itself (two timestamps per line would disagree and waste the width).
 public func formatLogLine(level: LogLevel, message: String, requestID: String? = nil,
                           fields: [(key: String, value: String)] = [], at time: LogTimestamp,
-                          journalPriority: Bool = false) -> [UInt8] {
+                          journalPriority: Bool = false, timestamp: Bool = true) -> [UInt8] {
     var line: [UInt8] = []
     line.reserveCapacity(64 + message.utf8.count)
     if journalPriority {
         line.append(contentsOf: [UInt8(ascii: "<"), UInt8(ascii: "0") + UInt8(level.journalPriority), UInt8(ascii: ">")])
     }
-    appendUTCTimestamp(time, to: &line)
-    line.append(UInt8(ascii: " "))
+    if timestamp {
+        appendUTCTimestamp(time, to: &line)
+        line.append(UInt8(ascii: " "))
+    }
     line.append(contentsOf: level.rawValue.utf8)
     if let requestID {
         line.append(contentsOf: " [\(requestIDKey)=".utf8)

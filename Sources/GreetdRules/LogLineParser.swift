@@ -1,6 +1,8 @@
 // Reads back what `formatLogLine` writes: for tests and tools, never on the server's hot path.
 
 /// One log line of greetd, parsed: `[<N>]<timestamp> <level> [[request_id=<id>] ]<message>`.
+/// Under journald the timestamp is left out (`<6>info …`): a line with a priority prefix may
+/// lack it, and then ``hasTimestamp`` is `false`.
 ///
 /// The message is the rest of the line as written: control bytes stay escaped (`\x0a`), and the
 /// fields after the message (` key=value`) stay part of it; ``field(_:)`` reads one. An access
@@ -8,8 +10,11 @@
 public struct LogLine: Equatable, Sendable {
     /// The sd-daemon priority prefix (`<6>`), when the line had one (greetd under systemd).
     public var priority: Int?
-    /// When the line was logged, to the microsecond.
+    /// When the line was logged, to the microsecond; the epoch when the line had no timestamp
+    /// (see ``hasTimestamp``).
     public var time: LogTimestamp
+    /// Whether the line had its own timestamp (not under journald, which stamps lines itself).
+    public var hasTimestamp: Bool
     /// The line's level.
     public var level: LogLevel
     /// The request the line is about: the `[request_id=…]` after the level.
@@ -29,11 +34,18 @@ public struct LogLine: Equatable, Sendable {
             priority = Int(digit - UInt8(ascii: "0"))
             bytes = bytes.dropFirst(3)
         }
-        guard let time = parseTimestamp(bytes.prefix(27)) else { return nil }
-        self.time = time
-        bytes = bytes.dropFirst(27)
-        guard bytes.first == UInt8(ascii: " ") else { return nil }
-        bytes = bytes.dropFirst()
+        if let time = parseTimestamp(bytes.prefix(27)) {
+            self.time = time
+            hasTimestamp = true
+            bytes = bytes.dropFirst(27)
+            guard bytes.first == UInt8(ascii: " ") else { return nil }
+            bytes = bytes.dropFirst()
+        } else {
+            // Only a journald line (with its priority) goes without a timestamp.
+            guard priority != nil else { return nil }
+            time = LogTimestamp(seconds: 0, nanoseconds: 0)
+            hasTimestamp = false
+        }
         let word = bytes.prefix { $0 != UInt8(ascii: " ") }
         guard let level = LogLevel(rawValue: String(decoding: word, as: UTF8.self)) else { return nil }
         self.level = level

@@ -1,5 +1,6 @@
 import ArgumentParser
 import GreetdCore
+import GreetdRules
 import Logging
 import EventHTTPDuration
 #if canImport(Glibc)
@@ -15,11 +16,37 @@ import Darwin
 // "Missing value", when the real problem is the value. Read unconditionally, it reaches
 // validation, which names the option and the rule (`delay must not be negative, got -1s`).
 
-/// Log levels as `--log-level` spells them.
+/// Log levels as `--log-level` spells them: in any case (`INFO`), and `warn` for `warning`
+/// (the spelling of Go's slog, logrus and zap, which operators type by habit).
 enum LogLevelOption: String, ExpressibleByArgument, CaseIterable {
     case trace, debug, info, notice, warning, error, critical
 
+    init?(argument: String) {
+        let word = argument.lowercased()
+        self.init(rawValue: word == "warn" ? "warning" : word)
+    }
+
     var level: Logger.Level { Logger.Level(rawValue: rawValue)! }
+}
+
+/// `--log-format`: a wrapper, so that GreetdRules' enum needs no retroactive conformance.
+enum LogFormatOption: String, ExpressibleByArgument, CaseIterable {
+    case text, json
+
+    init?(argument: String) {
+        self.init(rawValue: argument.lowercased())
+    }
+
+    var format: LogOutputFormat { self == .json ? .json : .text }
+}
+
+/// `--access-log stderr|off|PATH`; an empty value is refused (it names no file).
+func parseAccessLog(_ text: String) throws -> AccessLogDestination {
+    try refuseOption(text)
+    guard let destination = AccessLogDestination(argument: text) else {
+        throw ValidationError("--access-log is empty; give stderr, off, or a file's path")
+    }
+    return destination
 }
 
 /// A Go duration (`250ms`, `1.5s`, `-1s`), or a usage error with Go's reason.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GreetdCore
+import GreetdRules
 import EventHTTPCore
 import Logging
 import EventHTTPDuration
@@ -42,7 +43,20 @@ struct Greetd: ParsableCommand {
             second signal cancels at once. Under systemd (Type=notify), READY=1 and STOPPING=1 \
             go to $NOTIFY_SOCKET.
 
-            Logs go to standard error, one line per event, unbuffered, each with its request id. \
+            Logs go to standard error, one line per event, each with its request id (the \
+            client's X-Request-Id if sane, else a random per-process prefix and a number, \
+            e.g. 7f3a9c21-42). A worker writes its lines at the end of each loop pass, in one \
+            write, before it waits again; other threads write each line at once. \
+            --log-format json writes one JSON object per line (time, level, msg, request_id). \
+            Under systemd's journal (JOURNAL_STREAM naming standard error), text lines start \
+            with their priority (<6>) and carry no timestamp of their own: journald stamps them.
+
+            Access log: one line per request (method, target, status, bytes, duration, remote, \
+            proto, user_agent; a target over 2 KB is cut), whatever --log-level says: to \
+            standard error, to a file (--access-log PATH: appended to, created 0640), or \
+            nowhere (--access-log off). SIGHUP reopens the file (for logrotate) and logs a \
+            notice; it never stops greetd.
+
             The event backend is libevent's choice; EVENT_NOEPOLL=1 EVENT_NOPOLL=1 force select.
 
             Exit status: 0 after a clean shutdown (SIGTERM or SIGINT); 1 on a runtime error, such \
@@ -94,8 +108,14 @@ struct Greetd: ParsableCommand {
     @Option(parsing: .unconditional, help: "Bytes a client may pipeline behind a pending request before it is dropped. (default: 65536)", transform: parseInteger)
     var pipelineLimit: Int = 64 * 1024
 
-    @Option(help: "Least severe level to log. 'notice' keeps lifecycle lines (listening, ready, draining, stopped) and context errors but not the per-request lines; 'warning' keeps problems only.")
+    @Option(help: "Least severe level to log: trace, debug, info, notice, warning (or warn), error, critical, in any case. 'notice' keeps lifecycle lines (listening, ready, draining, stopped) and context errors but not the per-request lines; 'warning' keeps problems only. Access lines do not depend on it (see --access-log). (default: info)")
     var logLevel: LogLevelOption = .info
+
+    @Option(help: "Log line format: 'text' (timestamp level [request_id=…] message key=value) or 'json' (one object per line: time, level, msg, request_id, and typed fields; access lines have msg \"access\"). (default: text)")
+    var logFormat: LogFormatOption = .text
+
+    @Option(help: "Where access lines go, one per request, whatever --log-level says: 'stderr', 'off', or a file's path (appended to, created 0640; SIGHUP reopens it, for logrotate). (default: stderr)", transform: parseAccessLog)
+    var accessLog: AccessLogDestination = .stderr
 
     func validate() throws {
         try validateCommandLine(host: host, port: port, headerTimeout: headerTimeout, idleTimeout: idleTimeout)
@@ -103,7 +123,17 @@ struct Greetd: ParsableCommand {
 
     func run() throws {
         let level = logLevel.level
-        var logger = Logger(label: "greetd") { _ in FileDescriptorLogHandler(fd: 2, level: level) }
+        let format = logFormat.format
+        let accessLogFile: AccessLog
+        do {
+            accessLogFile = try AccessLog(destination: accessLog, format: format)
+        } catch {
+            printError("greetd: error: cannot open the access log: \(error)")
+            throw ExitCode(1)
+        }
+        var logger = Logger(label: "greetd") { _ in
+            FileDescriptorLogHandler(fd: 2, level: level, format: format, accessLog: accessLogFile)
+        }
         logger.logLevel = level
 
         var configuration = GreetdConfiguration()
@@ -127,7 +157,7 @@ struct Greetd: ParsableCommand {
             throw ValidationError("\(error)")
         }
         do {
-            try Supervisor(configuration: configuration, logger: logger).run()
+            try Supervisor(configuration: configuration, logger: logger, accessLog: accessLogFile).run()
         } catch let error as LibeventError {
             printError("greetd: error: \(error)")
             throw ExitCode(1)

@@ -7,16 +7,21 @@ import Logging
 /// The main thread of the daemon: starts the workers, tells systemd, turns signals into drain and
 /// cancel requests, and returns once every worker has stopped.
 ///
-/// The main thread runs a small libevent loop of its own for `SIGINT`/`SIGTERM` and for the
-/// workers' "stopped" wakeups; it never touches a worker's loop.
+/// The main thread runs a small libevent loop of its own for `SIGINT`/`SIGTERM`, `SIGHUP` and
+/// the workers' "stopped" wakeups; it never touches a worker's loop.
 struct Supervisor {
     let configuration: GreetdConfiguration
     let logger: Logger
+    /// `--access-log`, reopened on `SIGHUP`.
+    var accessLog: AccessLog? = nil
 
     func run() throws {
+        // SIGHUP's default action kills the process (exit 129): an nginx habit (`kill -HUP`) or
+        // a closed ssh terminal must not stop greetd, not even before its handler is in place.
+        _ = signal(SIGHUP, SIG_IGN)
         // A supervisor (or a parent spawning from a libdispatch thread) may hand us these
         // signals blocked; libevent's handler would then never run.
-        try ProcessSignals.unblockOnThisThread([SIGINT, SIGTERM])
+        try ProcessSignals.unblockOnThisThread([SIGINT, SIGTERM, SIGHUP])
 
         let base = try EventBase(avoiding: configuration.avoidBackends)
         if base.method == "select" {
@@ -50,6 +55,9 @@ struct Supervisor {
             try event.add()
             events.append(event)
         }
+        let hangUp = try Event(base: base, fd: SIGHUP, flags: [.signal, .persist]) { _ in reopenLogs() }
+        try hangUp.add()
+        events.append(hangUp)
         events.append(try workersStopped.makeEvent(on: base) { [unowned base] in
             if service.isStopped { base.exit() }
         })
@@ -69,6 +77,23 @@ struct Supervisor {
         events.removeAll()
         service.waitUntilStopped()
         logger.notice("Stopped")
+    }
+}
+
+extension Supervisor {
+    /// `SIGHUP`: reopens the access log file (logrotate has moved it) and says so at `notice`.
+    /// Standard error cannot be reopened; greetd goes on serving either way.
+    func reopenLogs() {
+        guard let accessLog, case .file(let path) = accessLog.destination else {
+            logger.notice("SIGHUP: no log file to reopen (access log: \(accessLog?.destination.description ?? "stderr")); still serving")
+            return
+        }
+        do {
+            try accessLog.reopen()
+            logger.notice("SIGHUP: reopened the access log", metadata: ["path": "\(path)"])
+        } catch {
+            logger.error("SIGHUP: cannot reopen the access log: \(error); still writing to the old file")
+        }
     }
 }
 
