@@ -234,6 +234,10 @@ public final class LoopHTTPServer {
         }
         // Unretained: the connection lives until its close callback, after the request is gone.
         evhttp_request_set_on_complete_cb(request, requestCompleteTrampoline, Unmanaged.passUnretained(connection).toOpaque())
+        if let rejection = connection.framer.rejection, rejection.index == connection.requestCount {
+            refuse(request, rejection, on: connection)
+            return
+        }
         let clientID = evhttp_find_header(evhttp_request_get_input_headers(request), "X-Request-Id").map { String(cString: $0) }
         let supported = LoopRequest.hasSupportedVersion(request)
         let number = group.nextRequestNumber()
@@ -257,6 +261,22 @@ public final class LoopHTTPServer {
         }
     }
 
+    /// Answers the stand-in request the framer put in place of a refused one
+    /// (`RequestFraming.swift`): its status, plain text, `Connection: close`; the responder
+    /// sees only the end (``ResponseOrigin/parser``), named after the refused request line.
+    private func refuse(_ request: UnsafeMutablePointer<evhttp_request>, _ rejection: RequestFramer.Rejection,
+                        on connection: HTTPConnection) {
+        let number = group.nextRequestNumber()
+        let head = RequestHead(
+            number: number, id: responder.requestID(number: number, clientValue: nil),
+            method: rejection.method, target: rejection.target,
+            start: connection.requestStarted ?? .now, origin: .parser)
+        let wrapped = LoopRequest(raw: request, head: head, connection: connection)
+        // evhttp 2.1's phrase table stops at 417.
+        let phrase = rejection.status == 431 ? "Request Header Fields Too Large" : nil
+        wrapped.respond(status: rejection.status, reason: phrase, headers: [("Connection", "close")], body: rejection.reason + "\n")
+    }
+
     /// Names a request the transport answers itself (no headers were read).
     func cannedHead(method: String = "-", target: String = "-", start: ContinuousClock.Instant,
                     origin: ResponseOrigin) -> RequestHead {
@@ -271,9 +291,15 @@ public final class LoopHTTPServer {
         responder.requestEnded(head, end)
     }
 
-    func connectionClosed(_ connection: HTTPConnection) {
+    func connectionClosed(_ connection: HTTPConnection, reason: ConnectionCloseReason) {
         connections[connection.raw] = nil
+        if reportsToResponder { responder.connectionClosed(reason) }
         onConnectionCountChange?(connections.count)
+    }
+
+    /// A connection refused at the limit (never adopted) closed.
+    func refusedConnectionClosed() {
+        if reportsToResponder { responder.connectionClosed(.maxConnections) }
     }
 }
 
