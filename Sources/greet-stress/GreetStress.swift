@@ -60,7 +60,9 @@ struct GreetStress: ParsableCommand {
 
             Exit status: 0 if every check holds, 1 if one fails or /metrics cannot be read, 64 \
             for a usage error.
-            """
+            """,
+        // The same string greetd prints: the two ship together.
+        version: greetdVersion
     )
 
     @Option(help: "Host to connect to: an address or a name (first address it resolves to).")

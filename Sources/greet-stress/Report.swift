@@ -155,7 +155,9 @@ struct StressReport: Sendable {
         let styles = Dictionary(uniqueKeysWithValues: tally.abortedByStyle.map { ($0.key.rawValue, $0.value) })
         let fields: [(String, String)] = [
             ("requests", "\(plan.requests)"),
-            ("seed", "\(plan.seed)"),
+            // A string: a UInt64 above 2^53 loses digits in JSON readers that hold numbers as
+            // doubles (jq, JavaScript), and the seed must repeat a run exactly.
+            ("seed", jsonString("\(plan.seed)")),
             ("opened", "\(tally.opened)"),
             ("aborted", "\(tally.aborted)"),
             ("completed", "\(tally.completed)"),
@@ -230,7 +232,7 @@ extension StressPlan {
             ("metrics_path", jsonString(metricsPath)),
             ("verify", "\(verify)"),
             ("stream", "\(stream)"),
-            ("seed", "\(seed)"),
+            ("seed", jsonString("\(seed)")),  // a string, as in the summary: see there
         ]
         return "{" + fields.map { "\(jsonString($0.0)):\($0.1)" }.joined(separator: ",") + "}"
     }

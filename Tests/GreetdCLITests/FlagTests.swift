@@ -58,7 +58,7 @@ struct FlagTests {
         let flat = text.split(whereSeparator: \.isWhitespace).joined(separator: " ")
         for fragment in ["--timeout 0 (the default) means no deadline", "?timeout=0 is a deadline that has already passed",
                          "0 means no deadline (unlike ?timeout=0, which expires at once)",
-                         "SO_REUSEPORT, 1 to 256. (default: the number of cores)",
+                         "SO_REUSEPORT, 1 to 256. (default: the number of CPUs greetd may run on",
                          "Exit status: 0 after a clean shutdown", "1 on a runtime error", "64 on a usage error",
                          "--version"] {
             #expect(flat.contains(fragment), "help lacks \(fragment)")

@@ -78,7 +78,7 @@ struct StressPolishTests {
         #expect(plan["duration"] as? String == "1m0s")
         #expect(plan["settle"] as? String == "0s")
         #expect(plan["verify"] as? Bool == false)
-        #expect(plan["seed"] as? Int == 42)
+        #expect(plan["seed"] as? String == "42")
         #expect(plan["path"] as? String == "/?delay=2s")
     }
 
