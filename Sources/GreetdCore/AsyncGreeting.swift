@@ -191,13 +191,17 @@ final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendabl
     static let greetingEvent = GreetingScript.greetingEvent
 
     /// `X-Delay-Capped` when `?delay=` was capped.
-    private var answerHeaders: [(String, String)] {
+    private var cappedHeaders: [(String, String)] {
         parameters.delayWasCapped ? [(cappedDelayHeader, "\(parameters.delay)")] : []
     }
 
-    /// The stream's headers, fixed when it starts (a header cannot be added mid-stream).
+    /// The plain answer's headers: `Vary: Accept` and ``cappedHeaders``.
+    private var answerHeaders: [(String, String)] { [varyAccept] + cappedHeaders }
+
+    /// The stream's headers, fixed when it starts (a header cannot be added mid-stream);
+    /// ``eventStreamHeaders`` carry `Vary: Accept` already.
     private var eventHeaders: [(String, String)] {
-        closing(eventStreamHeaders + answerHeaders)
+        closing(eventStreamHeaders + cappedHeaders)
     }
 
     /// `headers` plus `Connection: close` once the server is stopping (as the timer greeting's
@@ -208,8 +212,8 @@ final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendabl
     }
 }
 
-/// The headers of the streaming greeting (and of its `HEAD`).
-let eventStreamHeaders = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")]
+/// The headers of the streaming greeting (and of its `HEAD`), `Vary: Accept` included.
+let eventStreamHeaders = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), varyAccept]
 
 /// A greeting in the server's in-flight table, from its start until its request ends.
 protocol InFlightGreeting: AnyObject {

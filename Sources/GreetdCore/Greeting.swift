@@ -160,9 +160,10 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
         log(.info, .init(stringLiteral: GreetingScript.thinking))
     }
 
-    /// Headers every answer of this greeting carries.
+    /// Headers every answer of this greeting carries: `Vary: Accept` (the same URL streams for
+    /// `Accept: text/event-stream`), and `X-Delay-Capped` when `?delay=` was capped.
     private var headers: [(String, String)] {
-        !parameters.delayWasCapped ? [] : [(cappedDelayHeader, "\(parameters.delay)")]
+        !parameters.delayWasCapped ? [varyAccept] : [varyAccept, (cappedDelayHeader, "\(parameters.delay)")]
     }
 
     private func complete() {
@@ -202,6 +203,10 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
         }
     }
 }
+
+/// `Vary: Accept` on every greeting answer: `GET /` is plain text or an event stream depending
+/// on `Accept`, so a cache must not hand one client's answer to another that asked otherwise.
+public let varyAccept = ("Vary", "Accept")
 
 /// The response header that says `?delay=` was above `--max-delay`; its value is the delay used.
 public let cappedDelayHeader = "X-Delay-Capped"

@@ -108,7 +108,12 @@ public final class GreetingServer: LoopObserver {
                                      group: group.http, router: Self.routes(), logger: logger, observer: self, exitsBase: false)
         self.loop = loop
         do {
-            try loop.listen(host: configuration.host, port: port ?? configuration.port)
+            // Every --host on one port: the first picks it when it is 0, the others reuse it.
+            var chosen = port ?? configuration.port
+            for host in configuration.hosts {
+                try loop.listen(host: host, port: chosen)
+                chosen = loop.addresses.first?.port ?? chosen
+            }
         } catch {
             loop.forceStop()
             loop.shutdownExecutor()
@@ -247,7 +252,7 @@ public final class GreetingServer: LoopObserver {
     private func greet(_ exchange: LoopExchange) {
         let request = exchange.request
         guard phase == .serving else {
-            send(request, status: 503, headers: [GreetingScript.retryAfter], body: GreetingScript.shutdownAnswer, outcome: .rejected)
+            send(request, status: 503, headers: [GreetingScript.retryAfter, varyAccept], body: GreetingScript.shutdownAnswer, outcome: .rejected)
             return
         }
         startGreeting(exchange)

@@ -66,8 +66,8 @@ struct Greetd: ParsableCommand {
         version: greetdVersion
     )
 
-    @Option(help: "Host to listen on. 'localhost' listens on every loopback address it resolves to (127.0.0.1 and ::1); every interface must be asked for: 0.0.0.0 or ::.")
-    var host = "localhost"
+    @Option(help: "Host to listen on; give it again to listen on more (every worker listens on all). 'localhost' listens on every loopback address it resolves to (127.0.0.1 and ::1); every interface must be asked for: 0.0.0.0, or :: (IPv6 and IPv4). A bracketed [::1] is accepted. (default: localhost)")
+    var host: [String] = []
 
     @Option(parsing: .unconditional, help: "TCP port to listen on, 0 to 65535 (0 picks a free one). (default: 8080)", transform: parseInteger)
     var port: Int = 8080
@@ -87,7 +87,7 @@ struct Greetd: ParsableCommand {
     @Option(parsing: .unconditional, help: "On SIGTERM/SIGINT, how long greetings in flight may finish before they are cancelled. (default: 10s)", transform: parseDuration)
     var shutdownTimeout: GoDuration = .seconds(10)
 
-    @Option(parsing: .unconditional, help: "Event loops (threads) sharing the port through SO_REUSEPORT, 1 to 256. (default: the number of cores)", transform: parseInteger)
+    @Option(parsing: .unconditional, help: "Event loops (threads) sharing the port through SO_REUSEPORT, 1 to 256. (default: the number of CPUs greetd may run on: its affinity mask, capped by its cgroup's cpu.max quota)", transform: parseInteger)
     var workers: Int?
 
     @Option(parsing: .unconditional, help: "Most open client connections for the whole process, whichever worker accepts them; past it, new ones get a fast 503 and are closed. (default: 10000)", transform: parseInteger)
@@ -118,7 +118,9 @@ struct Greetd: ParsableCommand {
     var accessLog: AccessLogDestination = .stderr
 
     func validate() throws {
-        try validateCommandLine(host: host, port: port, headerTimeout: headerTimeout, idleTimeout: idleTimeout)
+        for name in host.isEmpty ? ["localhost"] : host {
+            try validateCommandLine(host: name, port: port, headerTimeout: headerTimeout, idleTimeout: idleTimeout)
+        }
     }
 
     func run() throws {
@@ -137,14 +139,17 @@ struct Greetd: ParsableCommand {
         logger.logLevel = level
 
         var configuration = GreetdConfiguration()
-        configuration.host = host
+        configuration.hosts = host.isEmpty ? ["localhost"] : host
         configuration.port = UInt16(port)
         configuration.delay = delay
         configuration.tick = tick
         configuration.maxDelay = maxDelay
         configuration.timeout = timeout.nanoseconds == 0 ? nil : timeout
         configuration.shutdownTimeout = shutdownTimeout
-        configuration.workers = workers ?? GreetdConfiguration.coreCount
+        // Without --workers: the CPUs greetd may run on (affinity, cgroup quota); logged as workers_from=.
+        let workerCount = WorkerCount.detect(flag: workers)
+        configuration.workers = workerCount.count
+        configuration.workersFrom = workerCount.source
         configuration.http.maxConnections = maxConnections
         configuration.http.headerTimeout = headerTimeout.nanoseconds == 0 ? nil : headerTimeout.duration
         configuration.http.idleTimeout = idleTimeout.nanoseconds == 0 ? nil : idleTimeout.duration

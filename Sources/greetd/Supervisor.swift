@@ -31,6 +31,11 @@ struct Supervisor {
         } else {
             OpenFileLimit.raiseToHardLimit()
         }
+        // Every connection is a descriptor: past the soft limit (now raised as far as it goes),
+        // accept fails with EMFILE long before --max-connections is reached.
+        if let limit = try? ResourceLimits.openFiles(), UInt64(configuration.http.maxConnections) > UInt64(limit.rlim_cur) {
+            logger.warning("--max-connections \(configuration.http.maxConnections) exceeds the open-file limit \(limit.rlim_cur) (RLIMIT_NOFILE soft limit, after raising it to the hard limit): connections past it fail to be accepted")
+        }
         let notifier = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
         let workersStopped = try LoopWakeup()
         let service = try GreetdService.start(configuration: configuration, logger: logger) {
@@ -66,7 +71,7 @@ struct Supervisor {
         // Lifecycle lines: at notice, so that `--log-level notice` (the unit's and the
         // container examples' level) still says where greetd listens and that it is ready.
         logger.notice("Event backend: \(describeBackend(base.method, reportsHangUp: base.supportsEarlyClose))",
-                      metadata: ["workers": "\(configuration.workers)"])
+                      metadata: ["workers": "\(configuration.workers)", "workers_from": "\(configuration.workersFrom)"])
         for address in service.addresses {
             logger.notice("Server listening on http://\(address)")
         }
