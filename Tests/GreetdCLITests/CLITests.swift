@@ -73,22 +73,22 @@ struct CLITests {
         let reply = try rawExchange(port: port, "GET / HTTP/1.0\r\n\r\n")
         #expect(reply.hasPrefix("HTTP/1.0 200") || reply.hasPrefix("HTTP/1.1 200"))
         #expect(reply.hasSuffix("\r\n\r\nHello Gopher!\n"))
-        try greetd.waitForLine(containing: "[request_id=1] Handled greeting request")
+        try greetd.waitForLine(containing: "-1] Handled greeting request")
 
         // Ctrl+C on curl: the client closes mid-greeting.
         let client = try LoopbackConnection(port: port)
         try client.sendGet("/?delay=10s")
-        try greetd.waitForLine(containing: "[request_id=2] Greetings are hard. Thinking...")
+        try greetd.waitForLine(containing: "-2] Greetings are hard. Thinking...")
         client.abort(.fin)
-        let cancel = try greetd.waitForLine(containing: "[request_id=2] Context Error: context canceled")
+        let cancel = try greetd.waitForLine(containing: "-2] Context Error: context canceled")
         // A greeting of five ticks runs after the cancel: had request 2 kept ticking, its lines
         // would be among those that greeting's ticks come with. greetd's own timers set the
         // window, not the test's clock.
         let witness = try HTTPReply(parsing: rawExchange(port: port, "GET /?delay=100ms HTTP/1.0\r\n\r\n"))
         #expect(witness.status == 200)
-        try greetd.waitForLine(containing: "[request_id=3] Handled greeting request")
+        try greetd.waitForLine(containing: "-3] Handled greeting request")
         let after = greetd.stderrLines.drop { $0.text != cancel.text }
-        #expect(!after.contains { $0.text.contains("[request_id=2] Greetings are hard") }, "tick after the context error")
+        #expect(!after.contains { $0.text.contains("-2] Greetings are hard") }, "tick after the context error")
 
         greetd.signal(SIGTERM)
         #expect(try greetd.waitForExit() == 0)
