@@ -103,7 +103,9 @@ extension RequestFramer {
     }
 
     /// Judges a whole head (request line, fields, the empty line).
-    static func judgeHead(_ bytes: UnsafeBufferPointer<UInt8>) -> HeadVerdict {
+    /// - Parameter lineOnly: judge the request line alone (a head still arriving, whose first
+    ///   line is whole: an HTTP/0.9 request never sends the empty line).
+    static func judgeHead(_ bytes: UnsafeBufferPointer<UInt8>, lineOnly: Bool = false) -> HeadVerdict {
         let lines = lines(bytes).lines
         guard let requestLine = lines.first else { return .refuse(400, "empty request") }
         // A CR anywhere but before an LF.
@@ -124,30 +126,34 @@ extension RequestFramer {
         while lastSpace >= targetStart && bytes[lastSpace] != 32 { lastSpace -= 1 }
         let hasVersion = lastSpace >= targetStart
         let targetRange = targetStart..<(hasVersion ? lastSpace : requestLine.upperBound)
-        let method = String(decoding: UnsafeBufferPointer(rebasing: bytes[methodRange]), as: UTF8.self)
-        let target = String(decoding: UnsafeBufferPointer(rebasing: bytes[targetRange]), as: UTF8.self)
-        let named = targetRange.isEmpty ? nil : RequestLine(method: method, target: target)
+        // Made only when needed (a refusal, a chunked body): no strings on the fast path.
+        func name() -> RequestLine? {
+            guard !targetRange.isEmpty else { return nil }
+            return RequestLine(method: String(decoding: UnsafeBufferPointer(rebasing: bytes[methodRange]), as: UTF8.self),
+                               target: String(decoding: UnsafeBufferPointer(rebasing: bytes[targetRange]), as: UTF8.self))
+        }
         guard hasVersion else {
-            return .refuse(400, targetRange.isEmpty ? "not an HTTP request line" : "HTTP/0.9 is not supported", named)
+            return .refuse(400, targetRange.isEmpty ? "not an HTTP request line" : "HTTP/0.9 is not supported", name())
         }
         for b in targetRange where bytes[b] <= 32 || bytes[b] == 0x7F {
-            return .refuse(400, "not an HTTP request line", named)
+            return .refuse(400, "not an HTTP request line", name())
         }
-        guard !targetRange.isEmpty else { return .refuse(400, "not an HTTP request line", named) }
+        guard !targetRange.isEmpty else { return .refuse(400, "not an HTTP request line", name()) }
         let version = (lastSpace + 1)..<requestLine.upperBound
         let digit = { (b: UInt8) in b >= 0x30 && b <= 0x39 }
         guard version.count >= 5, (0..<5).allSatisfy({ bytes[version.lowerBound + $0] == httpSlash[$0] }) else {
-            return .refuse(400, "not an HTTP request line", named)
+            return .refuse(400, "not an HTTP request line", name())
         }
         guard version.count == 8, digit(bytes[version.lowerBound + 5]), bytes[version.lowerBound + 6] == 0x2E,
               digit(bytes[version.lowerBound + 7]), bytes[version.lowerBound + 5] != 0x30 else {
-            return .refuse(400, "unsupported HTTP version; use HTTP/1.1", named)
+            return .refuse(400, "unsupported HTTP version; use HTTP/1.1", name())
         }
         let major = bytes[version.lowerBound + 5] - 0x30, minor = bytes[version.lowerBound + 7] - 0x30
-        guard major == 1 else { return .refuse(505, "HTTP version not supported; use HTTP/1.1", named) }
+        guard major == 1 else { return .refuse(505, "HTTP version not supported; use HTTP/1.1", name()) }
         // evhttp refuses a request line shorter than `GET / HTTP/1.0`.
-        guard requestLine.count >= 14 else { return .refuse(400, "request line too short", named) }
-        var verdict = HeadVerdict(line: named)
+        guard requestLine.count >= 14 else { return .refuse(400, "request line too short", name()) }
+        var verdict = HeadVerdict()
+        if lineOnly { return verdict }
         if minor >= 2 { verdict.versionPatch = version.lowerBound + 7 }
 
         var hosts = 0, transferEncodings = 0, isChunked = false
@@ -156,21 +162,21 @@ extension RequestFramer {
             let colon: Int
             switch fieldLine(bytes, line) {
             case .success(let c): colon = c
-            case .failure(let error): return .refuse(400, error.reason, named)
+            case .failure(let error): return .refuse(400, error.reason, name())
             }
-            let name = line.lowerBound..<colon
-            switch name.count {
-            case 4 where equalsIgnoringCase(bytes, name, host):
+            let fieldName = line.lowerBound..<colon
+            switch fieldName.count {
+            case 4 where equalsIgnoringCase(bytes, fieldName, host):
                 hosts += 1
-            case 14 where equalsIgnoringCase(bytes, name, contentLength):
+            case 14 where equalsIgnoringCase(bytes, fieldName, contentLength):
                 let value = value(bytes, line, colon: colon)
                 guard !value.isEmpty, value.count <= 18, value.allSatisfy({ digit(bytes[$0]) }) else {
-                    return .refuse(400, "invalid Content-Length", named)
+                    return .refuse(400, "invalid Content-Length", name())
                 }
                 let n = value.reduce(0) { $0 * 10 + Int(bytes[$1] - 0x30) }
-                if let previous = declaredLength, previous != n { return .refuse(400, "conflicting Content-Length values", named) }
+                if let previous = declaredLength, previous != n { return .refuse(400, "conflicting Content-Length values", name()) }
                 declaredLength = n
-            case 17 where equalsIgnoringCase(bytes, name, transferEncoding):
+            case 17 where equalsIgnoringCase(bytes, fieldName, transferEncoding):
                 transferEncodings += 1
                 isChunked = equalsIgnoringCase(bytes, value(bytes, line, colon: colon), chunked)
             default:
@@ -178,19 +184,20 @@ extension RequestFramer {
             }
         }
         if hosts > 1 || (minor >= 1 && hosts == 0) {
-            return .refuse(400, "HTTP/1.1 needs exactly one Host header", named)
+            return .refuse(400, "HTTP/1.1 needs exactly one Host header", name())
         }
         if transferEncodings > 0 {
-            if declaredLength != nil { return .refuse(400, "Transfer-Encoding with Content-Length", named) }
-            if transferEncodings > 1 || !isChunked { return .refuse(501, "unsupported Transfer-Encoding; only chunked", named) }
+            if declaredLength != nil { return .refuse(400, "Transfer-Encoding with Content-Length", name()) }
+            if transferEncodings > 1 || !isChunked { return .refuse(501, "unsupported Transfer-Encoding; only chunked", name()) }
             verdict.body = .chunked
+            verdict.line = name()
         } else if let declaredLength, declaredLength > 0 {
             verdict.body = .length(declaredLength)
         }
         if verdict.body != .none {
             let methodBytes = UnsafeBufferPointer(rebasing: bytes[methodRange])
             guard bodyMethods.contains(where: { $0.elementsEqual(methodBytes) }) else {
-                return .refuse(400, "a body on a method that has none", named)
+                return .refuse(400, "a body on a method that has none", name())
             }
         }
         return verdict

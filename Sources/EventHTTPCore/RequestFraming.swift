@@ -69,6 +69,8 @@ struct RequestFramer {
     /// has passed, `passed` before.
     private var passed = 0
     private let maxHeaderBytes: Int
+    /// The request line of the chunked request being read, for the log if its body is refused.
+    private var bodyLine: RequestLine?
     /// Set when a request is refused; stays set.
     private(set) var rejection: Rejection?
 
@@ -135,6 +137,18 @@ struct RequestFramer {
                 if case .head = state { isHead = true } else { isHead = false }
                 let size = held.count + (i - unitStart)
                 if end == nil {
+                    // The request line alone, once whole: HTTP/0.9 sends nothing after it.
+                    if isHead {
+                        let unit = held + chunk[unitStart..<count]
+                        if let lf = unit.firstIndex(of: 10) {
+                            let verdict = unit[...lf].withUnsafeBufferPointer { Self.judgeHead($0, lineOnly: true) }
+                            if let status = verdict.status {
+                                reject(status: status, reason: verdict.reason, head: verdict.line, isHead: true,
+                                       &out, chunk, &emitted, unitStart)
+                                return out
+                            }
+                        }
+                    }
                     if size > maxHeaderBytes {
                         reject(status: 431, reason: "request header fields too large", head: nil, isHead: isHead,
                                &out, chunk, &emitted, unitStart)
@@ -179,7 +193,7 @@ struct RequestFramer {
                     switch verdict.body {
                     case .none: state = .start
                     case .length(let n): state = .body(remaining: n)
-                    case .chunked: state = .chunkSize; lineHasContent = false
+                    case .chunked: state = .chunkSize; lineHasContent = false; bodyLine = verdict.line
                     }
                 } else {
                     state = .start
@@ -306,8 +320,9 @@ struct RequestFramer {
         held = []
         emitted = chunk.count
         state = .rejected
+        let line = head ?? (index == passed ? nil : bodyLine)
         rejection = Rejection(index: index, status: status, reason: reason,
-                              method: head?.method ?? "-", target: head?.target ?? "-")
+                              method: line?.method ?? "-", target: line?.target ?? "-")
     }
 }
 
