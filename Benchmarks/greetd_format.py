@@ -37,8 +37,11 @@ PROCESS_START_TIME = "process_start_time_seconds"
 BUILD_INFO = "greetd_build_info"
 VERSION_LABEL = "version"
 OUTCOME_LABEL = "outcome"
+CONNECTIONS_CLOSED = "greetd_connections_closed_total"
+REASON_LABEL = "reason"
+HTTP_REQUEST_DURATION = "http_server_request_duration_seconds"
 # The values of the `outcome` label (MetricName.Outcome in Swift).
-OUTCOMES = ("completed", "canceled", "deadline_exceeded", "shutdown", "rejected")
+OUTCOMES = ("completed", "canceled", "deadline_exceeded", "shutdown", "rejected", "dropped")
 
 # -- log lines ------------------------------------------------------------------------------------
 
@@ -124,6 +127,9 @@ def _selftest():
     assert parse_time_ns(line.time) == 1_795_603_730_123_456_000
     plain = parse_line("2026-11-25T10:48:50.000000Z info Server listening")
     assert plain.request_id is None and plain.priority is None and plain.message == "Server listening"
+    journal = parse_line("<6>info [request_id=ab12cd34-9] access method=GET target=/ status=200")
+    assert journal == LogLine(6, None, "info", "ab12cd34-9", "access method=GET target=/ status=200"), journal
+    assert parse_line("info Server listening") is None
     journal = parse_line("<6>info [request_id=ab12cd34-9] access method=GET target=/ status=200")
     assert journal == LogLine(6, None, "info", "ab12cd34-9", "access method=GET target=/ status=200"), journal
     assert parse_line("info Server listening") is None

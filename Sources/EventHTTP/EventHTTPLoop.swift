@@ -24,6 +24,8 @@ public protocol LoopObserver: AnyObject {
     func connectionsChanged(to count: Int)
     /// `accept` failed (`EMFILE`, ...), and accepting pauses for `pause`.
     func acceptFailed(_ error: Errno, pause: Duration)
+    /// A client connection closed, for `reason` (once per connection, refused ones included).
+    func connectionClosed(_ reason: ConnectionCloseReason)
 }
 
 extension LoopObserver {
@@ -33,6 +35,7 @@ extension LoopObserver {
     public func stopped() {}
     public func connectionsChanged(to count: Int) {}
     public func acceptFailed(_ error: Errno, pause: Duration) {}
+    public func connectionClosed(_ reason: ConnectionCloseReason) {}
 }
 
 /// One event loop's share of the front door: the transport on one `event_base`, the router's
@@ -253,6 +256,10 @@ public final class EventHTTPLoop: LoopResponder, @unchecked Sendable {
     public func requestEnded(_ head: RequestHead, _ end: RequestEnd) {
         runner.requestEnded(head, end)
         observer?.requestEnded(head, end)
+    }
+
+    public func connectionClosed(_ reason: ConnectionCloseReason) {
+        observer?.connectionClosed(reason)
     }
 
     public func handle(_ request: LoopRequest) {

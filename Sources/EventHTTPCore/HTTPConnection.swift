@@ -84,6 +84,8 @@ final class HTTPConnection {
     /// callback, inside the same event; a client's close comes in another. So a close callback
     /// running inside this event is evhttp's own, after the answer (`done`).
     private var replyEvent: OpaquePointer?
+    /// When the connection last began waiting for a request (for the close reason).
+    private var awaitingSince: ContinuousClock.Instant?
     /// The status of the last answer handed to evhttp (for the close reason).
     private var lastStatus = 0
     /// When the first byte of the request being read arrived: the start of a canned response's
@@ -246,6 +248,7 @@ final class HTTPConnection {
             deadlineArmed = withUnsafePointer(to: limit) { event_add(event, $0) } == 0
         }
         state = .awaitingRequest
+        awaitingSince = .now
         requestStarted = nil
         watchOutput(.cannedResponse)
         // Pipelined bytes may already wait in the buffer.
@@ -383,7 +386,13 @@ final class HTTPConnection {
             let code = Errno.current
             return code == .brokenPipe || code == .connectionReset ? .client : .idleTimeout
         case .awaitingRequest, .closed:
-            return server.isDraining ? .shutdown : .client
+            if server.isDraining { return .shutdown }
+            // evhttp's own read timeout (the idle timeout, `evhttp_set_timeout_tv`) can beat our
+            // deadline of the same length: a silent close that late is the timeout's.
+            if let idle = server.options.idleTimeout, let since = awaitingSince, ContinuousClock.now - since >= idle {
+                return requestCount == 0 ? .headerTimeout : .idleTimeout
+            }
+            return .client
         }
     }
 

@@ -51,6 +51,7 @@ extension LoopHTTPServer {
                 base.counters.rejectedConnections.bump()
                 evhttp_connection_free(raw)
                 report(head, .responded(status: 503, bytes: bytes))
+                refusedConnectionClosed()
                 continue
             }
             // The connection owns the slot from here and gives it back when it closes.

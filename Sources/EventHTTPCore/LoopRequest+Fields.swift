@@ -92,4 +92,7 @@ public struct RenderedError: Sendable {
 extension LoopResponder {
     /// Default: evhttp's own page, with `X-Request-Id` added.
     public func renderError(status: Int, head: RequestHead) -> RenderedError? { nil }
+
+    /// Default: nothing.
+    public func connectionClosed(_ reason: ConnectionCloseReason) {}
 }

@@ -74,6 +74,10 @@ public protocol LoopResponder: AnyObject {
     /// `nil` (the default) keeps evhttp's own page. Called on the loop thread; `head` names the
     /// request (its method and target are `-` when evhttp could not parse them).
     func renderError(status: Int, head: RequestHead) -> RenderedError?
+
+    /// A client connection closed, for `reason`. Once per connection, refused ones included.
+    /// Default: nothing.
+    func connectionClosed(_ reason: ConnectionCloseReason)
 }
 
 /// A responder made of one closure, for the simple case: requests are named by number and their

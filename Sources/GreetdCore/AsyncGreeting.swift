@@ -98,6 +98,14 @@ final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendabl
         context.cancel()
     }
 
+    func serverDropped(_ reason: ConnectionEnd, shuttingDown: Bool) {
+        server.base.thread.preconditionOnThread()
+        let cause = DropCause(reason: reason, shuttingDown: shuttingDown)
+        log(.debug, "Server dropped the connection", metadata: ["reason": "\(cause)"])
+        if !ended { outcome = cause.outcome }
+        context.cancel(.canceled, cause: cause)
+    }
+
     /// The context is done (client gone, deadline, shutdown): its error is logged, then `Handled`.
     func contextDone(_ context: Context, error: ContextError) {
         server.base.thread.preconditionOnThread()
@@ -221,4 +229,26 @@ protocol InFlightGreeting: AnyObject {
     var outcome: RequestOutcome? { get }
     /// Its client went away (the request was reported aborted).
     func clientWentAway(_ reason: ConnectionEnd)
+    /// The server dropped its connection (a limit, a timeout, a shutdown): not the client's
+    /// doing, so it is neither logged nor counted as a client abort.
+    func serverDropped(_ reason: ConnectionEnd, shuttingDown: Bool)
+}
+
+/// Why the server dropped a greeting's connection, as its context's cause: `Context Error:
+/// context canceled (cause: pipeline limit)`.
+struct DropCause: Error, CustomStringConvertible {
+    let reason: ConnectionEnd
+    let shuttingDown: Bool
+
+    var description: String {
+        switch reason {
+        case .pipelineLimitExceeded: "pipeline limit"
+        case .readTimeout: "read timeout"
+        case .serverClosed where shuttingDown: "\(ShutdownCause())"
+        default: "server closed the connection"
+        }
+    }
+
+    /// How the greeting counts: `shutdown` when the shutdown closed it, else `dropped`.
+    var outcome: RequestOutcome { shuttingDown && reason == .serverClosed ? .shutdown : .dropped }
 }

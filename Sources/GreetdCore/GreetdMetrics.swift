@@ -1,4 +1,5 @@
 import EventHTTPSystem
+import EventHTTPCore
 import Prometheus
 import Synchronization
 
@@ -32,6 +33,20 @@ public final class GreetdMetrics: Sendable {
     private let openFDs: Gauge
     private let cpuSeconds: Counter
     private let cpuReported = Lock<Double>(0)
+    /// Per close reason, in `ConnectionCloseReason.allCases` order.
+    private let connectionsClosed: [Counter]
+    /// OpenTelemetry's `http_server_request_duration_seconds`, made per (method, status, route)
+    /// on first use and kept (the registry returns the same histogram for the same labels).
+    private let httpDurations = Lock<[Int: DurationHistogram]>([:])
+    private static var httpDurationName: MetricNameDescriptor {
+        MetricNameDescriptor(
+            metricName: String(MetricName.httpRequestDuration.dropLast("_seconds".count)), unitName: "seconds",
+            helpText: "Duration of HTTP server requests, every answer included (OpenTelemetry's http.server.request.duration).")
+    }
+    private static let httpBuckets: [Duration] = [
+        .microseconds(500), .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(50), .milliseconds(100),
+        .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
+    ]
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -44,7 +59,7 @@ public final class GreetdMetrics: Sendable {
             helpText: "Time from a request's arrival to its end, by outcome.")
         let requestsName = metric(
             MetricName.requests,
-            "Greeting requests by how they ended: completed, canceled (client gone), deadline_exceeded, shutdown, rejected (connection limit or draining).")
+            "Greeting requests by how they ended: completed, canceled (client gone), deadline_exceeded, shutdown, rejected (connection limit or draining), dropped (the server dropped the connection: pipeline limit, timeout).")
         var requests: [Counter] = []
         var durations: [DurationHistogram] = []
         for (slot, outcome) in RequestOutcome.allCases.enumerated() {
@@ -63,6 +78,12 @@ public final class GreetdMetrics: Sendable {
         residentMemory = registry.makeGauge(descriptor: metric(MetricName.residentMemory, "Resident memory size in bytes."))
         openFDs = registry.makeGauge(descriptor: metric(MetricName.openFileDescriptors, "Number of open file descriptors."))
         cpuSeconds = registry.makeCounter(descriptor: metric(MetricName.processCPUSeconds, "Total user and system CPU time spent in seconds."))
+        let closedName = metric(
+            MetricName.connectionsClosed,
+            "Client connections closed, by reason: client, done (after an answer that closes), header_timeout, idle_timeout, pipeline_limit, max_connections, bad_request, shutdown.")
+        connectionsClosed = ConnectionCloseReason.allCases.map {
+            registry.makeCounter(descriptor: closedName, labels: [(MetricName.reasonLabel, $0.rawValue)])
+        }
         let start = registry.makeGauge(descriptor: metric(MetricName.processStartTime, "Start time of the process since unix epoch in seconds."))
         start.set(to: ProcessStats.startTimeSeconds)
         registry.makeGauge(descriptor: metric(MetricName.buildInfo, "A constant 1, labelled with the greetd version."),
@@ -74,6 +95,23 @@ public final class GreetdMetrics: Sendable {
         let slot = Self.slot(outcome)
         requests[slot].increment()
         durations[slot].record(duration)
+    }
+
+    /// Counts a closed connection.
+    func connectionClosed(_ reason: ConnectionCloseReason) {
+        let index = ConnectionCloseReason.allCases.firstIndex(of: reason)!
+        connectionsClosed[index].increment()
+    }
+
+    /// The OpenTelemetry histogram for one (method, status, route); `key` identifies the three
+    /// (the caller's packing), so a known series is found without building its labels.
+    func httpDuration(key: Int, labels: () -> [(String, String)]) -> DurationHistogram {
+        httpDurations.withLock { cache in
+            if let histogram = cache[key] { return histogram }
+            let histogram = registry.makeDurationHistogram(descriptor: Self.httpDurationName, labels: labels(), buckets: Self.httpBuckets)
+            cache[key] = histogram
+            return histogram
+        }
     }
 
     /// Counts a request refused without a duration worth recording (a connection over the limit).
@@ -90,6 +128,7 @@ public final class GreetdMetrics: Sendable {
         case .deadlineExceeded: return 2
         case .shutdown: return 3
         case .rejected: return 4
+        case .dropped: return 5
         }
     }
 

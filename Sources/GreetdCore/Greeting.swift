@@ -154,6 +154,17 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
         contextDone(.canceled, cause: nil)
     }
 
+    /// The server dropped the connection (the pipeline limit, a read timeout, the shutdown):
+    /// the context is cancelled with that cause, and the greeting counts as `dropped` (or
+    /// `shutdown`), never as the client's `canceled`.
+    func serverDropped(_ reason: ConnectionEnd, shuttingDown: Bool) {
+        let cause = DropCause(reason: reason, shuttingDown: shuttingDown)
+        log(.debug, "Server dropped the connection", metadata: ["reason": "\(cause)"])
+        guard case .thinking = state else { return }
+        contextDone(.canceled, cause: cause)
+        outcome = cause.outcome
+    }
+
     private func logTick() {
         ticksLogged += 1
         server.recorder.ticked()

@@ -232,6 +232,23 @@ public final class GreetingServer: LoopObserver {
 
     public func connectionsChanged(to count: Int) { recorder.connectionsChanged(to: count) }
 
+    public func connectionClosed(_ reason: ConnectionCloseReason) { recorder.connectionClosed(reason) }
+
+    /// The answer in OpenTelemetry's histogram, with the route that gave it: one of greetd's
+    /// three paths when a route answered, empty for the router's `404`/`405` and canned answers.
+    private func recordHTTP(_ head: RequestHead, _ end: RequestEnd) {
+        let status: Int
+        switch end {
+        case .responded(let code, _): status = code
+        case .aborted(let reason): status = reason.isClientSide ? 499 : 444
+        }
+        var route = ""
+        if head.origin == .application && status != 404 && status != 405 {
+            route = String(head.target.prefix { $0 != "?" })
+        }
+        recorder.recordHTTP(head, status: status, route: route, elapsed: ContinuousClock.now - head.start)
+    }
+
     public func acceptFailed(_ error: Errno, pause: Duration) { recorder.acceptFailed(error, pause: pause) }
 
     /// A request ended: its greeting (if any) learns why and leaves the in-flight table, and the
@@ -239,10 +256,17 @@ public final class GreetingServer: LoopObserver {
     public func requestEnded(_ head: RequestHead, _ end: RequestEnd) {
         var outcome = outcomes.isEmpty ? nil : outcomes.removeValue(forKey: head.number)  // no hashing when empty
         if let greeting = inFlight.removeValue(forKey: head.number) {
-            if case .aborted(let reason) = end { greeting.clientWentAway(reason) }
+            if case .aborted(let reason) = end {
+                if reason.isClientSide {
+                    greeting.clientWentAway(reason)
+                } else {
+                    greeting.serverDropped(reason, shuttingDown: phase != .serving)
+                }
+            }
             outcome = greeting.outcome ?? .canceled
         }
         recorder.requestEnded(head, end, outcome: outcome)
+        recordHTTP(head, end)
         if inFlight.isEmpty { memoryTrim?.schedule() }
     }
 

@@ -18,6 +18,8 @@ final class RequestRecorder {
     private let maxConnections: Int
     private var refusals = RateLimitedCount()
     private var acceptErrors = RateLimitedCount()
+    /// Connections dropped at the pipeline limit, logged at most once a second.
+    var pipelineDrops = RateLimitedCount()
     private var openConnections = 0
 
     /// `logger.logLevel`, read once: a `Logger` is a value (its level changes only through this
@@ -58,7 +60,9 @@ final class RequestRecorder {
         let (status, bytes): (Int, Int)
         switch end {
         case .responded(let code, let size): (status, bytes) = (code, size)
-        case .aborted: (status, bytes) = (499, 0)
+        // 499 (nginx's "client closed request") when the client left; 444 ("no response")
+        // when the server dropped the connection: a limit or a timeout is never the client's abort.
+        case .aborted(let end): (status, bytes) = (end.isClientSide ? 499 : 444, 0)
         }
         writeAccessLine(head, status: head.streamed?.status ?? status, bytes: head.streamed?.bytes ?? bytes, elapsed: elapsed)
         if head.origin == .connectionLimit {
@@ -79,7 +83,7 @@ final class RequestRecorder {
             case .canceled: stats.canceled.bump()
             case .deadlineExceeded: stats.deadlineExceeded.bump()
             case .shutdown: stats.shutdown.bump()
-            case .rejected: break
+            case .rejected, .dropped: break
             }
         }
         metrics.finished(outcome, after: elapsed)

@@ -30,6 +30,21 @@ public enum MetricName {
     public static let versionLabel = "version"
     /// The label that splits ``requests`` and ``requestDuration`` by how a request ended.
     public static let outcomeLabel = "outcome"
+    /// Counter of closed client connections, by ``reasonLabel`` (values: the transport's
+    /// `ConnectionCloseReason`: `client`, `done`, `header_timeout`, `idle_timeout`,
+    /// `pipeline_limit`, `max_connections`, `bad_request`, `shutdown`).
+    public static let connectionsClosed = "greetd_connections_closed_total"
+    /// The label of ``connectionsClosed``.
+    public static let reasonLabel = "reason"
+    /// OpenTelemetry's HTTP server histogram: every answer's duration, in seconds, by
+    /// ``httpMethodLabel``, ``httpStatusLabel`` and ``httpRouteLabel``.
+    public static let httpRequestDuration = "http_server_request_duration_seconds"
+    /// The method (`GET`, ...; `_OTHER` for an unknown or unread one).
+    public static let httpMethodLabel = "http_request_method"
+    /// The status code sent.
+    public static let httpStatusLabel = "http_response_status_code"
+    /// The matched route's pattern (`/`, `/healthz`, `/metrics`); empty when none matched.
+    public static let httpRouteLabel = "http_route"
 
     /// How a request ended: the values of the ``MetricName/outcomeLabel`` label.
     public enum Outcome: String, CaseIterable, Sendable {
@@ -43,5 +58,8 @@ public enum MetricName {
         case shutdown
         /// Refused without work: over `--max-connections`, or arriving while draining.
         case rejected
+        /// The server dropped the connection under it (the pipeline limit, a read timeout):
+        /// not the client's doing, so not `canceled`. Access-log status 444.
+        case dropped
     }
 }

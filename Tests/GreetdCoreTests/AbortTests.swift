@@ -65,7 +65,8 @@ extension LiveServer {
             try client.sendGet("/")
             let id = try await harness.startedRequestID()
             try? client.send([UInt8](repeating: UInt8(ascii: "x"), count: 64 * 1024))
-            try await harness.logs.waitFor(contextCanceled, request: id)
+            // The server's drop, not the client's abort: the context's cause says which.
+            try await harness.logs.waitFor("\(contextCanceled) (cause: pipeline limit)", request: id)
             try await harness.expectNothingLeft(connectionsClosed: true)
         }
 

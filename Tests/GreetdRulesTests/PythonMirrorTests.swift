@@ -21,6 +21,8 @@ import Testing
             ("OUTCOME_LABEL", MetricName.outcomeLabel),
             ("PROCESS_CPU_SECONDS", MetricName.processCPUSeconds), ("PROCESS_START_TIME", MetricName.processStartTime),
             ("BUILD_INFO", MetricName.buildInfo), ("VERSION_LABEL", MetricName.versionLabel),
+            ("CONNECTIONS_CLOSED", MetricName.connectionsClosed), ("REASON_LABEL", MetricName.reasonLabel),
+            ("HTTP_REQUEST_DURATION", MetricName.httpRequestDuration),
         ]
         for (python, swift) in pairs {
             #expect(source.contains("\n\(python) = \"\(swift)\"\n"), "\(python) should be \"\(swift)\"")
