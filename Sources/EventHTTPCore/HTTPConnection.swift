@@ -107,6 +107,10 @@ final class HTTPConnection {
     var framer: RequestFramer
     /// Set while we rewrite the input buffer ourselves: our own additions are not received bytes.
     private var rewritingInput = false
+    /// Bytes waiting behind the pending request, for the pipeline limit: what evhttp left in
+    /// its input when it dispatched the request, plus what the framer holds, plus every byte
+    /// read since (whether the framer passed, held or dropped it).
+    private var pipelined = 0
 
     init(raw: OpaquePointer, fd: Int32, server: LoopHTTPServer) {
         self.raw = raw
@@ -261,6 +265,7 @@ final class HTTPConnection {
     /// A whole request arrived: the read deadline no longer applies.
     func beginHandling(_ request: LoopRequest) {
         requestCount += 1
+        pipelined = framer.heldCount + (bufferevent.map { evbuffer_get_length(bufferevent_get_input($0)) } ?? 0)
         replyEvent = nil
         state = .handling(request)
         // event_del fails only for an event without a base.
@@ -319,8 +324,9 @@ final class HTTPConnection {
         switch result {
         case .success(.wouldBlock): break  // nothing after all: wait for the next wakeup
         case .success(.processed(0)): end(.peerClosed)
-        case .success(.processed):
-            if evbuffer_get_length(input) > server.options.pipelineLimit { end(.pipelineLimitExceeded) }
+        case .success(.processed(let count)):
+            pipelined += Int(count)
+            if pipelined > server.options.pipelineLimit { end(.pipelineLimitExceeded) }
         case .failure(let error): end(.socketError(errno: error.errno))
         }
     }

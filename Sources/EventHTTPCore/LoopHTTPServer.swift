@@ -272,9 +272,7 @@ public final class LoopHTTPServer {
             method: rejection.method, target: rejection.target,
             start: connection.requestStarted ?? .now, origin: .parser)
         let wrapped = LoopRequest(raw: request, head: head, connection: connection)
-        // evhttp 2.1's phrase table stops at 417.
-        let phrase = rejection.status == 431 ? "Request Header Fields Too Large" : nil
-        wrapped.respond(status: rejection.status, reason: phrase, headers: [("Connection", "close")], body: rejection.reason + "\n")
+        wrapped.respond(status: rejection.status, headers: [("Connection", "close")], body: rejection.reason + "\n")
     }
 
     /// Names a request the transport answers itself (no headers were read).

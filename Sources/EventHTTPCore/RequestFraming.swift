@@ -81,6 +81,9 @@ struct RequestFramer {
     /// What evhttp gets in place of a refused chunk line: the last chunk and no trailer.
     static let lastChunk: [UInt8] = Array("0\r\n\r\n".utf8)
 
+    /// Bytes held back from evhttp (an incomplete unit).
+    var heldCount: Int { held.count }
+
     init(maxHeaderBytes: Int) {
         self.maxHeaderBytes = maxHeaderBytes
     }
@@ -150,7 +153,7 @@ struct RequestFramer {
                         }
                     }
                     if size > maxHeaderBytes {
-                        reject(status: 431, reason: "request header fields too large", head: nil, isHead: isHead,
+                        reject(status: 400, reason: "request header fields too large", head: nil, isHead: isHead,
                                &out, chunk, &emitted, unitStart)
                         return out
                     }
@@ -168,7 +171,7 @@ struct RequestFramer {
                     verdict = unit.withUnsafeBufferPointer { isHead ? Self.judgeHead($0) : Self.judgeTrailer($0) }
                 }
                 if size > maxHeaderBytes {
-                    reject(status: 431, reason: "request header fields too large", head: verdict.line, isHead: isHead,
+                    reject(status: 400, reason: "request header fields too large", head: verdict.line, isHead: isHead,
                            &out, chunk, &emitted, unitStart)
                     return out
                 }
