@@ -1,58 +1,119 @@
 #!/usr/bin/env bash
-# Regenerates docs/greetd.1, greetd's man page, from its --help (swift-argument-parser's
-# generate-manual plugin; works offline once the package's dependencies are resolved).
-# Run it after changing a flag, its help or the version; FlagTests checks that the page is current.
+# Regenerates docs/greetd.1, greetd's man page, from the help text `greetd --help` prints.
 #
-#   scripts/man.sh            # writes docs/greetd.1
-#   man ./docs/greetd.1       # reads it
-#   sudo install -m 644 docs/greetd.1 /usr/local/share/man/man1/greetd-http.1   # with the unit (README)
+# The text comes from the built binary itself (`greetd --experimental-dump-help`, the same
+# strings `--help` wraps, as JSON), so the page cannot say anything --help does not: the overview,
+# every paragraph of the discussion (streaming, signals, logs, access log, exit status), and
+# every option with its help, its default and, for --log-level and --log-format, its values,
+# exactly as --help shows them. No plugin and no network: only a built greetd and python3.
+# Run it after changing a flag, its help or the version; DocsTests checks that the committed
+# page equals a fresh generation, and FlagTests that it names every option of this version.
+#
+#   scripts/man.sh                  # builds greetd (debug) if needed, writes docs/greetd.1
+#   scripts/man.sh --stdout         # writes the page to standard output instead
+#   GREETD_BINARY=.build/release/greetd scripts/man.sh   # from that binary, without building
+#   man ./docs/greetd.1             # reads it
+#   sudo install -m 644 docs/greetd.1 /usr/local/share/man/man1/greetd-http.1   # docs/OPERATIONS.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+to_stdout=0
+case "${1:-}" in
+    --stdout) to_stdout=1 ;;
+    "") ;;
+    *) echo "usage: scripts/man.sh [--stdout]" >&2; exit 64 ;;
+esac
+
+binary=${GREETD_BINARY:-}
+if [ -z "$binary" ]; then
+    swift build --product greetd >&2
+    binary=.build/debug/greetd
+fi
+[ -x "$binary" ] || { echo "man.sh: no executable $binary" >&2; exit 1; }
+
 # The page's date is the version's: the last commit that touched Version.swift, so that running
-# this again without a change gives the same file.
+# this again without a change gives the same file. (DocsTests ignores the .Dd line.)
 date=$(git log -1 --format=%cs -- Sources/GreetdRules/Version.swift 2>/dev/null || true)
 [ -n "$date" ] || date=$(date -u +%F)
 
-swift package plugin generate-manual --configuration debug --date "$date" >/dev/null
-out=.build/plugins/GenerateManual/outputs/greetd/greetd.1
-[ -s "$out" ] || { echo "man.sh: the plugin wrote no $out"; exit 1; }
-version=$(sed -n 's/^public let greetdVersion = "\(.*\)"$/\1/p' Sources/GreetdRules/Version.swift)
-[ -n "$version" ] || { echo "man.sh: no version in Sources/GreetdRules/Version.swift"; exit 1; }
-mkdir -p docs
-# The plugin writes a page for a command with subcommands; greetd has none. Fix up what follows
-# from that, and put in the version and greetd's own exit statuses:
-#   .Os                     -> .Os greetd VERSION (the page's footer)
-#   .Ar subcommand          -> dropped from the synopsis
-#   .It Em help ... .El     -> the "help subcommand" entry, dropped
-#   .Ex -std                -> the exit statuses --help lists
-#   empty line              -> .Pp
-python3 - "$out" docs/greetd.1 "$version" <<'PY'
-import sys
-source, target, version = sys.argv[1:]
-lines = open(source).read().rstrip("\n").split("\n")
-out, skipping = [], False
-for line in lines:
-    if skipping:
-        skipping = line != ".El"
-        continue
-    if line == ".It Em help":
-        skipping = True
-        continue
-    if line == ".Ar subcommand":
-        continue
-    if line == "":
-        line = ".Pp"  # mdoc wants a macro, not an empty line, between paragraphs
-    if line == ".Os":
-        line = f".Os greetd {version}"
-    if line == ".Ex -std":
-        out += [".Bl -tag -width 4n",
-                ".It 0", "Clean shutdown after SIGTERM or SIGINT (and for --help, --version).",
-                ".It 1", "Runtime error, such as a port in use or a host that does not resolve.",
-                ".It 64", "Usage error: a bad flag or value; the message names it.",
-                ".El"]
-        continue
-    out.append(line)
-open(target, "w").write("\n".join(out) + "\n")
+help_json=$("$binary" --experimental-dump-help)
+version=$("$binary" --version)
+
+page=$(python3 - "$date" "$version" <<'PY' 3<<<"$help_json"
+import datetime, json, os, sys
+
+date, version = sys.argv[1:]
+command = json.load(os.fdopen(3))["command"]
+
+
+def text(s):
+    """One line of running text, escaped for mdoc: backslashes, and a leading '.' or "'" that
+    would make it a request."""
+    s = s.replace("\\", "\\e")
+    return "\\&" + s if s[:1] in (".", "'") else s
+
+
+def option_help(argument):
+    """The option's help exactly as --help prints it (before wrapping): its abstract, then
+    ArgumentParser's '(values: ...; default: ...)' for options with a fixed set of values."""
+    help = argument.get("abstract", "")
+    values = argument.get("allValues")
+    if values:
+        suffix = "values: " + ", ".join(values)
+        if argument.get("defaultValue") is not None:
+            suffix += "; default: " + argument["defaultValue"]
+        help += " (" + suffix + ")"
+    return help
+
+
+def names(argument):
+    """mdoc spelling of an option's names: `Fl h , Fl -help`; `Fl -host Ar host`."""
+    spelled = ["Fl " + ("-" if n["kind"] == "long" else "") + n["name"] for n in argument["names"]]
+    head = " , ".join(spelled)
+    if argument["kind"] == "option":
+        head += " Ar " + argument["valueName"]
+    return head
+
+
+arguments = [a for a in command["arguments"] if a.get("shouldDisplay", True)]
+paragraphs = [p.replace("\n", " ") for p in command.get("discussion", "").split("\n\n") if p.strip()]
+exit_paragraphs = [p for p in paragraphs if p.startswith("Exit status:")]
+description = [p for p in paragraphs if p not in exit_paragraphs]
+day = datetime.date.fromisoformat(date)
+
+out = ['.\\" Generated by scripts/man.sh from `greetd --help` (greetd --experimental-dump-help); do not edit.',
+       f".Dd {day.strftime('%B')} {day.day}, {day.year}",
+       ".Dt GREETD 1",
+       f".Os greetd {version}",
+       ".Sh NAME",
+       ".Nm greetd",
+       f".Nd {text(command['abstract'])}",
+       ".Sh SYNOPSIS",
+       ".Nm"]
+for argument in arguments:
+    synopsis = names(argument).split(" , ")[-1] if argument["kind"] == "flag" else names(argument)
+    out.append(f".Op {synopsis}" + (" ..." if argument.get("isRepeating") else ""))
+out.append(".Sh DESCRIPTION")
+for i, paragraph in enumerate(description):
+    if i:
+        out.append(".Pp")
+    out.append(text(paragraph))
+out += [".Sh OPTIONS", ".Bl -tag -width 6n"]
+for argument in arguments:
+    out += [f".It {names(argument)}", text(option_help(argument))]
+out.append(".El")
+if exit_paragraphs:
+    out += [".Sh EXIT STATUS"] + [text(p) for p in exit_paragraphs]
+out += [".Sh SEE ALSO",
+        "The operations guide (docs/OPERATIONS.md) and the README of greetd's source tree."]
+print("\n".join(out))
 PY
-echo "man.sh: wrote docs/greetd.1 ($(wc -l <docs/greetd.1) lines, dated $date)"
+)
+
+if [ "$to_stdout" = 1 ]; then
+    printf '%s\n' "$page"
+else
+    mkdir -p docs
+    printf '%s\n' "$page" > docs/greetd.1
+    echo "man.sh: wrote docs/greetd.1 ($(wc -l <docs/greetd.1) lines, greetd $version, dated $date)" >&2
+fi
