@@ -159,9 +159,11 @@ public final class EventHTTPServer: Sendable {
         guard !signals.isEmpty else { return }
         escalation.withLock { task in
             guard task == nil else { return }
-            task = Task { [weak self] in
+            // Strong: serve() cancels this task and waits for it before it returns, which ends
+            // the reference. (A weak one would leave a side table that LeakSanitizer reports at
+            // exit: it cannot see the runtime's encoded pointer to it.)
+            task = Task {
                 for await signal in await UnixSignalsSequence(trapping: signals) {
-                    guard let self else { return }
                     self.logger.notice("\(signal) during the graceful shutdown: cancelling now")
                     self.cancel()
                     return
@@ -171,19 +173,22 @@ public final class EventHTTPServer: Sendable {
     }
 
     private func stop(level: Int) {
-        if level == 1 { watchForEscalation() }
-        // The loops are reached under the lock and held only weakly: a strong copy held here
-        // past the lock could become the last reference once serve() and the loop threads let
-        // go, and free a worker (its events, its event_base) on this thread. The pending level
-        // first: serve() reads it after it makes the phase `.running`, so one of the two sees it.
+        // The loops are reached under the lock, while the phase holds them: a closure refused by
+        // a loop that already stopped is freed here, under the lock, never as the last
+        // reference (which would free a worker's events and event_base off its thread); one
+        // that runs is freed on the loop's thread. The pending level first: serve() reads it
+        // after it makes the phase `.running`, so one of the two sees it.
         pendingStop.withLock { $0 = max($0, level) }
-        phase.withLock { phase in
-            guard case .running(let workers) = phase else { return }
+        let running = phase.withLock { phase -> Bool in
+            guard case .running(let workers) = phase else { return false }
             for worker in workers {
                 // A loop that already finished its drain has shut its executor down: nothing to stop.
-                _ = worker.executor.tryExecute { [weak worker] in level == 1 ? worker?.beginDrain() : worker?.cancelRemaining() }
+                _ = worker.executor.tryExecute { level == 1 ? worker.beginDrain() : worker.cancelRemaining() }
             }
+            return true
         }
+        // Only while running: serve() ends the watch (and a stop before then is replayed by it).
+        if running && level == 1 { watchForEscalation() }
     }
 
     private func serve() async throws {
@@ -217,7 +222,7 @@ public final class EventHTTPServer: Sendable {
             }
         } catch {
             // Loops that did start are stopped, and waited for, before the error goes out.
-            for worker in workers { worker.executor.execute { [weak worker] in worker?.cancelRemaining() } }
+            for worker in workers { _ = worker.executor.tryExecute { worker.cancelRemaining() } }
             for _ in workers.count..<loops { finished.arrive() }
             await finished.wait()
             phase.withLock { $0 = .stopped }
@@ -233,7 +238,12 @@ public final class EventHTTPServer: Sendable {
         default: break
         }
         await finished.wait()
-        escalation.withLock { $0?.cancel(); $0 = nil }
+        let watcher = escalation.withLock { task -> Task<Void, Never>? in
+            defer { task = nil }
+            return task
+        }
+        watcher?.cancel()
+        await watcher?.value
         phase.withLock { $0 = .stopped }
         bound.withLock { $0 = [] }
         workers.removeAll()

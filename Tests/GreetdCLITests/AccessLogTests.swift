@@ -191,8 +191,15 @@ import Testing
 
     @Test("--log-level accepts warn and any case", arguments: ["warn", "WARN", "Info", "NOTICE"])
     func logLevelSpellings(level: String) throws {
-        let greetd = try GreetdProcess(["--host", "127.0.0.1", "--port", "0", "--log-level", level])
-        _ = try greetd.listeningPort()
+        // At warn the listening line (notice) is hidden: use a known port and ask it.
+        let port = try freeLoopbackPort()
+        let greetd = try GreetdProcess(["--host", "127.0.0.1", "--port", "\(port)", "--log-level", level])
+        var answered = false
+        for _ in 0..<200 where !answered {
+            answered = (try? rawExchange(port: port, "GET /healthz HTTP/1.0\r\n\r\n"))?.contains("200 OK") == true
+            if !answered { usleep(20_000) }
+        }
+        #expect(answered, "\(greetd.stderrText)")
         greetd.signal(SIGTERM)
         #expect(try greetd.waitForExit(timeout: Self.wait) == 0, "\(greetd.stderrText)")
     }

@@ -95,7 +95,10 @@ final class GreetdProcess: Sendable {
     /// The port from `Server listening on http://127.0.0.1:PORT`.
     func listeningPort() throws -> UInt16 {
         let line = try waitForLine(containing: "Server listening on http://")
-        guard let port = line.text.split(separator: ":").last.flatMap({ UInt16($0) }) else {
+        // Text (`... http://127.0.0.1:8080`) or JSON (`..."msg":"Server listening on http://127.0.0.1:8080"}`).
+        let afterURL = line.text.components(separatedBy: "Server listening on http://").last ?? ""
+        let hostPort = afterURL.prefix { $0 != "\"" && $0 != " " }
+        guard let port = hostPort.split(separator: ":").last.flatMap({ UInt16($0) }) else {
             throw TestFailure("cannot read a port from: \(line.text)")
         }
         return port
