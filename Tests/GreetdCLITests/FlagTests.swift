@@ -118,7 +118,7 @@ struct FlagTests {
         #expect(greetd.stderrText.contains("notice Stopped"))
         #expect(!greetd.stderrText.contains("Handling greeting request"), "\(greetd.stderrText)")
         // Access lines are written whatever the level (--access-log); no other info line is.
-        let infoLines = greetd.stderrText.split(separator: "\n").filter { $0.contains(" info ") && !$0.contains(" info access ") }
+        let infoLines = greetd.stderrText.split(separator: "\n").filter { $0.contains(" info ") && !$0.contains("] access method=") }
         #expect(infoLines.isEmpty, "\(greetd.stderrText)")
     }
 }
