@@ -124,6 +124,10 @@ struct Greetd: ParsableCommand {
     }
 
     func run() throws {
+        // First thing: SIGHUP's default action kills the process (exit 129), and a logrotate
+        // or an operator's habit may send it while greetd is still starting (opening the access
+        // log, binding). The Supervisor then installs the handler that reopens the logs.
+        _ = signal(SIGHUP, SIG_IGN)
         let level = logLevel.level
         let format = logFormat.format
         let accessLogFile: AccessLog
