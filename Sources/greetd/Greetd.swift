@@ -108,10 +108,10 @@ struct Greetd: ParsableCommand {
     @Option(parsing: .unconditional, help: "Bytes a client may pipeline behind a pending request before it is dropped. (default: 65536)", transform: parseInteger)
     var pipelineLimit: Int = 64 * 1024
 
-    @Option(help: "Least severe level to log: trace, debug, info, notice, warning (or warn), error, critical, in any case. 'notice' keeps lifecycle lines (listening, ready, draining, stopped) and context errors but not the per-request lines; 'warning' keeps problems only. Access lines do not depend on it (see --access-log). (default: info)")
+    @Option(help: "Least severe level to log: trace, debug, info, notice, warning (or warn), error, critical, in any case. 'notice' keeps lifecycle lines (listening, ready, draining, stopped) and context errors but not the per-request lines; 'warning' keeps problems only. Access lines do not depend on it (see --access-log).")
     var logLevel: LogLevelOption = .info
 
-    @Option(help: "Log line format: 'text' (timestamp level [request_id=…] message key=value) or 'json' (one object per line: time, level, msg, request_id, and typed fields; access lines have msg \"access\"). (default: text)")
+    @Option(help: "Log line format: 'text' (timestamp level [request_id=…] message key=value) or 'json' (one object per line: time, level, msg, request_id, and typed fields; access lines have msg \"access\").")
     var logFormat: LogFormatOption = .text
 
     @Option(help: "Where access lines go, one per request, whatever --log-level says: 'stderr', 'off', or a file's path (appended to, created 0640; SIGHUP reopens it, for logrotate). (default: stderr)", transform: parseAccessLog)
