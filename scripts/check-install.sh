@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Checks that greetd as the README installs it runs on a machine without Swift: the binary is built
-# exactly as the README's install steps build it (release, --static-swift-stdlib, in
+# Checks that greetd as docs/OPERATIONS.md installs it runs on a machine without Swift: the binary
+# is built exactly as its install steps build it (release, --static-swift-stdlib, in
 # .build-static), then
 #   1. its dynamic section names no Swift runtime library (libswift*, libFoundation*, libdispatch,
 #      libBlocksRuntime) and has no RPATH/RUNPATH into the toolchain;
