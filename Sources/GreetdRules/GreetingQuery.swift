@@ -16,12 +16,16 @@ public enum QueryProblem: Error, Equatable, Sendable, CustomStringConvertible {
     /// The `400` body: `invalid delay "5x": time: unknown unit "x" in duration "5x"`.
     public var description: String {
         switch self {
+        // A value over the log's target limit is cut (with a marker) and not repeated: no 400
+        // echoes a huge query back whole.
         case .malformedQuery(let query):
-            return "invalid query string \(GoDuration.quote(query))"
+            return "invalid query string \(GoDuration.quote(cutForLog(query)))"
+        case .badDuration(let name, let text, _) where text.utf8.count > loggedTargetLimit:
+            return "invalid \(name) \(GoDuration.quote(cutForLog(text))): not a duration"
         case .badDuration(let name, let text, let error):
             return "invalid \(name) \(GoDuration.quote(text)): \(error)"
         case .negative(let name, let text):
-            return "invalid \(name) \(GoDuration.quote(text)): must not be negative"
+            return "invalid \(name) \(GoDuration.quote(cutForLog(text))): must not be negative"
         }
     }
 }

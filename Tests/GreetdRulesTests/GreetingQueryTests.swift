@@ -82,4 +82,15 @@ import Darwin
         #expect(body.contains(#""1s\x0d\x0aX-Injected: 1""#))
         #expect(QueryProblem.malformedQuery("a=%zz\n").description == #"invalid query string "a=%zz\x0a""#)
     }
+
+    @Test("a 60 KB value is cut in the 400 body, with a marker, and never echoed whole")
+    func hugeValueIsCut() {
+        let text = String(repeating: "9", count: 60 * 1024) + "x"
+        for problem in [QueryProblem.badDuration("delay", text, .invalid(text)), .negative("delay", "-" + text),
+                        .malformedQuery(text)] {
+            let body = problem.description
+            #expect(body.utf8.count < 2 * loggedTargetLimit, "\(body.utf8.count) bytes")
+            #expect(body.contains("(cut, "), "\(body.prefix(80))")
+        }
+    }
 }
