@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Bytes per pending greeting of two greetd binaries, side by side (docs/PERFORMANCE.md's method).
 
-    python3 Benchmarks/pending-compare.py --before OLD/greetd --after .build/release/greetd [--rounds 3] [--held 10000]
+    python3 Benchmarks/pending-compare.py --before OLD/greetd --after .build/release/greetd [--rounds 3] [--held 10000] [--path /?async=1&delay=300s]
 
-Each round holds `--held` greetings (`/?delay=300s`, `--workers 1`) on a fresh server of each
+Each round holds `--held` greetings (`--path`, default `/?delay=300s`; `/?async=1&delay=300s`
+for the async handler; `--workers 1`) on a fresh server of each
 binary in turn and divides the settled RSS growth by the count (run.py's memory_per_pending).
 Prints {"before": [...], "after": [...]} (bytes, one per round).
 """
@@ -19,6 +20,7 @@ def main():
     ap.add_argument("--after", required=True)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--held", type=int, default=10000)
+    ap.add_argument("--path", default="/?delay=300s", help="the target held pending (default: the plain greeting)")
     a = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -30,7 +32,7 @@ def main():
                                           "--max-connections", "20000", "--max-delay", "10m", "--workers", "1"]
             srv = run.Server(name, cmd)
             try:
-                out = run.memory_per_pending(srv, a.held, "/?delay=300s")
+                out = run.memory_per_pending(srv, a.held, a.path)
             finally:
                 srv.stop()
             result[name].append(round(out["bytes_per_pending"]))

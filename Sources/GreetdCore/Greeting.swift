@@ -6,8 +6,9 @@ import Logging
 ///
 /// It logs `Handling greeting request`, then thinks: it logs `Greetings are hard. Thinking...`
 /// at each tick (`start + n × tick`, never before), and at `start + delay` answers `200 Hello
-/// Gopher!` (``ThinkingSchedule``: the rule the async greetings share). One ``PunctualTimer``
-/// does both: it is set for whichever comes next. Every tick due by the delay is logged before
+/// Gopher!` (``ThinkingSchedule``: the rule the async greetings share). One ``LoopTimer``
+/// (a `struct event` kept in the greeting: one allocation, no timer object) does both: it is
+/// set for whichever comes next. Every tick due by the delay is logged before
 /// the answer, so the defaults give the seed's five lines.
 ///
 /// It behaves as Go's handler with a ``Context`` that is a child of the server's root context, with
@@ -27,17 +28,18 @@ import Logging
 /// until the greeting unregisters when it ends) hold it unowned, so ending it (removing it from
 /// the table) frees everything at once.
 final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
-    private enum State {
-        case thinking(ticker: PunctualTimer?, deadline: PunctualTimer?)
-        case finished
-    }
 
     let request: LoopRequest
     /// Our registration on the server's root context while thinking (its shutdown cancels us).
     private var rootRegistration: Context.Registration?
     private let parameters: GreetingQuery
     private unowned let server: GreetingServer
-    private var state: State = .thinking(ticker: nil, deadline: nil)
+    /// Until the greeting ends (``finish()``), whatever ended it first.
+    private var thinking = true
+    /// The tick-and-answer timer, while thinking.
+    private var ticker: LoopTimer?
+    /// The `?timeout=` timer, while thinking with a deadline.
+    private var deadline: LoopTimer?
     private var ticksLogged = 0
     /// The server's log level (fixed for its life): a line below it costs one comparison.
     private let logLevel: Logger.Level
@@ -53,7 +55,7 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
     }
 
     deinit {
-        if case .thinking = state { assertionFailure("greeting \(request.id) freed while thinking") }
+        if thinking { assertionFailure("greeting \(request.id) freed while thinking") }
         // The root holds us unowned: never leave it a dangling observer.
         if let rootRegistration { server.root.removeOnDone(rootRegistration) }
         server.stats.liveGreetings.bump(-1)
@@ -93,15 +95,12 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
         // Thinking: the root's shutdown must reach us until we end (``finish()`` unregisters).
         rootRegistration = server.root.onDone(observer: self)
         do {
-            let ticker = try PunctualTimer(base: server.base, target: self, tag: Self.tickTag)
-            var deadline: PunctualTimer?
             if let timeout = parameters.timeout {
-                let timer = try PunctualTimer(base: server.base, target: self, tag: Self.deadlineTag)
-                try timer.schedule(at: started + timeout.duration)
-                deadline = timer
+                deadline = try LoopTimer(base: server.base, target: self, tag: Self.deadlineTag)
+                try deadline?.schedule(at: started + timeout.duration)
             }
-            state = .thinking(ticker: ticker, deadline: deadline)
-            try ticker.schedule(at: nextWake)
+            ticker = try LoopTimer(base: server.base, target: self, tag: Self.tickTag)
+            try ticker?.schedule(at: nextWake)
             try request.watchForAbort()
         } catch {
             fail("Cannot start greeting", error)
@@ -124,7 +123,7 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
             contextDone(.deadlineExceeded, cause: nil)
             return
         }
-        guard case .thinking(let ticker, _) = state, let ticker else { return }
+        guard thinking, ticker != nil else { return }
         let now = ContinuousClock.now
         let schedule = self.schedule
         while schedule.nextTickIsDue(logged: ticksLogged, by: now) { logTick() }
@@ -132,7 +131,7 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
             complete()
         } else {
             do {
-                try ticker.schedule(at: nextWake)
+                try ticker?.schedule(at: nextWake)
             } catch {
                 // Unscheduled, the greeting would never answer (and, with no deadline, never end).
                 fail("Cannot schedule the next tick", error)
@@ -160,7 +159,7 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
     func serverDropped(_ reason: ConnectionEnd, shuttingDown: Bool) {
         let cause = DropCause(reason: reason, shuttingDown: shuttingDown)
         log(.debug, "Server dropped the connection", metadata: ["reason": "\(cause)"])
-        guard case .thinking = state else { return }
+        guard thinking else { return }
         contextDone(.canceled, cause: cause)
         outcome = cause.outcome
     }
@@ -178,7 +177,7 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
     }
 
     private func complete() {
-        guard case .thinking = state else { return }
+        guard thinking else { return }
         while ticksLogged < schedule.ticksDue { logTick() }
         finish()  // frees the timers
         outcome = .completed
@@ -188,7 +187,9 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
 
     /// Stops thinking: frees the timers and leaves the root context.
     private func finish() {
-        state = .finished
+        thinking = false
+        ticker = nil
+        deadline = nil
         if let registration = rootRegistration {
             rootRegistration = nil
             server.root.removeOnDone(registration)
@@ -198,7 +199,7 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
     /// What Go's handler does when its context is done with `err` (and `cause`, as
     /// `context.Cause` reports it when it is not `err` itself): the first call counts.
     private func contextDone(_ err: ContextError, cause: (any Error)?) {
-        guard case .thinking = state else { return }
+        guard thinking else { return }
         finish()  // frees the timers: no tick after this point
         log(.notice, .init(stringLiteral: GreetingScript.contextError(err, cause: cause)))
         log(.info, .init(stringLiteral: GreetingScript.handled))
