@@ -394,8 +394,10 @@ final class HTTPConnection {
         case .awaitingRequest, .closed:
             if server.isDraining { return .shutdown }
             // evhttp's own read timeout (the idle timeout, `evhttp_set_timeout_tv`) can beat our
-            // deadline of the same length: a silent close that late is the timeout's.
-            if let idle = server.options.idleTimeout, let since = awaitingSince, ContinuousClock.now - since >= idle {
+            // deadline of the same length (it was armed a moment before ours, as the reply
+            // finished): a silent close that late is the timeout's, not the client's.
+            if let idle = server.options.idleTimeout, let since = awaitingSince,
+               ContinuousClock.now - since >= idle - min(idle / 10, .milliseconds(50)) {
                 return requestCount == 0 ? .headerTimeout : .idleTimeout
             }
             return .client

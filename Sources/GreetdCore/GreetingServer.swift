@@ -128,19 +128,26 @@ public final class GreetingServer: LoopObserver {
     }
 
     /// The library configuration of greetd's loop: its request ids, its error bodies (Go's
-    /// words), evhttp's own canned pages, and its shutdown budget and grace.
+    /// words; the transport's canned answers as plain text, `400 Bad Request`), and its shutdown
+    /// budget and grace.
     private static func frontDoor(_ configuration: GreetdConfiguration) -> EventHTTPServer.Configuration {
         var frontDoor = EventHTTPServer.Configuration(
             host: configuration.host, port: configuration.port, loops: 1, transport: configuration.http,
             requestIDs: .custom { number, clientValue in clientValue.flatMap(acceptableRequestID) ?? GeneratedRequestID.make(number) },
             errorRenderer: ErrorRenderer { answer in
-                guard answer.status == .methodNotAllowed else { return ("text/plain; charset=utf-8", "404 page not found\n") }
-                let path = String(answer.target.prefix { $0 != "?" })
-                return ("text/plain; charset=utf-8", GreetingRoutes.methodNotAllowedBody(RequestMethod(rawValue: answer.method) ?? .other, path: path))
+                switch answer.status {
+                case .notFound:
+                    return ("text/plain; charset=utf-8", "404 page not found\n")
+                case .methodNotAllowed:
+                    let path = String(answer.target.prefix { $0 != "?" })
+                    return ("text/plain; charset=utf-8", GreetingRoutes.methodNotAllowedBody(RequestMethod(rawValue: answer.method) ?? .other, path: path))
+                default:
+                    // The transport's canned answers (400, 413, 417, ...): Go's `http.Error` shape.
+                    return ("text/plain; charset=utf-8", "\(answer.status.code) \(answer.message)\n")
+                }
             },
             shutdownGrace: configuration.shutdownTimeout.duration, cancellationGrace: configuration.shutdownGrace.duration,
             shutdownMessage: "\(ShutdownCause())")
-        frontDoor.rendersTransportErrors = false
         return frontDoor
     }
 
