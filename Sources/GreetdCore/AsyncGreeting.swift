@@ -116,55 +116,100 @@ final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendabl
         if outcome == nil { outcome = error == .deadlineExceeded ? .deadlineExceeded : .shutdown }
     }
 
+    /// What the handler's loop does next (``step()``'s answer).
+    private enum Step {
+        /// A tick was logged: write its event (streams), then step again.
+        case ticked
+        /// Nothing is due: sleep until this instant.
+        case sleep(until: ContinuousClock.Instant)
+        /// The delay is over and `Handled` is logged: answer.
+        case answer
+        /// The greeting ended otherwise (abort, deadline, shutdown): last words.
+        case stop
+    }
+
     /// The handler: the seed's loop. Runs as the request's Task, on the loop.
+    ///
+    /// Only the awaits are here; the logic is in the synchronous ``step()`` and
+    /// ``failed(_:)``: every value an async function keeps goes into its frame, in the Task's
+    /// allocator, and a pending greeting keeps its frames for its whole life (each slab the
+    /// frames overflow costs 1 KB per pending request).
     func run(_ request: AsyncRequest, _ response: AsyncResponse) async {
         server.base.thread.preconditionOnThread()
         var stream: ResponseStream?
         do {
             if mode == .events && !ended { stream = try response.startStream(headers: eventHeaders) }
-            while !ended {
-                let now = ContinuousClock.now
-                // Every tick due by now, and before the deadline: the line, then its event.
-                while !ended && schedule.nextTickIsDue(logged: ticksLogged, by: now)
-                        && deadline.map({ schedule.tickInstant(ticksLogged + 1) < $0 }) ?? true {
-                    ticksLogged += 1
-                    server.recorder.ticked()
-                    log(.info, .init(stringLiteral: GreetingScript.thinking))
+            loop: while true {
+                switch step() {
+                case .ticked:
                     try await stream?.write(Self.thinkingEvent)
-                }
-                if ended { break }
-                if let deadline, now >= deadline {
-                    context.cancel(.deadlineExceeded)
-                    break
-                }
-                if now >= schedule.finish {
-                    ended = true
-                    outcome = .completed
-                    log(.info, .init(stringLiteral: GreetingScript.handled))
+                case .sleep(let wake):
+                    try await request.executor.sleep(until: wake)
+                case .answer:
                     if let stream {
                         try await stream.write(Self.greetingEvent)
                         try await stream.finish()
                     } else {
-                        try response.respond(status: 200, headers: closing(answerHeaders), body: GreetingScript.answer)
+                        try respondPlain(response)
                     }
                     return
+                case .stop:
+                    break loop
                 }
-                let wake = schedule.nextWake(logged: ticksLogged)
-                try await request.executor.sleep(until: deadline.map { min($0, wake) } ?? wake)
             }
-        } catch is ResponseError {
-            return  // the client left; the server logged it as the request ended
-        } catch is CancellationError where ended {
-            // Cancelled by the abort or the shutdown, whose lines are logged: say why below.
         } catch {
-            // A timer that cannot be set (libevent out of memory), or the executor shut down.
-            if !ended {
-                ended = true
-                outcome = .shutdown
-                log(.error, "Cannot go on thinking: \(error)")
-            }
+            if !failed(error) { return }
         }
         await lastWords(request, response, stream)
+    }
+
+    /// One step of the seed's loop: logs the next tick due (by now, and before the deadline),
+    /// or ends the greeting at the deadline or the delay, or says how long to sleep.
+    @inline(never)
+    private func step() -> Step {
+        if ended { return .stop }
+        let now = ContinuousClock.now
+        if schedule.nextTickIsDue(logged: ticksLogged, by: now)
+            && deadline.map({ schedule.tickInstant(ticksLogged + 1) < $0 }) ?? true {
+            ticksLogged += 1
+            server.recorder.ticked()
+            log(.info, .init(stringLiteral: GreetingScript.thinking))
+            return .ticked
+        }
+        if let deadline, now >= deadline {
+            context.cancel(.deadlineExceeded)
+            return .stop
+        }
+        if now >= schedule.finish {
+            ended = true
+            outcome = .completed
+            log(.info, .init(stringLiteral: GreetingScript.handled))
+            return .answer
+        }
+        let wake = schedule.nextWake(logged: ticksLogged)
+        return .sleep(until: deadline.map { min($0, wake) } ?? wake)
+    }
+
+    /// The plain answer, `200 Hello Gopher!`.
+    @inline(never)
+    private func respondPlain(_ response: AsyncResponse) throws {
+        try response.respond(status: 200, headers: closing(answerHeaders), body: GreetingScript.answer)
+    }
+
+    /// The handler's loop threw: whether to say last words.
+    /// - the client left (`ResponseError`): no; the server logged it as the request ended;
+    /// - cancelled by the abort or the shutdown, whose lines are logged: yes, say why;
+    /// - a timer that cannot be set (libevent out of memory), or the executor shut down: log it.
+    @inline(never)
+    private func failed(_ error: any Error) -> Bool {
+        if error is ResponseError { return false }
+        if error is CancellationError && ended { return true }
+        if !ended {
+            ended = true
+            outcome = .shutdown
+            log(.error, "Cannot go on thinking: \(error)")
+        }
+        return true
     }
 
     /// The end of a greeting that did not complete: an `event: error` (or a `503`) with the
