@@ -246,11 +246,29 @@ public final class EventHTTPLoop: LoopResponder, @unchecked Sendable {
 
     public func renderError(status: Int, head: RequestHead) -> RenderedError? {
         guard configuration.rendersTransportErrors else { return nil }
-        let status = HTTPResponse.Status(code: status)
+        let status = Self.status(status)
         let answer = ErrorAnswer(status: status, message: status.reasonPhrase, requestID: head.id, kind: nil, origin: .transport,
                                  method: head.method, target: head.target)
         let (contentType, body) = configuration.errorRenderer.render(answer)
         return RenderedError(contentType: contentType, body: body)
+    }
+
+    /// The status with its standard reason phrase (`HTTPResponse.Status(code:)` has none).
+    static func status(_ code: Int) -> HTTPResponse.Status {
+        switch code {
+        case 400: .badRequest
+        case 404: .notFound
+        case 405: .methodNotAllowed
+        case 408: .requestTimeout
+        case 413: .contentTooLarge
+        case 417: .expectationFailed
+        case 431: .requestHeaderFieldsTooLarge
+        case 500: .internalServerError
+        case 501: .notImplemented
+        case 503: .serviceUnavailable
+        case 505: HTTPResponse.Status(code: 505, reasonPhrase: "HTTP Version Not Supported")
+        default: HTTPResponse.Status(code: code)
+        }
     }
 
     public func requestEnded(_ head: RequestHead, _ end: RequestEnd) {

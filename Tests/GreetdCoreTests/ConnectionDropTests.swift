@@ -116,6 +116,21 @@ extension LiveServer {
             #expect(closed(harness, "shutdown") == 1)
         }
 
+        @Test("the transport's canned answers are greetd's plain text, with X-Request-Id", arguments: [
+            ("GET / HTTP/1.1\r\nHost: t\r\nX-Big: \(String(repeating: "a", count: 70_000))\r\n\r\n", 400, "request header fields too large\n"),
+            ("GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 4096\r\n\r\n", 413, "413 Content Too Large\n"),
+        ])
+        func cannedAnswersArePlainText(request: String, status: Int, body: String) async throws {
+            let harness = try Harness(delay: "0s") { $0.http.maxBodyBytes = 1024 }
+            let client = try harness.connect()
+            try client.send(request)
+            let response = try await client.readResponse()
+            #expect(response.status == status)
+            #expect(response.headers["content-type"] == "text/plain; charset=utf-8")
+            #expect(response.body == body)
+            #expect(response.headers["x-request-id"] != nil)
+        }
+
         @Test("http_server_request_duration_seconds: every answer, by method, status and route")
         func httpHistogram() async throws {
             let harness = try Harness(delay: "0s")
