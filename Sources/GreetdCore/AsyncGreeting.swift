@@ -44,7 +44,9 @@ final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendabl
         case plain
     }
 
-    let head: RequestHead
+    /// The request's name, for its log lines (the whole ``RequestHead`` would cost about 150 B
+    /// more per pending greeting; the schedule keeps its start).
+    let id: String
     private let mode: Mode
     private let parameters: GreetingQuery
     private let context: Context
@@ -59,7 +61,7 @@ final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendabl
     private(set) var outcome: RequestOutcome?
 
     init(head: RequestHead, mode: Mode, parameters: GreetingQuery, server: GreetingServer) {
-        self.head = head
+        self.id = head.id
         self.mode = mode
         self.parameters = parameters
         self.server = server
@@ -75,7 +77,7 @@ final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendabl
 
     private func log(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message,
                      metadata: @autoclosure () -> Logger.Metadata = [:]) {
-        server.logger.log(level, request: head.id, message(), metadata: metadata())
+        server.logger.log(level, request: id, message(), metadata: metadata())
     }
 
     /// Logs the first lines, on the loop thread, as the request is handed over (before its Task
