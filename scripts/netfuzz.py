@@ -81,6 +81,7 @@ class Case:
         self.expect_drop = False  # we close first (disconnect cases): no answer expected
         self.forbid_response = False  # any answer is wrong (the client half-closed first)
         self.slowloris = False  # trickled past --header-timeout: a 200 means the timeout did not hold
+        self.framing = None  # a refused framing shape: exactly this one answer, plain text, then a close
 
     def send(self, data):
         self.steps.append(("send", data))
@@ -254,6 +255,56 @@ def gen_chunked(c, r):
         full = head + b"5\r\nhello\r\n0\r\n\r\n"
         c.send(full[: r.randint(len(head) + 1, len(full) - 1)])
         c.hang_is_failure = False
+
+SMUGGLED = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+FRAMING_SHAPES = {  # RFC 9112 framing greetd refuses, each followed by a smuggled request
+    "cl-conflict": (400, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: %d\r\n\r\n" % len(SMUGGLED)),
+    "te-and-cl": (400, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+    "te-not-chunked": (501, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"),
+    "te-twice": (501, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+    "head-with-body": (400, b"HEAD / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(SMUGGLED)),
+    "trace-with-body": (400, b"TRACE / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(SMUGGLED)),
+    "unknown-with-body": (400, b"BREW / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+    "space-before-colon": (400, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length : %d\r\n\r\n" % len(SMUGGLED)),
+    "chunk-0x": (400, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n"),
+    "chunk-plus": (400, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n+3\r\nabc\r\n0\r\n\r\n"),
+    "chunk-space": (400, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n 3\r\nabc\r\n0\r\n\r\n"),
+    "chunk-no-crlf": (400, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc"),
+    "no-host": (400, b"GET / HTTP/1.1\r\n\r\n"),
+    "two-hosts": (400, b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+    "http09": (400, b"GET /\r\n"),
+    "not-http": (400, b"GET / FTP/1.1\r\nHost: x\r\n\r\n"),
+    "http2": (505, b"GET / HTTP/2.0\r\nHost: x\r\n\r\n"),
+    "http3": (505, b"GET / HTTP/3.0\r\nHost: x\r\n\r\n"),
+}
+FRAMING_ACCEPTED = {  # valid framing greetd must serve
+    "chunk-extension": b"POST /?delay=0s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3;x=y\r\nabc\r\n0\r\n\r\n",
+    "leading-crlf": b"\r\n\r\nGET /?delay=0s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    "http12": b"GET /?delay=0s HTTP/1.2\r\nHost: x\r\nConnection: close\r\n\r\n",
+}
+
+
+def gen_framing(c, r):
+    """RFC 9112 framing: each refused shape gets its status once, plain text, and a close; the
+    request smuggled behind it is never answered. Sent whole or split at a random byte."""
+    kind = r.choice(sorted(FRAMING_SHAPES) + sorted(FRAMING_ACCEPTED))
+    c.name = kind
+    if kind in FRAMING_ACCEPTED:
+        data = FRAMING_ACCEPTED[kind]
+        c.first = {200, 405}
+        c.must_respond = True
+    else:
+        status, data = FRAMING_SHAPES[kind]
+        data += SMUGGLED
+        c.first = {status}
+        c.framing = status
+    if r.random() < 0.5:
+        cut = r.randint(1, len(data) - 1)
+        c.send(data[:cut])
+        c.steps.append(("sleep", 0.02))
+        c.send(data[cut:])
+    else:
+        c.send(data)
 
 
 def gen_control(c, r):
@@ -587,6 +638,7 @@ CATEGORIES = [  # (name, weight, generator)
     ("oversized", 3, gen_oversized),
     ("random", 12, gen_random),
     ("valid", 6, gen_valid),
+    ("framing", 8, gen_framing),
 ]
 
 
@@ -774,7 +826,7 @@ def judge(out):
     for i, status in enumerate(out.statuses):
         if status in ALLOWED_EXTRA:
             continue
-        if status >= 500 and status != 503:
+        if status >= 500 and status != 503 and not (i == 0 and status == case.framing):
             out.problems.append("answered %d (a 5xx other than 503)" % status)
             continue
         allowed = case.first if i == 0 else case.rest
@@ -796,6 +848,14 @@ def judge(out):
         out.problems.append("answered %d after the client half-closed: the greeting was not cancelled" % out.statuses[0])
     if case.slowloris and out.statuses and out.statuses[0] == 200:
         out.problems.append("answered 200 to a request trickled over %.1fs (--header-timeout is %gs)" % (out.elapsed, HEADER_TIMEOUT))
+    if case.framing is not None:
+        if len(out.statuses) > 1:
+            out.problems.append("framing: %d answers; the smuggled request was answered" % len(out.statuses))
+        if out.statuses and (b"Connection: close\r\n" not in out.raw or b"Content-Type: text/plain; charset=utf-8\r\n" not in out.raw
+                             or b"X-Request-Id: " not in out.raw):
+            out.problems.append("framing: the refusal lacks Connection: close, text/plain or X-Request-Id")
+        if out.ending not in ("eof", "reset"):
+            out.problems.append("framing: the connection was not closed (ending: %s)" % out.ending)
     for problem in out.header_problems:
         out.problems.append(problem)
     if (out.ending == "timeout" and not out.statuses and case.hang_is_failure and not case.expect_drop

@@ -228,7 +228,7 @@ extension RequestFramer {
             default: value = -1
             }
             if value < 0 { break }
-            size = size * 16 + value
+            size = size &* 16 &+ value  // wraps only past 15 digits, refused below
             k += 1
         }
         guard k > 0, k <= 15 else { return nil }
