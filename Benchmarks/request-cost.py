@@ -47,9 +47,12 @@ def load(port, path, total, conns=16):
 
 def run(tool, binary, args, port, path, warm, measured, workdir):
     out = os.path.join(workdir, f"{tool}.out")
+    log = os.path.join(workdir, f"{tool}.log")
     extra = ["--callgrind-out-file=" + out] if tool == "callgrind" else ["--dhat-out-file=" + out]
-    proc = subprocess.Popen(["valgrind", f"--tool={tool}", *extra, binary, *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # The server's own stderr (access lines, one per request) goes nowhere: a pipe nobody reads
+    # would fill and block it. valgrind's report goes to its own file.
+    proc = subprocess.Popen(["valgrind", f"--tool={tool}", f"--log-file={log}", *extra, binary, *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
     try:
         wait_port(port, 120)
         load(port, path, warm)
@@ -60,7 +63,9 @@ def run(tool, binary, args, port, path, warm, measured, workdir):
             subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
     finally:
         proc.send_signal(signal.SIGKILL if tool == "callgrind" else signal.SIGTERM)
-        _, err = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
+    with open(log, errors="replace") as f:
+        err = f.read()
     return out, err
 
 def main():
