@@ -98,6 +98,8 @@ final class HTTPConnection {
     private var inputCallback: OpaquePointer?
     /// The output-buffer watch (`HTTPConnection+Output.swift`).
     var output = OutputWatch()
+    /// The peer as an access log shows it (`127.0.0.1:5555`), worked out once per connection.
+    private(set) lazy var remoteDescription: String? = RequestHead.remote(of: raw)
     /// ``LoopRequest/connectionSlot``: the application's state for the request being served.
     var applicationSlot: AnyObject?
     /// Our drain callback on the output buffer while a reply streams (`LoopRequest+Streaming.swift`).

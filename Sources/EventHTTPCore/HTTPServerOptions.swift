@@ -24,6 +24,10 @@ public struct HTTPServerOptions: Sendable {
     public var idleTimeout: Duration? = .seconds(60)
     /// Let several sockets (one per worker loop) share a port (`SO_REUSEPORT`).
     public var reusePort = false
+    /// Record who sent each request in its ``RequestHead`` (``RequestHead/remote``,
+    /// ``RequestHead/proto``, ``RequestHead/userAgent``), for an access log. Off, those stay
+    /// `nil` and a request costs a header lookup and a string less.
+    public var recordsClient = true
 
     public init() {}
 }

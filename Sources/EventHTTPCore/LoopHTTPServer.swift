@@ -246,7 +246,7 @@ public final class LoopHTTPServer {
             method: RequestMethod(evhttp_request_get_command(request)).rawValue,
             target: evhttp_request_get_uri(request).map { String(cString: $0) } ?? "",
             start: .now, origin: supported ? .application : .unsupportedVersion)
-        head.describeClient(request, connection: raw)
+        if options.recordsClient { head.describeClient(request, connection: connection) }
         let wrapped = LoopRequest(raw: request, head: head, connection: connection)
         guard supported else {
             // evhttp would echo the version in the status line; the connection rewrites it.

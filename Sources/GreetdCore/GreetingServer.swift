@@ -131,7 +131,7 @@ public final class GreetingServer: LoopObserver {
     /// words; the transport's canned answers as plain text, `400 Bad Request`), and its shutdown
     /// budget and grace.
     private static func frontDoor(_ configuration: GreetdConfiguration) -> EventHTTPServer.Configuration {
-        var frontDoor = EventHTTPServer.Configuration(
+        let frontDoor = EventHTTPServer.Configuration(
             host: configuration.host, port: configuration.port, loops: 1, transport: configuration.http,
             requestIDs: .custom { number, clientValue in clientValue.flatMap(acceptableRequestID) ?? GeneratedRequestID.make(number) },
             errorRenderer: ErrorRenderer { answer in

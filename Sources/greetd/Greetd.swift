@@ -159,6 +159,8 @@ struct Greetd: ParsableCommand {
         configuration.http.idleTimeout = idleTimeout.nanoseconds == 0 ? nil : idleTimeout.duration
         configuration.http.maxHeaderBytes = maxHeaderBytes
         configuration.http.maxBodyBytes = maxBodyBytes
+        // Who sent each request is only for the access line: skip it when there is none.
+        if case .off = accessLog { configuration.http.recordsClient = false }
         configuration.http.pipelineLimit = pipelineLimit
         do {
             try configuration.validate()
