@@ -221,8 +221,11 @@ def drain(s):
 # -- servers --------------------------------------------------------------------------------------
 
 def greetd_cmd(level="info", workers=None, tick="1s"):
+    # No access log: the references (Go, raw evhttp) log nothing per request, and the figures
+    # compare the serving, not the logging (greetd writes access lines at every --log-level).
     return lambda port: [os.path.join(RELEASE, "greetd"), "--host", "127.0.0.1", "--port", str(port),
-                         "--log-level", level, "--tick", tick, "--max-connections", "20000", "--max-delay", "10m"] \
+                         "--log-level", level, "--tick", tick, "--max-connections", "20000", "--max-delay", "10m",
+                         "--access-log", "off"] \
         + (["--workers", str(workers)] if workers else [])
 
 
