@@ -1,4 +1,3 @@
-import GreetdRules
 import Testing
 import EventHTTPDuration
 #if canImport(Glibc)

@@ -1,6 +1,5 @@
 import Testing
-@testable import GreetdRules
-import EventHTTPDuration
+@testable import EventHTTPDuration
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
