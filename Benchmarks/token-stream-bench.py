@@ -48,7 +48,7 @@ def median(values):
     return values[len(values) // 2] if values else None
 
 
-def section(rounds, cost_before, cost_after, pending=None):
+def section(rounds, cost_before, cost_after, pending=None, later=None):
     rps = median(r["models_requests_per_second"] for r in rounds)
     per_stream = median(r["bytes_per_pending_stream"] for r in rounds)
     lines = [BEGIN, "## The library: EventHTTP and its example (issue 13)", "",
@@ -65,6 +65,14 @@ def section(rounds, cost_before, cost_after, pending=None):
             ratio = a / b if b else 0
             lines.append(f"| {name}: after / before | {a:,} | {b:,} | ≤ 1.05× before | "
                          f"{'met' if ratio <= 1.05 else '**missed**'} ({ratio:.3f}×) |")
+    if later and cost_after:
+        # A later change measured against the same method: (label, figures, cost stated).
+        label, figures, why = later
+        for key, name in (("instructions_per_request", "instructions"), ("allocations_per_request", "allocations")):
+            b, a = cost_after[key], figures[key]
+            ratio = a / b if b else 0
+            lines.append(f"| greetd {name} per keep-alive request, {label} | {a:,} | {b:,} | ≤ 1.05× or cost stated | "
+                         f"{'met' if ratio <= 1.05 else '**missed**, cost stated'} ({ratio:.3f}×): {why} |")
     if pending:
         b, a = median(pending["before"]), median(pending["after"])
         lines.append(f"| greetd bytes per pending greeting (10,000 held): after / before | {a:,} B | {b:,} B | "
@@ -127,6 +135,8 @@ def main():
     ap.add_argument("--cost-before")
     ap.add_argument("--cost-after")
     ap.add_argument("--pending", help="pending-compare.py's output")
+    ap.add_argument("--later", nargs=3, metavar=("LABEL", "COST_JSON", "WHY"),
+                    help="a later request-cost.py figure against --cost-after, with the reason for its cost")
     ap.add_argument("--update", help="rewrite the library section of this BENCHMARKS.md")
     a = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -137,7 +147,8 @@ def main():
     print(json.dumps({"rounds": rounds, "cost_before": cost_before, "cost_after": cost_after}))
     if a.update:
         pending = json.load(open(a.pending)) if a.pending else None
-        update(a.update, section(rounds, cost_before, cost_after, pending))
+        later = (a.later[0], json.load(open(a.later[1])), a.later[2]) if a.later else None
+        update(a.update, section(rounds, cost_before, cost_after, pending, later))
 
 if __name__ == "__main__":
     main()
