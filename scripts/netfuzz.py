@@ -134,7 +134,11 @@ def gen_request_line(c, r):
     if kind == "no-version":
         c.send(b"GET /\r\nHost: x\r\n\r\n")
     elif kind == "bad-version":
-        c.send(req(target="/?delay=0s", version=r.choice(["HTTP/9.9", "HTTP/1.10", "HTTP/0.0", "HTTP/-1.1", "HTTP/1", "HTTPS/1.1", "HTTP/1.1.1"])))
+        version = r.choice(["HTTP/9.9", "HTTP/1.10", "HTTP/0.0", "HTTP/-1.1", "HTTP/1", "HTTPS/1.1", "HTTP/1.1.1"])
+        if version == "HTTP/9.9":
+            c.framing = 505  # a well-formed major version above 1: 505 (RFC 9110), the one allowed 5xx
+            c.first = {505}
+        c.send(req(target="/?delay=0s", version=version))
     elif kind == "http09":
         c.send(b"GET /\r\n")
     elif kind == "lowercase":
