@@ -110,9 +110,9 @@ final class LogStore: Sendable {
     var all: [LogRecord] { records.withLock { $0 } }
 }
 
-/// A swift-log backend keeping every record in a ``LogStore``.
+/// A swift-log backend handing every record (its metadata merged with the handler's) to `sink`.
 struct CapturingLogHandler: LogHandler {
-    let store: LogStore
+    let sink: @Sendable (LogRecord) -> Void
     var metadata: Logger.Metadata = [:]
     var logLevel: Logger.Level = .trace
 
@@ -121,9 +121,15 @@ struct CapturingLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
+    /// Keeps every record in `store`.
+    init(store: LogStore) { sink = { store.append($0) } }
+
+    /// Hands every record to `sink`.
+    init(sink: @escaping @Sendable (LogRecord) -> Void) { self.sink = sink }
+
     func log(event: LogEvent) {
-        store.append(LogRecord(level: event.level, message: event.message.description,
-                               metadata: metadata.merging(event.metadata ?? [:]) { $1 }))
+        sink(LogRecord(level: event.level, message: event.message.description,
+                       metadata: metadata.merging(event.metadata ?? [:]) { $1 }))
     }
 }
 

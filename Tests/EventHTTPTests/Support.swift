@@ -105,7 +105,7 @@ final class LiveLoop: Sendable {
                     let base = try EventBase()
                     // The observer is held weakly by the loop: this thread keeps it.
                     let observer = EndRecorder(probe: probe)
-                    let logger = Logger(label: "LiveLoop") { _ in FailureRecorder(probe: probe) }
+                    let logger = Logger(label: "LiveLoop") { _ in recordFailures(into: probe) }
                     let loop = try EventHTTPLoop(base: base, configuration: configuration, transport: transport,
                                                  router: router, logger: logger, observer: observer)
                     let held = Held(loop: loop, base: base)
@@ -174,23 +174,13 @@ private final class EndRecorder: LoopObserver {
     }
 }
 
-/// A log backend that records the loop's `handler failed: ...` lines as `failure <id> <what>`:
-/// that log line is how the loop reports a handler's failure.
-private struct FailureRecorder: LogHandler {
-    let probe: Probe
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        let message = event.message.description
-        guard message.hasPrefix("handler failed: ") else { return }
-        let id = (event.metadata?["request_id"] ?? metadata["request_id"]).map { "\($0)" } ?? "-"
-        probe.record("failure \(id) \(message.dropFirst("handler failed: ".count))")
+/// Records the loop's `handler failed: ...` lines as `failure <id> <what>`: that log line is how
+/// the loop reports a handler's failure.
+private func recordFailures(into probe: Probe) -> CapturingLogHandler {
+    CapturingLogHandler { record in
+        guard record.message.hasPrefix("handler failed: ") else { return }
+        let id = record.metadata["request_id"].map { "\($0)" } ?? "-"
+        probe.record("failure \(id) \(record.message.dropFirst("handler failed: ".count))")
     }
 }
 
