@@ -21,7 +21,9 @@ asan() {
     # Two tests compare resident memory (after 50,000 connections; under a pipelining flood).
     # ASan's quarantine keeps freed memory on purpose, so those figures mean nothing here; they
     # run in the plain suite.
-    swift test --sanitize=address --scratch-path .build-asan --skip churn --skip pipelineFloodIsBounded >"$log" 2>&1
+    # scripts/asan.supp passes over one over-read inside Foundation's Process (not our code; see there).
+    ASAN_OPTIONS="suppressions=$PWD/scripts/asan.supp${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
+        swift test --sanitize=address --scratch-path .build-asan --skip churn --skip pipelineFloodIsBounded >"$log" 2>&1
     local status=$?
     set -e
     if grep -aq "ERROR: AddressSanitizer" "$log"; then
