@@ -119,7 +119,7 @@ let package = Package(
             ],
             packageAccess: false
         ),
-        .executableTarget(name: "executor-bench", dependencies: ["EventHTTPCore"], path: "Benchmarks/executor", packageAccess: false),
+        .executableTarget(name: "executor-bench", dependencies: ["EventHTTPCore", "EventHTTP"], path: "Benchmarks/executor", packageAccess: false),
 
         // MARK: Examples (adopters of the library: public API only)
         // The README's "Embedding" example; GreetdCLITests checks that the README shows this file.

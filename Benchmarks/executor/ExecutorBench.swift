@@ -5,6 +5,9 @@
 //
 // Each figure is the best of `repeats` runs: jobs divided by the time from the first enqueue to
 // the last job's end.
+//
+// `--scenario NAME[,NAME...]` (or `all`) runs the library's per-request paths instead (routing,
+// the body, an async answer; see LibraryBench.swift), `--ops N` times each.
 import Dispatch
 import Foundation
 import EventHTTPCore
@@ -20,6 +23,11 @@ struct ExecutorBench {
         }
         let jobs = option("--jobs", 1_000_000)
         let repeats = option("--repeats", 5)
+        if let index = arguments.firstIndex(of: "--scenario"), index + 1 < arguments.count {
+            let ops = arguments.contains("--ops") ? option("--ops", 0) : nil
+            try await LibraryBench.run(names: arguments[index + 1], ops: ops, repeats: repeats)
+            return
+        }
         let calls = jobs / 10
 
         let loop = try BenchLoop.start()
