@@ -23,6 +23,12 @@ import Logging
 ///   `503` with `Connection: close`.
 /// As in the seed (a `defer`), `Handled greeting request` closes every path.
 ///
+/// **The stream** (``GreetingKind/events``): the same greeting, its thoughts also sent as
+/// server-sent events on the same timer: `200`, `text/event-stream` as it starts, an `event:
+/// thinking` with each tick's line, then `event: greeting` (or `event: error` with the
+/// context's words for a deadline or a shutdown), then the stream's end. The client's abort
+/// is seen by the same close callback; nothing more is written.
+///
 /// Ownership: the ``GreetingServer`` holds each greeting in its in-flight table until its
 /// request ends; the greeting owns its request and timers, and the timers (and the root context,
 /// until the greeting unregisters when it ends) hold it unowned, so ending it (removing it from
@@ -34,6 +40,8 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
     private var rootRegistration: Context.Registration?
     private let parameters: GreetingQuery
     private unowned let server: GreetingServer
+    /// Whether the answer is the event stream (``GreetingKind/events``).
+    private let streams: Bool
     /// Until the greeting ends (``finish()``), whatever ended it first.
     private var thinking = true
     /// The tick-and-answer timer, while thinking.
@@ -46,10 +54,11 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
     /// How the greeting ended, once it has.
     private(set) var outcome: RequestOutcome?
 
-    init(request: LoopRequest, parameters: GreetingQuery, server: GreetingServer) {
+    init(request: LoopRequest, parameters: GreetingQuery, server: GreetingServer, streams: Bool = false) {
         self.request = request
         self.parameters = parameters
         self.server = server
+        self.streams = streams
         self.logLevel = server.recorder.logLevel
         server.stats.liveGreetings.bump()
     }
@@ -94,6 +103,10 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
         }
         // Thinking: the root's shutdown must reach us until we end (``finish()`` unregisters).
         rootRegistration = server.root.onDone(observer: self)
+        if streams && !openStream() {
+            fail("Cannot start the stream", nil)
+            return
+        }
         do {
             if let timeout = parameters.timeout {
                 deadline = try LoopTimer(base: server.base, target: self, tag: Self.deadlineTag)
@@ -101,7 +114,7 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
             }
             ticker = try LoopTimer(base: server.base, target: self, tag: Self.tickTag)
             try ticker?.schedule(at: nextWake)
-            try request.watchForAbort()
+            if !streams { try request.watchForAbort() }  // a stream's start armed the watch
         } catch {
             fail("Cannot start greeting", error)
         }
@@ -109,11 +122,17 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
 
     /// A timer could not be set (libevent out of memory): without it the greeting would think
     /// forever, so it ends now with `500`, logged as an error.
-    private func fail(_ what: String, _ error: any Error) {
-        log(.error, "\(what): \(error)")
+    /// A stream that cannot start (its abort watch cannot be armed) says so with `error` nil.
+    private func fail(_ what: String, _ error: (any Error)?) {
+        let words = error.map { "\($0)" } ?? "out of memory"
+        log(.error, "\(what): \(words)")
         finish()  // frees the timers
         outcome = .shutdown
-        server.send(request, status: 500, body: "internal error: \(error)\n")
+        if request.isStreaming {
+            endStream(GreetingScript.errorEvent("internal error: \(words)"))
+        } else {
+            server.send(request, status: 500, body: "internal error: \(words)\n")
+        }
     }
 
     private static let tickTag = 0, deadlineTag = 1
@@ -168,6 +187,7 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
         ticksLogged += 1
         server.recorder.ticked()
         log(.info, .init(stringLiteral: GreetingScript.thinking))
+        if streams { request.writeChunk(GreetingScript.thinkingEvent) }
     }
 
     /// Headers every answer of this greeting carries: `Vary: Accept` (the same URL streams for
@@ -178,11 +198,36 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
 
     private func complete() {
         guard thinking else { return }
+        if streams && !openStream() {  // `?delay=0s`: the stream starts as it ends
+            fail("Cannot start the stream", nil)
+            return
+        }
         while ticksLogged < schedule.ticksDue { logTick() }
         finish()  // frees the timers
         outcome = .completed
         log(.info, .init(stringLiteral: GreetingScript.handled))
-        server.send(request, status: 200, headers: headers, body: GreetingScript.answer)
+        if streams {
+            endStream(GreetingScript.greetingEvent)
+        } else {
+            server.send(request, status: 200, headers: headers, body: GreetingScript.answer)
+        }
+    }
+
+    /// Starts the event stream (once): `200` with the stream's headers, plus `Connection:
+    /// close` once the server is stopping. Whether it is under way.
+    private func openStream() -> Bool {
+        if request.isStreaming { return true }
+        var headers = eventStreamHeaders
+        if parameters.delayWasCapped { headers.append((cappedDelayHeader, "\(parameters.delay)")) }
+        if server.phase != .serving { headers.append(("Connection", "close")) }
+        return request.startStream(status: 200, headers: headers)
+    }
+
+    /// Writes the stream's last event and ends it (starting it first if it had not started).
+    private func endStream(_ lastEvent: String) {
+        guard openStream() else { return }
+        request.writeChunk(lastEvent)
+        request.endStream()
     }
 
     /// Stops thinking: frees the timers and leaves the root context.
@@ -203,15 +248,23 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
         finish()  // frees the timers: no tick after this point
         log(.notice, .init(stringLiteral: GreetingScript.contextError(err, cause: cause)))
         log(.info, .init(stringLiteral: GreetingScript.handled))
-        if !request.isPending {
+        if !request.isPending && !request.isStreaming {
             outcome = .canceled
         } else if err == .deadlineExceeded {
             outcome = .deadlineExceeded
-            server.send(request, status: 503, headers: headers, body: GreetingScript.timedOut(after: parameters.timeout ?? .zero))
+            if streams {
+                endStream(GreetingScript.errorEvent("\(ContextError.deadlineExceeded)"))
+            } else {
+                server.send(request, status: 503, headers: headers, body: GreetingScript.timedOut(after: parameters.timeout ?? .zero))
+            }
         } else {
             outcome = .shutdown
-            // Connection: close is added while the server is stopping.
-            server.send(request, status: 503, headers: headers + [GreetingScript.retryAfter], body: GreetingScript.shutdownAnswer)
+            if streams {
+                endStream(GreetingScript.errorEvent("\(ShutdownCause())"))
+            } else {
+                // Connection: close is added while the server is stopping.
+                server.send(request, status: 503, headers: headers + [GreetingScript.retryAfter], body: GreetingScript.shutdownAnswer)
+            }
         }
     }
 }

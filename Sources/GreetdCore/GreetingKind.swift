@@ -7,8 +7,9 @@ enum GreetingKind: Equatable {
     /// `?async=1`: the same greeting as an async handler sleeping on loop timers
     /// (``AsyncGreeting`` in ``AsyncGreeting/Mode/plain`` mode). For the benchmarks.
     case async
-    /// `Accept: text/event-stream` or `?stream=1`: the streaming (SSE) greeting
-    /// (``AsyncGreeting`` in ``AsyncGreeting/Mode/events`` mode).
+    /// `Accept: text/event-stream` or `?stream=1`: the streaming (SSE) greeting, the timer
+    /// greeting's stream mode (``Greeting``); with `?async=1`, ``AsyncGreeting`` in
+    /// ``AsyncGreeting/Mode/events`` mode (the library's async stream, for the benchmarks).
     case events
 
     /// The kind `request`, whose query is `query`, asks for. The stream wins over `?async=1`.

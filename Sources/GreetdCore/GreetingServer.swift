@@ -25,9 +25,10 @@ public struct ShutdownCause: Error, CustomStringConvertible, Sendable {
 /// Routes (callback-style `onLoop` routes, so the plain greeting stays a repeating loop timer
 /// cancelled by the connection's close callback): `/` greets, `/healthz` answers `200 ok`
 /// while serving and `503` once draining, `/metrics` renders the shared registry. `/` with
-/// `Accept: text/event-stream` (or `?stream=1`) streams the greeting as server-sent events;
-/// `/?async=1` is the plain greeting as an async handler (both `AsyncGreeting`, handed to the
-/// library's async runner with ``LoopExchange/runTask(onClientAbort:_:)``); those three answer
+/// `Accept: text/event-stream` (or `?stream=1`) streams the greeting as server-sent events, on
+/// the same timer as the plain greeting; `/?async=1` is either greeting as an async handler
+/// (`AsyncGreeting`, handed to the library's async runner with
+/// ``LoopExchange/runTask(onClientAbort:_:)``: the library's path, for the benchmarks); those three answer
 /// `GET` and `HEAD` (else `405` with `Allow`, through greetd's ``ErrorRenderer``); any other
 /// path gets `404`. Each request is named by ``RequestIDPolicy/custom(_:)`` (the client's sane
 /// `X-Request-Id`, else its number) and gets one access-log line.
@@ -323,8 +324,10 @@ public final class GreetingServer: LoopObserver {
             request.endStream()
             return
         }
-        guard kind != .timer else {
-            let greeting = Greeting(request: request, parameters: parameters, server: self)
+        // The timer greeting, and the stream on the same timer; `?async=1` asks for either as an
+        // async handler on the library's runner (the stream then as `Response`-less SSE writes).
+        guard kind == .async || (kind == .events && query.asksForAsync) else {
+            let greeting = Greeting(request: request, parameters: parameters, server: self, streams: kind == .events)
             inFlight[request.head.number] = greeting
             recorder.greetingStarted()
             greeting.start()

@@ -72,6 +72,19 @@ extension String {
     }
 }
 
+/// Which greeting streams: the timer greeting's stream mode (`GET /`), or the async handler on
+/// the library's runner (`?async=1`). Both speak the same script.
+enum StreamPath: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case timer, async
+
+    /// `target` with `async=1` added to its query for ``async``.
+    func target(_ target: String = "/") -> String {
+        self == .timer ? target : target + (target.contains("?") ? "&" : "?") + "async=1"
+    }
+
+    var testDescription: String { rawValue }
+}
+
 extension Harness {
     /// Opens a connection and asks for the streaming greeting at `target`.
     func startStream(_ target: String = "/", extraHeaders: String = streamAccept) throws -> StreamReading {
@@ -85,11 +98,12 @@ extension LiveServer {
     /// The streaming (SSE) greeting: the seed's loop on loop timers, written as it is logged.
     @Suite("Streaming greeting")
     struct StreamingGreetingTests {
-        @Test("each event arrives when its line is logged, not buffered; then the greeting and the end")
-        func eventsArriveWhenLogged() async throws {
+        @Test("each event arrives when its line is logged, not buffered; then the greeting and the end",
+              arguments: StreamPath.allCases)
+        func eventsArriveWhenLogged(path: StreamPath) async throws {
             // Ticks 300 ms apart: event N is read long before tick N+1 is due.
             let harness = try Harness(delay: "900ms", tick: "300ms")
-            let stream = try harness.startStream()
+            let stream = try harness.startStream(path.target())
             try await stream.read(until: "\r\n\r\n")
             let head = try HTTPReply(parsing: stream.text + "0\r\n\r\n")
             #expect(head.status == 200)
@@ -136,8 +150,18 @@ extension LiveServer {
         @Test("a client leaving mid-stream: one context error at once, no tick after, 499, counted canceled",
               arguments: ClientAbort.allCases, Backend.allCases)
         func abortMidStream(style: ClientAbort, backend: Backend) async throws {
+            try await abortMidStream(style: style, backend: backend, path: .timer)
+        }
+
+        @Test("the async handler's stream (?async=1): the same, for each way a client leaves",
+              arguments: ClientAbort.allCases)
+        func abortMidAsyncStream(style: ClientAbort) async throws {
+            try await abortMidStream(style: style, backend: Backend.allCases[0], path: .async)
+        }
+
+        private func abortMidStream(style: ClientAbort, backend: Backend, path: StreamPath) async throws {
             let harness = try Harness(delay: "30s", tick: "10ms", backend: backend)
-            let stream = try harness.startStream()
+            let stream = try harness.startStream(path.target())
             try await stream.read(until: thinkingEvent, count: 2)
             let id = try #require(try HTTPReply(parsing: stream.text + "0\r\n\r\n").headers["x-request-id"])
             stream.connection.abort(style)
@@ -157,11 +181,12 @@ extension LiveServer {
             #expect(messages.last == "Handled greeting request" && messages.dropLast().last == contextCanceled, "\(messages)")
         }
 
-        @Test("the deadline (?timeout= and --timeout): an error event with Go's words, then the end")
-        func deadline() async throws {
+        @Test("the deadline (?timeout= and --timeout): an error event with Go's words, then the end",
+              arguments: StreamPath.allCases)
+        func deadline(path: StreamPath) async throws {
             let harness = try Harness(delay: "10s", tick: "30ms") { $0.timeout = .milliseconds(200) }
             for (target, budget) in [("/?timeout=100ms", Duration.milliseconds(100)), ("/", .milliseconds(200))] {
-                let stream = try harness.startStream(target)
+                let stream = try harness.startStream(path.target(target))
                 try await stream.read(until: "\r\n0\r\n\r\n")
                 let reply = try stream.reply()
                 #expect(reply.status == 200)
@@ -179,10 +204,11 @@ extension LiveServer {
             try await harness.expectNothingLeft()
         }
 
-        @Test("shutdown past its budget: each stream gets an error event and its end, the connection closes, the service stops")
-        func shutdownWithStreamsInFlight() async throws {
+        @Test("shutdown past its budget: each stream gets an error event and its end, the connection closes, the service stops",
+              arguments: StreamPath.allCases)
+        func shutdownWithStreamsInFlight(path: StreamPath) async throws {
             let harness = try Harness(delay: "30s", tick: "10ms") { $0.shutdownTimeout = .milliseconds(50) }
-            let streams = try (0..<3).map { _ in try harness.startStream() }
+            let streams = try (0..<3).map { _ in try harness.startStream(path.target()) }
             for stream in streams { try await stream.read(until: thinkingEvent) }
             harness.server.drain()
             for stream in streams {
@@ -202,10 +228,11 @@ extension LiveServer {
             #expect(harness.stats.liveGreetings.load(ordering: .relaxed) == 0)
         }
 
-        @Test("drain within the budget: a stream in flight finishes with its greeting, then its connection closes")
-        func drainLetsAStreamFinish() async throws {
+        @Test("drain within the budget: a stream in flight finishes with its greeting, then its connection closes",
+              arguments: StreamPath.allCases)
+        func drainLetsAStreamFinish(path: StreamPath) async throws {
             let harness = try Harness(delay: "300ms", tick: "100ms") { $0.shutdownTimeout = .seconds(5) }
-            let stream = try harness.startStream()
+            let stream = try harness.startStream(path.target())
             try await stream.read(until: "\r\n\r\n")
             harness.server.drain()
             try await stream.readToEnd()
