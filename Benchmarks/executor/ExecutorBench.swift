@@ -14,7 +14,11 @@ import EventHTTPCore
 
 @main
 struct ExecutorBench {
-    static func main() async throws {
+    /// Synchronous, so that the library scenarios run without an async main: valgrind 3.19
+    /// crashes as an async main parks the main thread in `dispatchMain()` (micro-cost.py runs
+    /// them under valgrind). The executor table runs as before: its body as the main actor's
+    /// task, the main queue drained by `dispatchMain()`, as an async main does.
+    static func main() {
         let arguments = CommandLine.arguments
         func option(_ name: String, _ fallback: Int) -> Int {
             guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count,
@@ -25,9 +29,27 @@ struct ExecutorBench {
         let repeats = option("--repeats", 5)
         if let index = arguments.firstIndex(of: "--scenario"), index + 1 < arguments.count {
             let ops = arguments.contains("--ops") ? option("--ops", 0) : nil
-            try await LibraryBench.run(names: arguments[index + 1], ops: ops, repeats: repeats)
+            do {
+                try LibraryBench.run(names: arguments[index + 1], ops: ops, repeats: repeats)
+            } catch {
+                FileHandle.standardError.write(Data("executor-bench: \(error)\n".utf8))
+                exit(1)
+            }
             return
         }
+        Task {
+            do {
+                try await executorTable(jobs: jobs, repeats: repeats)
+            } catch {
+                FileHandle.standardError.write(Data("executor-bench: \(error)\n".utf8))
+                exit(1)
+            }
+            exit(0)
+        }
+        dispatchMain()
+    }
+
+    static func executorTable(jobs: Int, repeats: Int) async throws {
         let calls = jobs / 10
 
         let loop = try BenchLoop.start()

@@ -17,7 +17,7 @@ struct LibraryScenario: Sendable {
     let label: String
     let defaultOps: Int
     /// Set up once per process (outside the timed runs); returns the timed body.
-    let prepare: @Sendable (BenchContext) throws -> @Sendable (Int) async -> Void
+    let prepare: @Sendable (BenchContext) throws -> @Sendable (Int) -> Void
 }
 
 /// What the scenarios share: the loop (started only if a scenario needs it).
@@ -71,10 +71,7 @@ enum LibraryBench {
                         defaultOps: 200_000, prepare: { context in try asyncAnswer(context.loop, bare: true) }),
     ]
 
-    /// The main three, for `--scenario all`'s first rows and micro-cost.py's default.
-    static let mainNames = ["routing", "body", "async"]
-
-    static func run(names: String, ops: Int?, repeats: Int) async throws {
+    static func run(names: String, ops: Int?, repeats: Int) throws {
         var selected: [LibraryScenario] = []
         for name in names.split(separator: ",").map(String.init) {
             if name == "all" {
@@ -95,7 +92,7 @@ enum LibraryBench {
         for scenario in selected {
             let count = ops ?? scenario.defaultOps
             let body = try scenario.prepare(context)
-            let rate = await bestAsync(repeats, count) { await body(count) }
+            let rate = best(repeats, count) { body(count) }
             print(pad(scenario.label, 48) + pad("\(millions(rate)) M/s (\(Int((1e9 / rate).rounded())) ns)", 22) + "\(count)")
         }
         context.stop()
@@ -162,7 +159,7 @@ struct PassThrough: Middleware {
 
 /// Resolves `requests` in turn, as `EventHTTPLoop.handle` does per request: `match(method:path:)`
 /// with the undecoded path; the captures are read as a handler would.
-func routing(_ requests: [(HTTPRequest.Method, String)]) -> @Sendable (Int) async -> Void {
+func routing(_ requests: [(HTTPRequest.Method, String)]) -> @Sendable (Int) -> Void {
     let router = RoutingMix.router()
     return { ops in
         var found = 0
@@ -207,7 +204,7 @@ let completionJSON = #"{"model":"tiny-1","prompt":"Say hello to the world","max_
 /// Per operation: a `RequestBody` over the request's bytes (as the server builds it), the JSON
 /// decoded into a small `Codable` struct with `decode(as:)`, and the body read as `text`.
 /// `decoder` nil: `decode(as:)`'s default, a new `JSONDecoder` per call.
-func body(decoder: JSONDecoder?) -> @Sendable (Int) async -> Void {
+func body(decoder: JSONDecoder?) -> @Sendable (Int) -> Void {
     let bytes = Array(completionJSON.utf8)
     precondition(bytes.count == 101, "body scenario: the label says 101 bytes")
     let shared = decoder
@@ -245,7 +242,7 @@ func body(decoder: JSONDecoder?) -> @Sendable (Int) async -> Void {
 /// The rest of the server's path needs a live connection (`LoopRequest`, `AsyncRequest`,
 /// `RequestContext` have no public initialiser), so it is not here: the request's abort
 /// watch, the runner's table of running Tasks, the logger copy, and evhttp's answer.
-func asyncAnswer(_ loop: BenchLoop, bare: Bool) -> @Sendable (Int) async -> Void {
+func asyncAnswer(_ loop: BenchLoop, bare: Bool) -> @Sendable (Int) -> Void {
     let executor = loop.executor
     let handler: @Sendable (Request) async throws -> Response = { request in
         Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
