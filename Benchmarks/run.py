@@ -12,8 +12,11 @@ One command, from the repository root:
     python3 Benchmarks/run.py --report-only   # the report and chart again, from the summary
 
 It builds greetd, greet-stress and executor-bench in release mode, the Go reference
-(Benchmarks/go-greetd, when `go` is installed; without it the Go figures are "not measured") and
-the C evhttp floor (Benchmarks/c-evhttp). Every figure is measured in alternating rounds (greetd,
+(Benchmarks/go-greetd, when `go` is installed; without it the Go figures are "not measured"), the
+C evhttp floor (Benchmarks/c-evhttp) and Hummingbird 2, the reference for the async figures
+(Benchmarks/hummingbird/hb-greet, a package of its own, built from the local package copies; when
+they don't resolve or build, and always with --smoke, its figures are "not measured" and the
+report says why). Every figure is measured in alternating rounds (greetd,
 Go, greetd, Go, ...: each variant of a figure once per round, a fresh server each time) and
 reported as the median over rounds of each round's figure. Loopback only, bounded in count and
 time; it stops every server it starts.
@@ -23,6 +26,7 @@ the epoll changelist), memory per pending greeting against the raw floor, cancel
 spread over 3 s, and all at once), RSS after an abort storm, capacity with tick lateness.
 Issue 9 (Benchmarks/stream-bench.py, imported): the async handler and the streaming greeting
 (they add variants to the same rounds), and the executor overhead (executor-bench's table).
+Issue 15 (this file): the async hello and memory per pending async request against Hummingbird 2.
 
 Outputs: BENCHMARKS.md, Benchmarks/cancel-latency.svg, Benchmarks/results/latest.json (a summary:
 per-round figures and medians, a few KB, committed); Benchmarks/results/raw.json (every sample,
@@ -53,6 +57,9 @@ from greetd_format import parse_line, parse_time_ns as parse_wall  # noqa: E402 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_BUILD = os.path.join(ROOT, ".build-bench")
 RELEASE = os.path.join(ROOT, ".build", "release")
+# Hummingbird 2, the async reference: a package of its own, with its own (git-ignored) .build/.
+HB_PACKAGE = os.path.join(ROOT, "Benchmarks", "hummingbird", "hb-greet")
+HB_BIN = os.path.join(HB_PACKAGE, ".build", "release", "hb-greet")
 NAN = float("nan")
 
 # A separate process stamps each stderr line as it arrives, so that the runner's own work (and
@@ -238,6 +245,11 @@ def c_cmd():
     return lambda port: [os.path.join(BENCH_BUILD, "c-evhttp"), "--host", "127.0.0.1", "--port", str(port)]
 
 
+def hb_cmd():
+    # Hummingbird 2 as shipped: its default event loops (one per core), logs at warning.
+    return lambda port: [HB_BIN, "--host", "127.0.0.1", "--port", str(port)]
+
+
 # libevent reads this at event_base_new(): the epoll changelist (2 epoll_ctl per request, not 4).
 CHANGELIST = {"EVENT_EPOLL_USE_CHANGELIST": "1"}
 
@@ -309,10 +321,11 @@ def settled_rss(srv, timeout):
     return last
 
 
-def memory_per_pending(srv, n, path, headers=""):
-    """RSS growth / n with n greetings pending (logs at warning, no tick during the hold)."""
+def memory_per_pending(srv, n, path, headers="", warm="/?delay=0s"):
+    """RSS growth / n with n greetings pending (logs at warning, no tick during the hold); the
+    warm-up requests go to `warm` (the same route as `path`, answering at once)."""
     for _ in range(100):  # warm-up: allocator, lazily made structures
-        exchange(srv.port, "/?delay=0s", headers)
+        exchange(srv.port, warm, headers)
     before = settled_rss(srv, 10)
     socks = [open_pending(srv.port, path, headers, f"m{i}") for i in range(n)]
     time.sleep(0.5)
@@ -423,8 +436,10 @@ def counts(quick, smoke, fd_limit):
             "executor_repeats": 5}
 
 
-def variants(c, have_go):
-    """Issue 10's variants of each figure, as {figure: [(name, fn)]}, Go's after greetd's."""
+def variants(c, have_go, have_hb=False):
+    """Issue 10's variants of each figure, as {figure: [(name, fn)]}, Go's after greetd's; and
+    issue 15's: Hummingbird 2 (when built) in the fast path, and memory per pending async request
+    (greetd's async handler against Hummingbird's, in a figure of their own)."""
     pending = "/?delay=120s"
     g = {
         "fast_path": [("greetd", with_server("greetd", greetd_cmd("warning"), lambda s: wrk(s.port, "/?delay=0s", c["wrk_s"])))],
@@ -447,6 +462,13 @@ def variants(c, have_go):
         g["cancel_spread"].append(("go", with_server("go", go_cmd(), lambda s: cancel_latency(s, c["cancel"], c["spread_s"], pending, "", "t"))))
         g["cancel_at_once"].append(("go", with_server("go", go_cmd(), lambda s: cancel_latency(s, c["cancel"], 0, pending, "", "c"))))
         g["capacity"].append(("go", with_server("go", go_cmd(), lambda s: capacity(s, c["capacity"], c["hold_s"]))))
+    # Issue 15. The greetd side of the async hello is stream-bench.py's fast_path/greetd_async
+    # (`/?async=1&delay=0s`), in the same rounds as Hummingbird's.
+    g["async_memory"] = [("greetd_async", with_server("greetd", greetd_cmd("warning", tick="10m"), lambda s: memory_per_pending(
+        s, c["memory"], "/?async=1&delay=120s", warm="/?async=1&delay=0s")))]
+    if have_hb:
+        g["fast_path"].append(("hummingbird", with_server("hummingbird", hb_cmd(), lambda s: wrk(s.port, "/?delay=0s", c["wrk_s"]))))
+        g["async_memory"].append(("hummingbird", with_server("hummingbird", hb_cmd(), lambda s: memory_per_pending(s, c["memory"], pending))))
     return g
 
 
@@ -458,15 +480,15 @@ def stream_bench():
     return module
 
 
-def measure(args, have_go):
+def measure(args, have_go, hb):
     m = machine()
     c = counts(args.quick, args.smoke, m["fd_limit"])
     n_rounds = 1 if args.quick else args.rounds
-    groups = variants(c, have_go)
+    groups = variants(c, have_go, hb["measured"])
     for figure, extra in stream_bench().variants(c, have_go).items():
         groups.setdefault(figure, []).extend(extra)
     results = {"machine": m, "quick": args.quick, "smoke": args.smoke, "rounds": n_rounds, "counts": c,
-               "go_measured": have_go, "figures": {}}
+               "go_measured": have_go, "hummingbird": hb, "figures": {}}
     for figure, group in groups.items():
         log(f"{figure}: {', '.join(name for name, _ in group)}; {n_rounds} alternating round(s)")
         out = {name: [] for name, _ in group}
@@ -575,6 +597,15 @@ def go_reason(summary):
     return None if summary.get("go_measured") else "Go not installed"
 
 
+def hb_reason(summary):
+    """Why Hummingbird 2 was not measured in this run, or None when it was."""
+    h = summary.get("hummingbird")
+    if h is None:
+        return "this summary is from a run before the Hummingbird reference"
+    # One line, and nothing that splits a table cell.
+    return None if h.get("measured") else " ".join(str(h.get("reason") or "unknown").split()).replace("|", "/")
+
+
 # -- report ---------------------------------------------------------------------------------------
 
 def issue10_rows(s):
@@ -632,6 +663,32 @@ def issue10_rows(s):
     rows.append(("… tick lateness while holding them (a tick's log time minus its `Handling` line's), p50 / p99",
                  ms(t), ms(tg), times(t["tick_p99_ms"], tg["tick_p99_ms"]), "p99 < 10 ms, p50 ≥ 0",
                  verdict(None if t["tick_p99_ms"] is None else t["tick_p99_ms"] < 10 and t["tick_p50_ms"] >= 0)))
+    return rows
+
+
+def hummingbird_rows(s):
+    """(figure, greetd, reference, ratio, target, met) rows of issue 15: greetd's async handler
+    against Hummingbird 2's. Without Hummingbird the greetd figure is still shown, and the verdict
+    says what it can (the 5,000 B half) and that the Hummingbird half was not measured."""
+    reason = hb_reason(s)
+    c = s.get("counts", {})
+    rows = []
+    g, hb = fig(s, "fast_path", "greetd_async", "rps"), fig(s, "fast_path", "hummingbird", "rps")
+    missing = None if hb is not None else f"Hummingbird not measured: {reason or 'no figure'}"
+    rows.append(("Async hello, wrk -t1 -c64, req/s: greetd `/?async=1&delay=0s` / Hummingbird 2", fmt_n(g), fmt_n(hb),
+                 times(g, hb), "≥ 1.5× Hummingbird",
+                 verdict(None, missing) if g is None or hb is None else verdict(g >= 1.5 * hb)))
+    g, hb = fig(s, "async_memory", "greetd_async", "bytes_per_pending"), fig(s, "async_memory", "hummingbird", "bytes_per_pending")
+    missing = None if hb is not None else f"Hummingbird not measured: {reason or 'no figure'}"
+    if g is None:
+        met = verdict(None, missing or "")
+    elif hb is None:  # only the absolute half can be judged
+        met = verdict(False, f"over 5,000 B; {missing}") if g > 5000 else verdict(None, f"≤ 5,000 B met; {missing}")
+    else:
+        halves = [why for ok, why in ((g <= 5000, "over 5,000 B"), (g <= 0.25 * hb, "over 0.25× Hummingbird")) if not ok]
+        met = verdict(not halves, "; ".join(halves))
+    rows.append((f"Memory per pending async request, {c.get('memory', '?'):,} held: greetd `/?async=1` / Hummingbird 2",
+                 fmt_n(g, " B"), fmt_n(hb, " B"), times(g, hb), "≤ 5,000 B and ≤ 0.25× Hummingbird", met))
     return rows
 
 
@@ -725,6 +782,18 @@ HOW = """## How each figure is measured
   `GET /` with `Accept: text/event-stream` (Go: its SSE mode with `http.Flusher`). Their cancel
   latency and memory are measured as above, in the same rounds; the async fast path is `wrk` on
   `/?async=1&delay=0s` against the plain route's.
+- **Hummingbird 2 (the async reference).** `Benchmarks/hummingbird/hb-greet`, a package of its
+  own depending on Hummingbird 2 (the version its `Package.resolved` pins), built by the runner
+  with `swift build -c release --package-path Benchmarks/hummingbird/hb-greet` from the local
+  package copies; when they don't resolve or build (and always with `--smoke`, which builds
+  nothing) its figures are "not measured" and the report says why. It serves `GET /?delay=D`
+  with a handler that sleeps D with `Task.sleep` (none for `0s`), then answers `Hello Gopher!\n`;
+  Hummingbird as shipped: its default HTTP/1 server, one event loop per core, logs at `warning`,
+  nothing per request; an abort does not cancel its sleep. The **async hello** is `wrk` on its
+  `/?delay=0s` against greetd's `/?async=1&delay=0s` (greetd as shipped), in the fast path's
+  rounds. **Memory per pending async request** is measured as memory per pending greeting
+  (above), in rounds of its own: greetd's `/?async=1&delay=120s` (warm-up on `/?async=1&delay=0s`)
+  against Hummingbird's `/?delay=120s`.
 - **Executor.** `executor-bench` (`swift run -c release executor-bench`), its own best-of-5
   table, printed as is.
 - The chart (`Benchmarks/cancel-latency.svg`) is drawn by the runner (SVG, no plotting library):
@@ -738,19 +807,20 @@ def report(summary, out_path, chart_path):
     (issue10_rows) and the async and streaming ones (Benchmarks/stream-bench.py's rows)."""
     sb = stream_bench()
     m = summary["machine"]
-    rows10, rows9 = issue10_rows(summary), sb.rows(summary)
+    rows10, rows9, rows15 = issue10_rows(summary), sb.rows(summary), hummingbird_rows(summary)
     # The rows come in a fixed order (see issue10_rows and stream-bench.py's rows): fail loudly
     # if either changes, rather than file a row under the wrong figure.
-    assert len(rows10) == 11 and len(rows9) == 5, (len(rows10), len(rows9))
+    assert len(rows10) == 11 and len(rows9) == 5 and len(rows15) == 2, (len(rows10), len(rows9), len(rows15))
     c = summary.get("counts", {})
     # The stream's cancel row follows the async one in stream-bench.py ("… the streaming
     # greeting"); here it opens its own section, so it gets a label of its own.
     stream_cancel = (f"Cancel latency, {c.get('cancel', '?'):,} pending, aborts over {c.get('spread_s', 3):g} s, "
                      "p50 / p99: the streaming greeting / Go's SSE",) + tuple(rows9[1][1:])
     sections = [
-        ("Fast path", "`wrk -t1 -c64` on `/?delay=0s` (and the async route), logs at `warning`.",
-         rows10[0:3] + [rows9[4]]),
-        ("Memory per pending request", "RSS growth per greeting held open.", rows10[3:5]),
+        ("Fast path", "`wrk -t1 -c64` on `/?delay=0s` (and the async route, against Hummingbird 2's), logs at `warning`.",
+         rows10[0:3] + [rows9[4], rows15[0]]),
+        ("Memory per pending request", "RSS growth per greeting held open (and per async request, against "
+         "Hummingbird 2's).", rows10[3:5] + [rows15[1]]),
         ("Cancel latency", "From the client's `close()` to the `Context Error` line's arrival.",
          rows10[5:7] + [rows9[0]]),
         ("RSS after storms", "`greet-stress` abort storms, then RSS polled until it settles.", rows10[7:9]),
@@ -767,9 +837,13 @@ def report(summary, out_path, chart_path):
         "Written by `python3 Benchmarks/run.py` (the whole file is regenerated; edit the runner, not this).", "",
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}, open-file limit "
         f"{m['fd_limit']}, load average at start {' / '.join(str(x) for x in m.get('load_at_start', []))}",
-        f"- Software: {m['swift']}; {m['go']}; libevent {m['libevent']}",
+        f"- Software: {m['swift']}; {m['go']}; libevent {m['libevent']}"
+        + ("" if hb_reason(summary) else f"; Hummingbird {(summary.get('hummingbird') or {}).get('version') or '2'} "
+           "(Benchmarks/hummingbird/hb-greet)"),
+    ] + ([f"- Hummingbird not measured: {hb_reason(summary)}"] if hb_reason(summary) else []) + [
         f"- Date: {m['date']}{mode}",
-        f"- Each figure: the median of {summary['rounds']} alternating round(s) (greetd, Go, greetd, Go, …).", "",
+        f"- Each figure: the median of {summary['rounds']} alternating round(s) (greetd, Go, greetd, Go, …; "
+        "Hummingbird among them in the async figures).", "",
         missed_line([row for _, _, rows in sections for row in rows]), "",
     ]
     chart_link = os.path.relpath(chart_path, os.path.dirname(os.path.abspath(out_path)))
@@ -804,6 +878,45 @@ def build(have_go):
         log("building the Go reference")
         subprocess.run(["go", "build", "-o", os.path.join(BENCH_BUILD, "go-greetd"), "."],
                        cwd=os.path.join(ROOT, "Benchmarks", "go-greetd"), check=True)
+
+
+def hb_version():
+    """Hummingbird's version as Benchmarks/hummingbird/hb-greet/Package.resolved pins it."""
+    try:
+        with open(os.path.join(HB_PACKAGE, "Package.resolved")) as f:
+            pins = json.load(f).get("pins", [])
+        return next((p["state"].get("version") for p in pins if p.get("identity") == "hummingbird"), None)
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def build_hummingbird(args):
+    """Hummingbird 2, the async reference: {"measured": bool, "reason": why not, "version"}.
+    Built from the local package copies in a full or --quick run; never with --smoke (CI's run
+    stays short and builds nothing); with --skip-build, an hb-greet already built is used. A
+    package that doesn't resolve or build is not a broken run: its figures are "not measured"."""
+    def skipped(reason):
+        log(f"Hummingbird not measured: {reason}")
+        return {"measured": False, "reason": reason, "version": hb_version()}
+    if args.smoke:
+        return skipped("not built in a smoke run (--smoke)")
+    if args.skip_build:
+        if not os.path.exists(HB_BIN):
+            return skipped(f"--skip-build and no {os.path.relpath(HB_BIN, ROOT)}")
+        return {"measured": True, "reason": None, "version": hb_version()}
+    log("building the Hummingbird 2 reference (Benchmarks/hummingbird/hb-greet, release; "
+        "the first build takes a few minutes)")
+    try:
+        proc = subprocess.run(["swift", "build", "-c", "release", "--package-path", HB_PACKAGE],
+                              cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    except subprocess.TimeoutExpired:
+        return skipped("its build took over 30 minutes")
+    if proc.returncode != 0 or not os.path.exists(HB_BIN):
+        output = (proc.stderr + "\n" + proc.stdout).splitlines()
+        error = next((line.strip() for line in output if "error:" in line), None) \
+            or next((line.strip() for line in reversed(output) if line.strip()), f"exit {proc.returncode}")
+        return skipped(f"swift build of {os.path.relpath(HB_PACKAGE, ROOT)} failed ({error[:200]})")
+    return {"measured": True, "reason": None, "version": hb_version()}
 
 
 def build_floor():
@@ -878,7 +991,8 @@ def main():
         log("--skip-build and no .build-bench/go-greetd: the Go figures are not measured")
         have_go = False
     build_floor()
-    results = measure(args, have_go)
+    hb = build_hummingbird(args)
+    results = measure(args, have_go, hb)
     results["seconds"] = round(time.monotonic() - started)
     os.makedirs(os.path.dirname(paths["summary"]), exist_ok=True)
     with open(paths["raw"], "w") as f:
