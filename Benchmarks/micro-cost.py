@@ -20,6 +20,9 @@ The scenarios (executor-bench --scenario all lists them with their throughput):
   body-shared-decoder   the same with one JSONDecoder reused (decode(as:using:))
   async                 a Request built and answered by a Task on the loop (LoopExecutor)
   async-task            a bare Task on the loop: the hop alone
+  async-server          GET / of an async route on a live EventHTTPServer (1 loop), over one
+                        keep-alive loopback connection: the whole path, evhttp included (the
+                        client's side, on the same process, allocates nothing per request)
 
 Prints a table, then one JSON object per scenario (--json: the JSON lines only).
 Needs valgrind (`apt-get install -y valgrind`) and binutils' `strip`.

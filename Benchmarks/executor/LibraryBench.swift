@@ -69,6 +69,8 @@ enum LibraryBench {
                         defaultOps: 200_000, prepare: { context in try asyncAnswer(context.loop, bare: false) }),
         LibraryScenario(name: "async-task", label: "async: bare Task on the loop (the hop)",
                         defaultOps: 200_000, prepare: { context in try asyncAnswer(context.loop, bare: true) }),
+        LibraryScenario(name: "async-server", label: "async route, live server, 1 keep-alive conn",
+                        defaultOps: 50_000, prepare: { _ in try asyncServer() }),
     ]
 
     static func run(names: String, ops: Int?, repeats: Int) throws {
@@ -322,4 +324,132 @@ final class AsyncState: @unchecked Sendable {
 @inline(never)
 func blackHole(_ value: Int) {
     if value == .min { print("") }
+}
+
+// MARK: Async answer through a live server
+
+/// The whole async route over loopback, for comparison with the in-process hop: an
+/// `EventHTTPServer` with one loop on 127.0.0.1 (a free port) and `GET /` answered by an async
+/// handler at once; this thread is the client, one keep-alive connection, one request at a time.
+/// An operation is a request written and its response read: evhttp's parsing and answer, the
+/// request's abort watch, `Request` and `RequestContext`, the handler's Task, and this client's
+/// two system calls and its reading of the response (a few hundred instructions of the total).
+func asyncServer() throws -> @Sendable (Int) -> Void {
+    let router = Router()
+    router.get("/") { _, _ in "hello\n" }
+    let running = DispatchSemaphore(value: 0)
+    let bound = BoundPort()
+    let server = EventHTTPServer(configuration: .init(host: "127.0.0.1", port: 0, loops: 1), router: router) { addresses in
+        bound.set(addresses.first?.port ?? 0)
+        running.signal()
+    }
+    Task.detached {
+        do {
+            try await server.run()
+        } catch {
+            fatalError("async-server scenario: \(error)")
+        }
+    }
+    running.wait()
+    let client = try KeepAliveClient(port: bound.get())
+    return { ops in
+        var bytes = 0
+        for _ in 0..<ops { bytes &+= client.get() }
+        precondition(ops == 0 || bytes > 0)
+        blackHole(bytes)
+    }
+}
+
+/// The port `onServerRunning` reported.
+final class BoundPort: @unchecked Sendable {
+    // @unchecked Sendable: written once before a semaphore's signal, read after its wait.
+    private var port: UInt16 = 0
+    func set(_ value: UInt16) { port = value }
+    func get() -> UInt16 { port }
+}
+
+/// A blocking HTTP/1.1 client on one keep-alive connection: `GET /`, then the response's head
+/// and its `Content-Length` body.
+final class KeepAliveClient: @unchecked Sendable {
+    // @unchecked Sendable: used by one thread at a time (a scenario's runs follow each other).
+    private let fd: Int32
+    private let request = Array("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+    private var pending: [UInt8] = []
+    private var chunk = [UInt8](repeating: 0, count: 4096)
+
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    init(port: UInt16) throws {
+        #if canImport(Glibc)
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+        fd = socket(AF_INET, SOCK_STREAM, 0)
+        #endif
+        guard fd >= 0 else { throw Failure(description: "socket: errno \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else { throw Failure(description: "connect to 127.0.0.1:\(port): errno \(errno)") }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    deinit { close(fd) }
+
+    /// One request and its response; returns the response's size.
+    func get() -> Int {
+        let sent = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        precondition(sent == request.count, "async-server scenario: send failed (errno \(errno))")
+        while true {
+            if let size = responseSize() {
+                pending.removeFirst(size)
+                return size
+            }
+            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            precondition(count > 0, "async-server scenario: the server closed the connection (errno \(errno))")
+            pending.append(contentsOf: chunk[..<count])
+        }
+    }
+
+    /// The size of the whole response at the front of `pending`, once it is all there. Reads
+    /// bytes, not strings: the client allocates nothing per response once its buffers have grown.
+    private func responseSize() -> Int? {
+        pending.withUnsafeBufferPointer { bytes -> Int? in
+            guard bytes.count >= 4 else { return nil }
+            var headEnd: Int?
+            for index in 3..<bytes.count
+            where bytes[index] == 10 && bytes[index - 1] == 13 && bytes[index - 2] == 10 && bytes[index - 3] == 13 {
+                headEnd = index + 1
+                break
+            }
+            guard let headEnd else { return nil }
+            precondition(bytes.starts(with: Self.ok), "async-server scenario: unexpected response \(String(decoding: bytes[..<headEnd], as: UTF8.self))")
+            var length = 0
+            let name = Self.contentLength
+            var index = 0
+            while index + name.count < headEnd {
+                if zip(name, bytes[index..<(index + name.count)]).allSatisfy({ $0 == $1 | 0x20 || $0 == $1 }) {
+                    var digit = index + name.count
+                    while bytes[digit] == 32 { digit += 1 }
+                    while bytes[digit] >= 48 && bytes[digit] <= 57 {
+                        length = length * 10 + Int(bytes[digit] - 48)
+                        digit += 1
+                    }
+                    break
+                }
+                index += 1
+            }
+            let total = headEnd + length
+            return bytes.count >= total ? total : nil
+        }
+    }
+
+    private static let ok = Array("HTTP/1.1 200".utf8)
+    private static let contentLength = Array("content-length:".utf8)
 }
