@@ -1,9 +1,9 @@
 import CLibevent
 import Synchronization
 #if canImport(Glibc)
-public import Glibc
+import Glibc
 #elseif canImport(Darwin)
-public import Darwin
+import Darwin
 #endif
 
 /// An event loop: the owner of one `struct event_base`.

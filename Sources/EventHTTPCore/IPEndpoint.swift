@@ -1,4 +1,4 @@
-public import EventHTTPSystem
+import EventHTTPSystem
 #if canImport(Glibc)
 public import Glibc
 #elseif canImport(Darwin)

@@ -54,7 +54,7 @@ extension LoopRequest {
         var sent = 0
         if method == .head {
             // As in respond(status:reason:headers:body:): evhttp sets no length for HEAD.
-            _ = evhttp_add_header(output, "Content-Length", String(bytes.count))
+            _ = addHeader(output, "Content-Length", String(bytes.count))
         } else if !bytes.isEmpty {
             let added = bytes.withUnsafeBytes { evbuffer_add(evhttp_request_get_output_buffer(request), $0.baseAddress, $0.count) }
             if added == 0 { sent = bytes.count }

@@ -176,7 +176,7 @@ public final class LoopRequest {
             // evhttp neither drops the body of a HEAD reply nor sets its length: do both here.
             // A decimal number is a valid value: fails only out of memory, and then the headers
             // lack the length (or get evhttp's own `0`); there is no body to frame either way.
-            _ = evhttp_add_header(output, "Content-Length", String(body.utf8.count))
+            _ = addHeader(output, "Content-Length", String(body.utf8.count))
         } else {
             var body = body
             let added = body.withUTF8 { evbuffer_add(evhttp_request_get_output_buffer(request), $0.baseAddress, $0.count) }
@@ -213,6 +213,15 @@ public final class LoopRequest {
     /// Adds `headers` (but not `X-Request-Id`: the transport's own is added), a default
     /// `Content-Type` and, unless `headers` has one, `Date` (``HTTPDateCache``), to the reply's
     /// headers; returns them.
+    /// `evhttp_add_header` with each string passed through `withCString`. Most header names and
+    /// values are small strings (up to 15 UTF-8 bytes, kept inline): `withCString` copies one to
+    /// the stack, where passing it straight as a `char *` argument copies it into a new heap array
+    /// (one allocation per header field, and its release).
+    @inline(__always)
+    func addHeader(_ headers: UnsafeMutablePointer<evkeyvalq>, _ name: String, _ value: String) -> Int32 {
+        name.withCString { name in value.withCString { value in evhttp_add_header(headers, name, value) } }
+    }
+
     func addHeaders(_ headers: [(String, String)], to request: UnsafeMutablePointer<evhttp_request>,
                     dropping dropped: Set<String> = []) -> UnsafeMutablePointer<evkeyvalq> {
         let output = evhttp_request_get_output_headers(request)!
@@ -223,11 +232,11 @@ public final class LoopRequest {
             if lowered == "date" { hasDate = true }
             // evhttp_add_header refuses (-1) a name or value with CR/LF, so header injection is
             // dropped; its only other failure is out of memory, which also just drops the header.
-            _ = evhttp_add_header(output, name, value)
+            _ = addHeader(output, name, value)
         }
         // Refused only for an id with CR/LF (the responder's choice: the reply then goes without
         // it, as the canned responses do) or out of memory.
-        _ = evhttp_add_header(output, "X-Request-Id", head.id)
+        _ = addHeader(output, "X-Request-Id", head.id)
         if evhttp_find_header(output, "Content-Type") == nil {
             // A constant valid value: fails only out of memory, and the reply goes without it.
             _ = evhttp_add_header(output, "Content-Type", "text/plain; charset=utf-8")
