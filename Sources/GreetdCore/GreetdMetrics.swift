@@ -23,7 +23,9 @@ public final class GreetdMetrics: Sendable {
     /// Per outcome, at ``slot(_:)``: arrays indexed by a switch, not dictionaries, so counting a
     /// request hashes nothing (the outcome's raw value is a String).
     private let requests: [Counter]
-    private let durations: [DurationHistogram]
+    /// `greetd_request_duration_seconds`, by outcome: counted per worker (each recorder makes
+    /// its own series, ``RequestRecorder``), added up at render.
+    let requestDurations: HistogramFamily
     let inFlight: Gauge
     let connectionsOpen: Gauge
     let ticks: Counter
@@ -35,14 +37,12 @@ public final class GreetdMetrics: Sendable {
     private let cpuReported = Lock<Double>(0)
     /// Per close reason, in `ConnectionCloseReason.allCases` order.
     private let connectionsClosed: [Counter]
-    /// OpenTelemetry's `http_server_request_duration_seconds`, made per (method, status, route)
-    /// on first use and kept (the registry returns the same histogram for the same labels).
-    private let httpDurations = Lock<[Int: DurationHistogram]>([:])
-    private static var httpDurationName: MetricNameDescriptor {
-        MetricNameDescriptor(
-            metricName: String(MetricName.httpRequestDuration.dropLast("_seconds".count)), unitName: "seconds",
-            helpText: "Duration of HTTP server requests, every answer included (OpenTelemetry's http.server.request.duration).")
-    }
+    /// OpenTelemetry's `http_server_request_duration_seconds`, per (method, status, route) as
+    /// each worker first meets it; counted per worker, added up at render.
+    let httpDurations = HistogramFamily(
+        name: MetricName.httpRequestDuration,
+        help: "Duration of HTTP server requests, every answer included (OpenTelemetry's http.server.request.duration).",
+        buckets: httpBuckets)
     private static let httpBuckets: [Duration] = [
         .microseconds(500), .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(50), .milliseconds(100),
         .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
@@ -54,22 +54,18 @@ public final class GreetdMetrics: Sendable {
             .milliseconds(1), .milliseconds(10), .milliseconds(100), .milliseconds(500),
             .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
         ]
-        let durationName = MetricNameDescriptor(
-            metricName: String(MetricName.requestDuration.dropLast("_seconds".count)), unitName: "seconds",
-            helpText: "Time from a request's arrival to its end, by outcome.")
+        requestDurations = HistogramFamily(name: MetricName.requestDuration,
+                                           help: "Time from a request's arrival to its end, by outcome.", buckets: buckets)
         let requestsName = metric(
             MetricName.requests,
             "Greeting requests by how they ended: completed, canceled (client gone), deadline_exceeded, shutdown, rejected (connection limit or draining), dropped (the server dropped the connection: pipeline limit, timeout).")
         var requests: [Counter] = []
-        var durations: [DurationHistogram] = []
         for (slot, outcome) in RequestOutcome.allCases.enumerated() {
             precondition(Self.slot(outcome) == slot, "slot(_:) must follow RequestOutcome.allCases")
             let labels = [(MetricName.outcomeLabel, outcome.rawValue)]
             requests.append(registry.makeCounter(descriptor: requestsName, labels: labels))
-            durations.append(registry.makeDurationHistogram(descriptor: durationName, labels: labels, buckets: buckets))
         }
         self.requests = requests
-        self.durations = durations
         inFlight = registry.makeGauge(descriptor: metric(MetricName.requestsInFlight, "Greetings thinking right now."))
         connectionsOpen = registry.makeGauge(descriptor: metric(MetricName.connectionsOpen, "Client connections open right now."))
         ticks = registry.makeCounter(descriptor: metric(MetricName.timerTicks, "'Greetings are hard. Thinking...' lines logged."))
@@ -88,30 +84,26 @@ public final class GreetdMetrics: Sendable {
         start.set(to: ProcessStats.startTimeSeconds)
         registry.makeGauge(descriptor: metric(MetricName.buildInfo, "A constant 1, labelled with the greetd version."),
                            labels: [(MetricName.versionLabel, Self.version)]).set(to: 1)
+        // Every outcome's series is shown from the start, at 0 (a worker adds its own as it starts).
+        _ = makeOutcomeHistograms()
     }
 
-    /// Counts a finished request and records how long it took.
-    func finished(_ outcome: RequestOutcome, after duration: Duration) {
-        let slot = Self.slot(outcome)
-        requests[slot].increment()
-        durations[slot].record(duration)
+    /// Counts a finished request (its recorder records how long it took).
+    func finished(_ outcome: RequestOutcome) {
+        requests[Self.slot(outcome)].increment()
+    }
+
+    /// One worker's histograms of ``requestDurations``, one per outcome, at ``slot(_:)``.
+    func makeOutcomeHistograms() -> [WorkerHistogram] {
+        RequestOutcome.allCases.enumerated().map { slot, outcome in
+            requestDurations.makeHistogram(key: slot) { [(MetricName.outcomeLabel, outcome.rawValue)] }
+        }
     }
 
     /// Counts a closed connection.
     func connectionClosed(_ reason: ConnectionCloseReason) {
         let index = ConnectionCloseReason.allCases.firstIndex(of: reason)!
         connectionsClosed[index].increment()
-    }
-
-    /// The OpenTelemetry histogram for one (method, status, route); `key` identifies the three
-    /// (the caller's packing), so a known series is found without building its labels.
-    func httpDuration(key: Int, labels: () -> [(String, String)]) -> DurationHistogram {
-        httpDurations.withLock { cache in
-            if let histogram = cache[key] { return histogram }
-            let histogram = registry.makeDurationHistogram(descriptor: Self.httpDurationName, labels: labels(), buckets: Self.httpBuckets)
-            cache[key] = histogram
-            return histogram
-        }
     }
 
     /// Counts a request refused without a duration worth recording (a connection over the limit).
@@ -121,7 +113,7 @@ public final class GreetdMetrics: Sendable {
 
     /// `outcome`'s position in `RequestOutcome.allCases` (checked at init), by a switch.
     @inline(__always)
-    private static func slot(_ outcome: RequestOutcome) -> Int {
+    static func slot(_ outcome: RequestOutcome) -> Int {
         switch outcome {
         case .completed: return 0
         case .canceled: return 1
@@ -143,7 +135,10 @@ public final class GreetdMetrics: Sendable {
                 reported = cpu
             }
         }
-        return registry.emitToString()
+        var text = registry.emitToString()
+        requestDurations.render(into: &text)
+        httpDurations.render(into: &text)
+        return text
     }
 }
 

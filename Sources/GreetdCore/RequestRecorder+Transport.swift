@@ -31,11 +31,17 @@ extension RequestRecorder {
         let method = Self.httpMethods.firstIndex(of: head.method) ?? Self.httpMethods.count
         let routeIndex = Self.routes.firstIndex(of: route) ?? Self.routes.count
         let key = (status * 16 + method) * 8 + routeIndex
-        metrics.httpDuration(key: key) {
+        if let histogram = httpDurations[key] {
+            histogram.record(elapsed)
+            return
+        }
+        let histogram = metrics.httpDurations.makeHistogram(key: key) {
             [(MetricName.httpMethodLabel, method < Self.httpMethods.count ? head.method : "_OTHER"),
              (MetricName.httpStatusLabel, String(status)),
              (MetricName.httpRouteLabel, routeIndex < Self.routes.count ? route : "")]
-        }.record(elapsed)
+        }
+        httpDurations[key] = histogram
+        histogram.record(elapsed)
     }
 
     /// OpenTelemetry's known methods; any other (or one not read) is `_OTHER`.

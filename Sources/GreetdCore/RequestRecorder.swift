@@ -21,6 +21,11 @@ final class RequestRecorder {
     /// Connections dropped at the pipeline limit, logged at most once a second.
     var pipelineDrops = RateLimitedCount()
     private var openConnections = 0
+    /// This worker's series of `greetd_request_duration_seconds`, at ``GreetdMetrics/slot(_:)``.
+    private let outcomeDurations: [WorkerHistogram]
+    /// This worker's series of `http_server_request_duration_seconds`, by the key
+    /// ``recordHTTP(_:status:route:elapsed:)`` packs.
+    var httpDurations: [Int: WorkerHistogram] = [:]
 
     /// `logger.logLevel`, read once: a `Logger` is a value (its level changes only through this
     /// copy, which is a `let`), greetd's handlers are values too, and asking the handler (an
@@ -37,6 +42,7 @@ final class RequestRecorder {
         self.stats = stats
         self.metrics = metrics
         self.maxConnections = maxConnections
+        outcomeDurations = metrics.makeOutcomeHistograms()
     }
 
     /// A greeting began thinking.
@@ -86,7 +92,8 @@ final class RequestRecorder {
             case .rejected, .dropped: break
             }
         }
-        metrics.finished(outcome, after: elapsed)
+        metrics.finished(outcome)
+        outcomeDurations[GreetdMetrics.slot(outcome)].record(elapsed)
     }
 
     /// The access line: to ``accessLog`` whatever the level (nothing is built when it is `off`),
