@@ -23,13 +23,21 @@ struct OutputWatch {
     /// they arrive, and ours is written at the next safe point, before the socket is written.
     enum Mode { case off, cannedResponse, answerInHTTP11, swallow }
 
-    /// A canned response being written.
-    struct Canned {
+    /// A canned response being written. A class: rare (error answers only), it would otherwise
+    /// take 176 B inline in every connection.
+    final class Canned {
         let head: RequestHead
         let status: Int
         /// The first bytes (up to 8 KiB), enough to find where the headers end.
         var prefix: [UInt8]
         var total: Int
+
+        init(head: RequestHead, status: Int, prefix: [UInt8], total: Int) {
+            self.head = head
+            self.status = status
+            self.prefix = prefix
+            self.total = total
+        }
 
         /// Body bytes: everything after the blank line that ends the headers.
         var bodyBytes: Int {
@@ -95,9 +103,9 @@ extension HTTPConnection {
             return
         case .cannedResponse:
             let chunk = Self.tail(of: buffer, count: min(added, 8 * 1024))
-            if output.canned != nil {
-                if output.canned!.prefix.count < 8 * 1024 { output.canned!.prefix += chunk }
-                output.canned!.total += added
+            if let canned = output.canned {
+                if canned.prefix.count < 8 * 1024 { canned.prefix += chunk }
+                canned.total += added
                 return
             }
             // 100 Continue is not the response; anything that is not a status line is not ours.

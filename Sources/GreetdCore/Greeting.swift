@@ -13,8 +13,8 @@ import Logging
 ///
 /// It behaves as Go's handler with a ``Context`` that is a child of the server's root context, with
 /// the request's deadline, if any (a second timer, set for `start + timeout`), but it allocates
-/// no context of its own: it observes the root directly (registered while it thinks, so a
-/// shutdown reaches it) and keeps its own ``ContextError`` and cause, once done. Whatever ends it
+/// no context of its own: the server hands it the root's end as it cancels the root (every
+/// greeting thinking is in its in-flight table), and it keeps its own ``ContextError`` and cause, once done. Whatever ends it
 /// first ends the greeting, stops both timers (no tick can follow) and logs Go's words:
 /// - the client goes away (the server reports the request aborted) → `Context Error: context
 ///   canceled`; access-log status 499;
@@ -30,14 +30,11 @@ import Logging
 /// is seen by the same close callback; nothing more is written.
 ///
 /// Ownership: the ``GreetingServer`` holds each greeting in its in-flight table until its
-/// request ends; the greeting owns its request and timers, and the timers (and the root context,
-/// until the greeting unregisters when it ends) hold it unowned, so ending it (removing it from
-/// the table) frees everything at once.
+/// request ends; the greeting owns its request and timers, and the timers hold it unowned, so
+/// ending it (removing it from the table) frees everything at once.
 final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
 
     let request: LoopRequest
-    /// Our registration on the server's root context while thinking (its shutdown cancels us).
-    private var rootRegistration: Context.Registration?
     private let parameters: GreetingQuery
     private unowned let server: GreetingServer
     /// Whether the answer is the event stream (``GreetingKind/events``).
@@ -65,8 +62,6 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
 
     deinit {
         if thinking { assertionFailure("greeting \(request.id) freed while thinking") }
-        // The root holds us unowned: never leave it a dangling observer.
-        if let rootRegistration { server.root.removeOnDone(rootRegistration) }
         server.stats.liveGreetings.bump(-1)
     }
 
@@ -101,8 +96,6 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
             complete()  // at once: nothing can cancel it before it answers
             return
         }
-        // Thinking: the root's shutdown must reach us until we end (``finish()`` unregisters).
-        rootRegistration = server.root.onDone(observer: self)
         if streams && !openStream() {
             fail("Cannot start the stream", nil)
             return
@@ -159,9 +152,10 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
     }
 
     /// The root context is done (the shutdown budget ran out): Go's child context would be done
-    /// with the root's error and cause. The root has already dropped our registration.
+    /// with the root's error and cause. The server calls this for each greeting in its in-flight
+    /// table as it cancels the root (a greeting does not register with the root: a registration
+    /// would cost a dictionary entry per pending greeting).
     func contextDone(_ context: Context, error: ContextError) {
-        rootRegistration = nil
         contextDone(error, cause: context.cause)
     }
 
@@ -230,15 +224,11 @@ final class Greeting: EventTarget, ContextObserver, InFlightGreeting {
         request.endStream()
     }
 
-    /// Stops thinking: frees the timers and leaves the root context.
+    /// Stops thinking: frees the timers.
     private func finish() {
         thinking = false
         ticker = nil
         deadline = nil
-        if let registration = rootRegistration {
-            rootRegistration = nil
-            server.root.removeOnDone(registration)
-        }
     }
 
     /// What Go's handler does when its context is done with `err` (and `cause`, as

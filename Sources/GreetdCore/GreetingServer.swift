@@ -191,8 +191,15 @@ public final class GreetingServer: LoopObserver {
         loop.shutdownExecutor()
     }
 
+    /// Cancels the root context (the async greetings' contexts are its children) and hands its
+    /// end to each timer greeting, which does not register with the root.
     private func cancelGreetings() {
         root.cancel(.canceled, cause: ShutdownCause())
+        guard let error = root.err else { return }
+        // A copy: each greeting answers, and its request's end removes it from the table.
+        for case let greeting as Greeting in inFlight.values {
+            greeting.contextDone(root, error: error)
+        }
     }
 
     /// This worker entered `phase`: it counts toward the line the service logs once every worker
