@@ -168,6 +168,26 @@ enum PercentDecoding {
         return String(validating: bytes, as: UTF8.self)
     }
 
+    /// Decodes `%xx` in `text` into `output` (at least `text.count` long); returns the bytes
+    /// written, or `nil` for a bad escape. The bytes are not checked for UTF-8.
+    static func decode(_ text: UnsafeBufferPointer<UInt8>, into output: UnsafeMutableBufferPointer<UInt8>) -> Int? {
+        var written = 0
+        var index = 0
+        while index < text.count {
+            let byte = text[index]
+            if byte == UInt8(ascii: "%") {
+                guard index + 2 < text.count, let high = hex(text[index + 1]), let low = hex(text[index + 2]) else { return nil }
+                output[written] = high << 4 | low
+                index += 3
+            } else {
+                output[written] = byte
+                index += 1
+            }
+            written += 1
+        }
+        return written
+    }
+
     private static func hex(_ byte: UInt8) -> UInt8? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")

@@ -116,4 +116,10 @@ public struct Parameters: Sendable {
     public var all: [(name: String, value: String)] { values }
 
     mutating func append(_ name: String, _ value: String) { values.append((name, value)) }
+
+    /// Appends, making room for `capacity` captures if there is none yet.
+    mutating func append(_ name: String, _ value: String, reserving capacity: Int) {
+        if values.capacity == 0 { values.reserveCapacity(capacity) }
+        values.append((name, value))
+    }
 }

@@ -163,15 +163,14 @@ public final class Router: HTTPRouting, RouterMethods, @unchecked Sendable {
     }
 
     public func match(method: HTTPRequest.Method, path: String) -> RouteMatch {
-        var segments: [String] = []
-        if path != "/" {  // the root, the commonest path, has no segment to split or decode
-            for raw in path.split(separator: "/", omittingEmptySubsequences: true) {
-                guard let decoded = PercentDecoding.decode(raw) else { return .notFound }
-                segments.append(decoded)
-            }
-        }
+        // Bytes, not Characters: the path is split and compared as UTF-8 (PathSegments), and a
+        // String is made only for a captured value.
         var parameters = Parameters()
-        guard let node = root.find(segments[...], &parameters) else { return .notFound }
+        var path = path
+        let found = path.withUTF8 { raw in
+            PathSegments.withSegments(of: raw) { root.find($0, 0, &parameters) }
+        }
+        guard let node = found else { return .notFound }
         if let route = node.route(for: method) { return .found(route, parameters) }
         if method == .head, let route = node.route(for: .get) { return .found(route, parameters) }
         var allowed = Set(node.methods.map(\.method))
@@ -303,79 +302,3 @@ enum RoutePattern {
     }
 }
 
-/// A node of the route trie. Mutated under the router's lock before it freezes; read-only after.
-final class RouteNode {
-    var literals: [String: RouteNode] = [:]
-    /// Captures with a literal prefix or suffix first (more specific), then whole-segment ones.
-    var captures: [(prefix: String, name: String, suffix: String, node: RouteNode)] = []
-    var wildcard: RouteNode?
-    var catchAll: RouteNode?
-    /// A node's routes by method: a handful at most, so a scan beats hashing the method's text.
-    var methods: [(method: HTTPRequest.Method, route: Route)] = []
-
-    func route(for method: HTTPRequest.Method) -> Route? {
-        for entry in methods where entry.method == method { return entry.route }
-        return nil
-    }
-
-    func insert(_ segments: ArraySlice<RoutePattern.Segment>, route: Route) {
-        guard let first = segments.first else {
-            methods.removeAll { $0.method == route.method }
-            methods.append((route.method, route))
-            return
-        }
-        let rest = segments.dropFirst()
-        switch first {
-        case .literal(let text):
-            let node = literals[text] ?? RouteNode()
-            literals[text] = node
-            node.insert(rest, route: route)
-        case .capture(let prefix, let name, let suffix):
-            if let existing = captures.first(where: { $0.prefix == prefix && $0.name == name && $0.suffix == suffix }) {
-                existing.node.insert(rest, route: route)
-            } else {
-                let node = RouteNode()
-                captures.append((prefix, name, suffix, node))
-                // Affixed captures before plain ones.
-                captures.sort { ($0.prefix.count + $0.suffix.count) > ($1.prefix.count + $1.suffix.count) }
-                node.insert(rest, route: route)
-            }
-        case .wildcard:
-            let node = wildcard ?? RouteNode()
-            wildcard = node
-            node.insert(rest, route: route)
-        case .catchAll:
-            let node = catchAll ?? RouteNode()
-            catchAll = node
-            node.insert([][...], route: route)  // `**` takes the rest: nothing may follow it
-        }
-    }
-
-    /// The node with routes that `segments` reach, filling `parameters`; backtracks.
-    func find(_ segments: ArraySlice<String>, _ parameters: inout Parameters) -> RouteNode? {
-        guard let segment = segments.first else {
-            if !methods.isEmpty { return self }
-            if let catchAll, !catchAll.methods.isEmpty {
-                parameters.append("**", "")
-                return catchAll
-            }
-            return nil
-        }
-        let rest = segments.dropFirst()
-        if let node = literals[segment], let found = node.find(rest, &parameters) { return found }
-        for capture in captures where segment.count >= capture.prefix.count + capture.suffix.count + 1
-            && segment.hasPrefix(capture.prefix) && segment.hasSuffix(capture.suffix) {
-            let value = String(segment.dropFirst(capture.prefix.count).dropLast(capture.suffix.count))
-            let saved = parameters
-            parameters.append(capture.name, value)
-            if let found = capture.node.find(rest, &parameters) { return found }
-            parameters = saved
-        }
-        if let wildcard, let found = wildcard.find(rest, &parameters) { return found }
-        if let catchAll, !catchAll.methods.isEmpty {
-            parameters.append("**", segments.joined(separator: "/"))
-            return catchAll
-        }
-        return nil
-    }
-}
