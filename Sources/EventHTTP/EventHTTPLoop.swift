@@ -350,14 +350,13 @@ public final class EventHTTPLoop: LoopResponder, @unchecked Sendable {
         let head = HTTPRequest(method: method, scheme: nil, authority: http.header("Host"), path: http.uri, headerFields: fields)
         let request = Request(head: head, path: http.path, query: http.query, body: RequestBody(bytes: http.bodyBytes),
                               id: http.id, isHTTP10: http.isHTTP10)
-        let logger = { var logger = self.logger; logger[metadataKey: "request_id"] = .string(http.id); return logger }()
         let pattern = route?.pattern ?? ""
         let deadline = route?.deadline
         let chain = chainMiddleware.isEmpty ? responder : MiddlewareChain.wrap(responder, in: chainMiddleware)
         let number = http.head.number
         let target = http.uri
         runner.run(http, onClientAbort: route?.onClientAbort ?? .cancel) { [unowned self] state, response in
-            let context = RequestContext(logger: logger, parameters: parameters, route: pattern, requestID: request.id,
+            let context = RequestContext(loopLogger: self.logger, parameters: parameters, route: pattern, requestID: request.id,
                                          executor: state.executor, state: state)
             var deadlineTimer: Event?
             if let deadline {

@@ -28,7 +28,23 @@ public enum CancellationReason: Sendable, Equatable, CustomStringConvertible {
 /// actor.
 public struct RequestContext: Sendable {
     /// A logger with `request_id` in its metadata.
-    public var logger: Logger
+    ///
+    /// Made when read (a handler that logs nothing costs nothing: adding metadata makes a log
+    /// handler re-render it, swift-log's `StreamLogHandler` into a string); read it once into a
+    /// local to log several times. Setting it keeps the logger set.
+    public var logger: Logger {
+        get {
+            if let customLogger { return customLogger }
+            var logger = loopLogger
+            logger[metadataKey: "request_id"] = .string(requestID)
+            return logger
+        }
+        set { customLogger = newValue }
+    }
+    /// The loop's logger, without the request's id.
+    private let loopLogger: Logger
+    /// The logger a handler or middleware set.
+    private var customLogger: Logger?
     /// The route's captures, percent-decoded.
     public var parameters: Parameters
     /// The matched route's pattern (`/v1/models/{id}`); empty when none matched.
@@ -40,8 +56,9 @@ public struct RequestContext: Sendable {
     public let executor: LoopExecutor
     let state: AsyncRequest?
 
-    init(logger: Logger, parameters: Parameters, route: String, requestID: String, executor: LoopExecutor, state: AsyncRequest?) {
-        self.logger = logger
+    /// - Parameter loopLogger: the loop's logger; ``logger`` adds `request_id` to it.
+    init(loopLogger: Logger, parameters: Parameters, route: String, requestID: String, executor: LoopExecutor, state: AsyncRequest?) {
+        self.loopLogger = loopLogger
         self.parameters = parameters
         self.route = route
         self.requestID = requestID
