@@ -181,6 +181,20 @@ public final class GreetdService: Sendable {
     }
 }
 
+/// The descriptor numbers a worker can meet: the connection limit (the kernel gives out the
+/// lowest free number, so the numbers in use stay below the count open), plus greetd's own
+/// (standard streams, listeners, wake-ups, log files; 64 is ample), within the open-file limit,
+/// and at most ``maxReservedDescriptorSlots`` (about 4.5 MB per worker; numbers above it get
+/// their slots as they come, as libevent does by default).
+func descriptorSlots(_ configuration: GreetdConfiguration) -> Int {
+    let wanted = min(configuration.http.maxConnections + 64, maxReservedDescriptorSlots)
+    guard let limit = try? ResourceLimits.openFiles() else { return wanted }
+    return min(wanted, Int(clamping: limit.rlim_cur))
+}
+
+/// The most descriptor slots a worker makes at start.
+let maxReservedDescriptorSlots = 65_536
+
 /// One worker's loop, on the calling thread: base, server, control; runs until the server has
 /// stopped, then frees everything in reverse order of creation.
 private func runWorker(
@@ -189,6 +203,10 @@ private func runWorker(
 ) throws {
     let control = worker.control
     let base = try EventBase(avoiding: configuration.avoidBackends, counters: worker.stats.libevent)
+    // libevent's per-descriptor slots for every number a connection can get, made now, together:
+    // made as connections come, they would pin the pages a storm of connections frees (see
+    // EventBase.reserveDescriptorSlots). About 50 B per descriptor.
+    base.reserveDescriptorSlots(upTo: descriptorSlots(configuration))
     // This thread's log lines go out once per loop pass; the last ones when the worker ends
     // (this defer runs after the one below, which stops the server and may log).
     let logBatch = try LogBatch.install(on: base)

@@ -38,12 +38,15 @@ struct Supervisor {
         }
         let notifier = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
         let workersStopped = try LoopWakeup()
-        let service = try GreetdService.start(configuration: configuration, logger: logger) {
-            workersStopped.wake()
-        }
 
+        // The signal events go in before any worker listens: a client (or a supervisor) may
+        // send SIGTERM as soon as a request is answered, and the default action would kill
+        // greetd outright. libevent's handler records a signal that arrives before this loop
+        // runs and delivers it once the loop runs, by which time `service` is set.
+        var service: GreetdService?
         var signalsSeen = 0
         let onSignal = { (name: String) in
+            guard let service else { return }
             signalsSeen += 1
             if signalsSeen == 1 {
                 logger.notice("Received \(name): draining", metadata: ["budget": "\(configuration.shutdownTimeout)"])
@@ -63,8 +66,13 @@ struct Supervisor {
         let hangUp = try Event(base: base, fd: SIGHUP, flags: [.signal, .persist]) { _ in reopenLogs() }
         try hangUp.add()
         events.append(hangUp)
+
+        let started = try GreetdService.start(configuration: configuration, logger: logger) {
+            workersStopped.wake()
+        }
+        service = started
         events.append(try workersStopped.makeEvent(on: base) { [unowned base] in
-            if service.isStopped { base.exit() }
+            if started.isStopped { base.exit() }
         })
         // Say we are up only once the signal handlers are in place: a supervisor that reacts to
         // READY=1 (or a test that reacts to the log line) with SIGTERM must not kill us outright.
@@ -72,15 +80,15 @@ struct Supervisor {
         // container examples' level) still says where greetd listens and that it is ready.
         logger.notice("Event backend: \(describeBackend(base.method, reportsHangUp: base.supportsEarlyClose))",
                       metadata: ["workers": "\(configuration.workers)", "workers_from": "\(configuration.workersFrom)"])
-        for address in service.addresses {
+        for address in started.addresses {
             logger.notice("Server listening on http://\(address)")
         }
-        notifier?.send("READY=1\nSTATUS=Listening on \(service.addresses.map(\.description).joined(separator: " "))\nMAINPID=\(getpid())")
+        notifier?.send("READY=1\nSTATUS=Listening on \(started.addresses.map(\.description).joined(separator: " "))\nMAINPID=\(getpid())")
         logger.notice("Ready: \(configuration.workers) \(configuration.workers == 1 ? "worker" : "workers") serving\(notifier == nil ? "" : " (READY=1 sent to systemd)")")
 
-        if !service.isStopped { try base.run() }
+        if !started.isStopped { try base.run() }
         events.removeAll()
-        service.waitUntilStopped()
+        started.waitUntilStopped()
         logger.notice("Stopped")
     }
 }

@@ -55,6 +55,32 @@ struct EventBaseTests {
         }
     }
 
+    /// The slots are made on every backend, and leave nothing behind: no event pending (the
+    /// loop returns at once), and a descriptor in the range works as before.
+    @Test("reserveDescriptorSlots makes a slot per number and leaves the loop as it was",
+          arguments: [[], ["epoll"], ["epoll", "poll"]])
+    func reserveDescriptorSlots(avoiding: [String]) throws {
+        try withBase(avoiding: avoiding) { base in
+            #expect(base.reserveDescriptorSlots(upTo: 0) == 0)
+            #expect(base.reserveDescriptorSlots(upTo: 512) == 512)
+            // select: up to FD_SETSIZE only (glibc aborts past it); the others: every number.
+            #expect(base.reserveDescriptorSlots(upTo: 5_000) == (base.method == "select" ? Int(FD_SETSIZE) : 5_000))
+            try base.run()  // nothing pending: returns at once
+            var fds: [Int32] = [0, 0]
+            #expect(pipe(&fds) == 0)
+            defer { close(fds[0]); close(fds[1]) }
+            #expect(fds[0] < 512)
+            var fired = 0
+            var event: Event? = try Event(base: base, fd: fds[0], flags: .read) { _ in fired += 1 }
+            try event?.add()
+            #expect(write(fds[1], "x", 1) == 1)
+            try base.run()
+            #expect(fired == 1)
+            event = nil
+            withExtendedLifetime(event) {}
+        }
+    }
+
     @Test func liveEventsCountsEventObjects() throws {
         try withBase { base in
             let live = { base.counters.liveEvents.load(ordering: .relaxed) }
