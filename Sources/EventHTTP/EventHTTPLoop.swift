@@ -343,11 +343,18 @@ public final class EventHTTPLoop: LoopResponder, @unchecked Sendable {
 
     private func start(_ http: LoopRequest, method: HTTPRequest.Method, route: Route?, parameters: Parameters,
                        responder: @escaping Responder) {
+        let list = http.headerList
         var fields = HTTPFields()
-        for (name, value) in http.headerList {
-            if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
+        fields.reserveCapacity(list.count)
+        // The first Host, as evhttp_find_header finds it (ASCII case-insensitively), taken from
+        // the list rather than looked up again.
+        var host: String?
+        for (name, value) in list {
+            guard let name = HTTPField.Name(name) else { continue }
+            if host == nil && name.canonicalName == "host" { host = value }
+            fields.append(HTTPField(name: name, value: value))
         }
-        let head = HTTPRequest(method: method, scheme: nil, authority: http.header("Host"), path: http.uri, headerFields: fields)
+        let head = HTTPRequest(method: method, scheme: nil, authority: host, path: http.uri, headerFields: fields)
         let request = Request(head: head, path: http.path, query: http.query, body: RequestBody(bytes: http.bodyBytes),
                               id: http.id, isHTTP10: http.isHTTP10)
         let pattern = route?.pattern ?? ""
