@@ -15,14 +15,15 @@ import Logging
 ///
 /// It follows the timer greeting's rules and lines: ``ThinkingSchedule`` for the ticks;
 /// `Handling greeting request`, the ticks, then `Context Error: …` or nothing, then `Handled
-/// greeting request`; then the access line. Its ``Context`` (a child of the server's root, with
-/// the request's deadline) says why it ended, in Go's words:
+/// greeting request`; then the access line. It ends as Go's handler with a child of the root
+/// context and the request's deadline would (without allocating one), in Go's words:
 /// - the client leaves (FIN, RST, half-close): the server calls ``clientWentAway(_:)`` as the
 ///   request ends, before the access line; the context error and `Handled` are logged then,
 ///   and the Task (cancelled by the runner) logs and writes nothing more;
 /// - the deadline: the loop sleeps until the earlier of the next tick and the deadline, then
-///   cancels the context with `deadlineExceeded`;
-/// - shutdown past its budget: the root context is cancelled (the lines are logged at once),
+///   ends with `deadlineExceeded`;
+/// - shutdown past its budget: the server hands each greeting the root context's end (the
+///   lines are logged at once),
 ///   then the runner cancels the Task (``AsyncRequestRunner/cancelAll(reason:)``), which
 ///   writes `event: error` / `data: server shutting down` and ends the stream.
 ///
@@ -33,7 +34,7 @@ import Logging
 /// holds it (and the server) until the Task ends. The server counts it live in
 /// ``GreetdStats/liveGreetings`` until it is freed.
 final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendable {
-    // @unchecked Sendable: every mutable field (and the loop-confined `context`) is touched on
+    // @unchecked Sendable: every mutable field is touched on
     // the server's loop thread only, checked by `preconditionOnThread` in each entry point.
 
     /// How the greeting answers.
@@ -49,7 +50,6 @@ final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendabl
     let id: String
     private let mode: Mode
     private let parameters: GreetingQuery
-    private let context: Context
     private let schedule: ThinkingSchedule
     /// The deadline, from `?timeout=` or `--timeout`.
     private let deadline: ContinuousClock.Instant?
@@ -66,7 +66,6 @@ final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendabl
         self.parameters = parameters
         self.server = server
         deadline = parameters.timeout.map { head.start + $0.duration }
-        context = Context(parent: server.root, deadline: deadline)
         schedule = ThinkingSchedule(start: head.start, delay: parameters.delay, tick: server.configuration.tick)
         server.stats.liveGreetings.bump()
     }
@@ -88,7 +87,7 @@ final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendabl
         if parameters.delayWasCapped, let asked = parameters.requestedDelay {
             log(.debug, .init(stringLiteral: GreetingScript.delayCapped), metadata: ["asked": "\(asked)", "max_delay": "\(parameters.delay)"])
         }
-        context.onDone(observer: self)  // at once if the server is already shutting down
+        if let err = server.root.err { end(err, cause: server.root.cause) }  // already shutting down
     }
 
     /// The client went away (the server reported the request aborted): Go's `r.Context()`
@@ -97,7 +96,7 @@ final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendabl
         server.base.thread.preconditionOnThread()
         log(.debug, .init(stringLiteral: GreetingScript.clientWentAway), metadata: ["reason": "\(reason)"])
         if !ended { outcome = .canceled }
-        context.cancel()
+        end(.canceled, cause: nil)
     }
 
     func serverDropped(_ reason: ConnectionEnd, shuttingDown: Bool) {
@@ -105,15 +104,23 @@ final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendabl
         let cause = DropCause(reason: reason, shuttingDown: shuttingDown)
         log(.debug, "Server dropped the connection", metadata: ["reason": "\(cause)"])
         if !ended { outcome = cause.outcome }
-        context.cancel(.canceled, cause: cause)
+        end(.canceled, cause: cause)
     }
 
-    /// The context is done (client gone, deadline, shutdown): its error is logged, then `Handled`.
+    /// The root context is done (the shutdown budget ran out): the server hands its end to each
+    /// greeting in flight as it cancels it (a greeting has no context of its own: a child
+    /// context would cost an object and an entry in the root's table per pending greeting).
     func contextDone(_ context: Context, error: ContextError) {
+        end(error, cause: context.cause)
+    }
+
+    /// What Go's handler does when its context is done (client gone, deadline, shutdown): the
+    /// error is logged, then `Handled`. The first call counts.
+    private func end(_ error: ContextError, cause: (any Error)?) {
         server.base.thread.preconditionOnThread()
         guard !ended else { return }
         ended = true
-        log(.notice, .init(stringLiteral: GreetingScript.contextError(error, cause: context.cause)))
+        log(.notice, .init(stringLiteral: GreetingScript.contextError(error, cause: cause)))
         log(.info, .init(stringLiteral: GreetingScript.handled))
         if outcome == nil { outcome = error == .deadlineExceeded ? .deadlineExceeded : .shutdown }
     }
@@ -179,7 +186,7 @@ final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendabl
             return .ticked
         }
         if let deadline, now >= deadline {
-            context.cancel(.deadlineExceeded)
+            end(.deadlineExceeded, cause: nil)
             return .stop
         }
         if now >= schedule.finish {
@@ -270,8 +277,10 @@ final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendabl
 /// The headers of the streaming greeting (and of its `HEAD`), `Vary: Accept` included.
 let eventStreamHeaders = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), varyAccept]
 
-/// A greeting in the server's in-flight table, from its start until its request ends.
-protocol InFlightGreeting: AnyObject {
+/// A greeting in the server's in-flight table, from its start until its request ends. The
+/// server hands it the root context's end (``ContextObserver/contextDone(_:error:)``) when the
+/// shutdown budget runs out.
+protocol InFlightGreeting: ContextObserver {
     /// How it ended, once it has.
     var outcome: RequestOutcome? { get }
     /// Its client went away (the request was reported aborted).

@@ -191,13 +191,13 @@ public final class GreetingServer: LoopObserver {
         loop.shutdownExecutor()
     }
 
-    /// Cancels the root context (the async greetings' contexts are its children) and hands its
-    /// end to each timer greeting, which does not register with the root.
+    /// Cancels the root context and hands its end to each greeting in flight (a greeting does
+    /// not register with the root: that would cost a table entry per pending greeting).
     private func cancelGreetings() {
         root.cancel(.canceled, cause: ShutdownCause())
         guard let error = root.err else { return }
         // A copy: each greeting answers, and its request's end removes it from the table.
-        for case let greeting as Greeting in inFlight.values {
+        for greeting in inFlight.values {
             greeting.contextDone(root, error: error)
         }
     }
