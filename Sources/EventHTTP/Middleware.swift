@@ -42,17 +42,19 @@ public struct RequestLoggerMiddleware: Middleware {
     public func handle(_ request: Request, context: RequestContext,
                        next: (Request, RequestContext) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
-        context.logger.debug("request", metadata: ["method": "\(request.method)", "path": "\(request.path)"])
+        // Read once: the context makes its logger (with `request_id`) each time it is read.
+        let logger = context.logger
+        logger.debug("request", metadata: ["method": "\(request.method)", "path": "\(request.path)"])
         do {
             let response = try await next(request, context)
-            context.logger.log(level: level, "answered", metadata: [
+            logger.log(level: level, "answered", metadata: [
                 "method": "\(request.method)", "path": "\(request.path)", "status": "\(response.status.code)",
                 "duration": "\(ContinuousClock.now - start)",
             ])
             return response
         } catch {
             let status = (error as? HTTPError)?.status.code ?? 500
-            context.logger.log(level: level, "failed", metadata: [
+            logger.log(level: level, "failed", metadata: [
                 "method": "\(request.method)", "path": "\(request.path)", "status": "\(status)",
                 "error": "\(error)", "duration": "\(ContinuousClock.now - start)",
             ])
