@@ -105,11 +105,20 @@ public func formatLogLine(level: LogLevel, message: String, requestID: String? =
 
 /// Appends `text` with control bytes written as `\xNN`.
 private func appendEscaped(_ text: String, to line: inout [UInt8]) {
-    for byte in text.utf8 {
-        if byte < 0x20 || byte == 0x7f {
-            line.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "x"), hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xf)]])
-        } else {
-            line.append(byte)
+    // Most text has no control byte: it is copied in one go. `withUTF8` needs a `var` (it may
+    // make a bridged string native); a native or small string is read in place.
+    var text = text
+    text.withUTF8 { bytes in
+        if !bytes.contains(where: { $0 < 0x20 || $0 == 0x7f }) {
+            line.append(contentsOf: bytes)
+            return
+        }
+        for byte in bytes {
+            if byte < 0x20 || byte == 0x7f {
+                line.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "x"), hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xf)]])
+            } else {
+                line.append(byte)
+            }
         }
     }
 }
@@ -117,38 +126,41 @@ private func appendEscaped(_ text: String, to line: inout [UInt8]) {
 private let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
 /// Appends `2026-11-25T10:48:50.123456Z`: the civil date from days since 1970 by Howard
-/// Hinnant's `civil_from_days`, and every digit by hand. A year outside 0…9999 shows the last
-/// four digits of its magnitude (no clock greetd runs under gets there).
+/// Hinnant's `civil_from_days`, and every digit by hand, into a 27-byte buffer appended at once
+/// (a log line's hottest part: per-byte appends each check the array's uniqueness and room). A
+/// year outside 0…9999 shows the last four digits of its magnitude (no clock greetd runs under
+/// gets there).
 func appendUTCTimestamp(_ time: LogTimestamp, to line: inout [UInt8]) {
     let seconds = time.seconds
     let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
-    let secondOfDay = seconds - days * 86_400
+    let secondOfDay = Int(seconds - days * 86_400)
     let (year, month, day) = civilFromDays(days)
-
-    func digits(_ value: Int64, _ width: Int) {
-        var divisor: UInt64 = 1
-        for _ in 1..<width { divisor *= 10 }
-        var v = value.magnitude % (divisor * 10)
-        while divisor > 0 {
-            line.append(UInt8(ascii: "0") + UInt8(v / divisor % 10))
-            v %= divisor
-            divisor /= 10
+    let micros = Int(time.nanoseconds) / 1_000
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 27) { out in
+        @inline(__always) func two(_ value: Int, at index: Int) {
+            out[index] = 0x30 &+ UInt8(truncatingIfNeeded: value / 10)
+            out[index + 1] = 0x30 &+ UInt8(truncatingIfNeeded: value % 10)
         }
+        let y = Int(year.magnitude % 10_000)
+        two(y / 100, at: 0)
+        two(y % 100, at: 2)
+        out[4] = UInt8(ascii: "-")
+        two(Int(month), at: 5)
+        out[7] = UInt8(ascii: "-")
+        two(Int(day), at: 8)
+        out[10] = UInt8(ascii: "T")
+        two(secondOfDay / 3_600, at: 11)
+        out[13] = UInt8(ascii: ":")
+        two(secondOfDay / 60 % 60, at: 14)
+        out[16] = UInt8(ascii: ":")
+        two(secondOfDay % 60, at: 17)
+        out[19] = UInt8(ascii: ".")
+        two(micros / 10_000 % 100, at: 20)
+        two(micros / 100 % 100, at: 22)
+        two(micros % 100, at: 24)
+        out[26] = UInt8(ascii: "Z")
+        line.append(contentsOf: UnsafeBufferPointer(out))
     }
-    digits(year, 4)
-    line.append(UInt8(ascii: "-"))
-    digits(month, 2)
-    line.append(UInt8(ascii: "-"))
-    digits(day, 2)
-    line.append(UInt8(ascii: "T"))
-    digits(secondOfDay / 3_600, 2)
-    line.append(UInt8(ascii: ":"))
-    digits(secondOfDay / 60 % 60, 2)
-    line.append(UInt8(ascii: ":"))
-    digits(secondOfDay % 60, 2)
-    line.append(UInt8(ascii: "."))
-    digits(Int64(time.nanoseconds) / 1_000, 6)
-    line.append(UInt8(ascii: "Z"))
 }
 
 /// Howard Hinnant's `civil_from_days`: (year, month 1…12, day 1…31) of a day counted from 1970-01-01.
