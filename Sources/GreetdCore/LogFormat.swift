@@ -81,6 +81,25 @@ public struct FileDescriptorLogHandler: LogHandler {
         line.withUnsafeBytes { LogBatch.write($0, to: fd) }
     }
 
+    /// One line about one request, as ``log(event:)`` would write it for a logger with this
+    /// handler, no metadata of its own and `request_id` in the event's (the same bytes), without
+    /// building swift-log's metadata dictionary and event: ``RequestRecorder`` calls it for the
+    /// lines a greeting logs (an abort logs two).
+    func log(level: Logger.Level, message: String, requestID: String, metadata: Logger.Metadata) {
+        var line: [UInt8]
+        if format == .json {
+            var fields: [(key: String, value: LogValue)] = metadata.map { ($0.key, .string($0.value.description)) }
+            if fields.count > 1 { fields.sort { $0.key < $1.key } }
+            line = formatJSONLogLine(level: LogLevel(level), message: message, requestID: requestID, fields: fields, at: .now)
+        } else {
+            line = formatLogLine(level: LogLevel(level), message: message, requestID: requestID,
+                                 fields: metadata.map { ($0.key, $0.value.description) }, at: .now,
+                                 journalPriority: journalPriorities, timestamp: !journalPriorities)
+        }
+        line.append(UInt8(ascii: "\n"))
+        line.withUnsafeBytes { LogBatch.write($0, to: fd) }
+    }
+
     /// Whether `fd` is the journal's stream: `journalStream` (`JOURNAL_STREAM`, `<device>:<inode>`,
     /// set by systemd for a service whose output goes to the journal) names the file `fd` is
     /// open on. Matching the inode, as `sd_journal_stream_fd(3)` advises, keeps the prefixes out

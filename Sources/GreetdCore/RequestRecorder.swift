@@ -34,11 +34,17 @@ final class RequestRecorder {
     /// `--access-log`: greetd's handler carries it (access lines go out whatever the level);
     /// under any other handler (tests, embedders) access lines are `info` lines of the logger.
     private let accessLog: AccessLog?
+    /// greetd's handler, when the logger adds nothing to what it writes (no metadata of its own,
+    /// no metadata provider): request lines then go to it directly
+    /// (``FileDescriptorLogHandler/log(level:message:requestID:metadata:)``, the same bytes).
+    private let lineHandler: FileDescriptorLogHandler?
 
     init(logger: Logger, stats: GreetdStats, metrics: GreetdMetrics, maxConnections: Int) {
         self.logger = logger
         self.logLevel = logger.logLevel
-        self.accessLog = (logger.handler as? FileDescriptorLogHandler)?.accessLog
+        let handler = logger.handler as? FileDescriptorLogHandler
+        self.accessLog = handler?.accessLog
+        self.lineHandler = handler.flatMap { $0.metadata.isEmpty && logger.metadataProvider == nil ? $0 : nil }
         self.stats = stats
         self.metrics = metrics
         self.maxConnections = maxConnections
@@ -119,7 +125,11 @@ final class RequestRecorder {
     func log(_ level: Logger.Level, request id: String, _ message: @autoclosure () -> Logger.Message,
              metadata: @autoclosure () -> Logger.Metadata = [:]) {
         guard logLevel <= level else { return }
-        logger.log(level, request: id, message(), metadata: metadata())
+        if let lineHandler {
+            lineHandler.log(level: level, message: message().description, requestID: id, metadata: metadata())
+        } else {
+            logger.log(level, request: id, message(), metadata: metadata())
+        }
     }
 
     /// The worker's open connections changed to `count`.

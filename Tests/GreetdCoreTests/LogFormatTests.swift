@@ -92,6 +92,31 @@ import Darwin
         #expect(parsed.message == #"Server listening a=["x", "y"] b=1 worker=2"#)
     }
 
+    @Test("a request's line written directly is the line swift-log's path writes (text, JSON, journal)",
+          arguments: [(LogOutputFormat.text, false), (.json, false), (.text, true)])
+    func directRequestLine(format: LogOutputFormat, journal: Bool) throws {
+        let pipe = try Pipe()
+        let handler = FileDescriptorLogHandler(fd: pipe.writeEnd, level: .info, journalStream: journal ? try pipe.journalStream : nil,
+                                               format: format)
+        let metadata: Logger.Metadata = ["zeta": "1", "alpha": "x\u{1b}y", "reason": .array(["a"])]
+        logger(handler).log(.notice, request: "r-1\n", "Context Error: context canceled", metadata: metadata)
+        handler.log(level: .notice, message: "Context Error: context canceled", requestID: "r-1\n", metadata: metadata)
+        handler.log(level: .info, message: "Handled greeting request", requestID: "r-2", metadata: [:])
+        logger(handler).log(.info, request: "r-2", "Handled greeting request")
+        let lines = try pipe.lines()
+        try #require(lines.count == 4)
+        // Alike but for the time (the text format's first field, the JSON's "time" member).
+        func timeless(_ line: String) -> String {
+            guard !journal else { return line }
+            if format == .json { return line.replacing(/"time":"[^"]*"/, with: "") }
+            return String(line.drop { $0 != " " })
+        }
+        #expect(timeless(lines[0]) == timeless(lines[1]))
+        #expect(timeless(lines[2]) == timeless(lines[3]))
+        let escapes = format == .json ? ["\\u001b", "\\u000a"] : ["\\x1b", "\\x0a"]
+        #expect(escapes.allSatisfy(lines[0].contains), "control bytes escaped: \(lines[0])")
+    }
+
     @Test("levels map one to one onto GreetdRules' LogLevel")
     func levels() {
         for level in Logger.Level.allCases {
