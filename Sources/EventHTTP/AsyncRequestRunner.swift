@@ -91,8 +91,17 @@ public final class AsyncRequestRunner: @unchecked Sendable {
         }
         let asyncRequest = AsyncRequest(request, executor: executor)
         let response = AsyncResponse(request: asyncRequest, highWatermark: highWatermark, lowWatermark: lowWatermark)
+        // The handler is called from the Task's closure itself, with no `execute` method in
+        // between: each async layer is a frame in the Task's allocator for as long as the
+        // handler is pending, and frames past the first slab's capacity cost another 1 KB slab.
         let task = Task(executorPreference: executor) {
-            await self.execute(handler, asyncRequest, response)
+            var failure: (any Error)?
+            do {
+                try await handler(asyncRequest, response)
+            } catch {
+                failure = error
+            }
+            self.ended(asyncRequest, response, failure: failure)
         }
         running[request.head.number] = Entry(task: task, policy: onClientAbort, request: asyncRequest)
     }
@@ -127,14 +136,8 @@ public final class AsyncRequestRunner: @unchecked Sendable {
         }
     }
 
-    /// The body of each handler's Task: on the loop thread (its preferred executor).
-    private func execute(_ handler: AsyncHandler, _ request: AsyncRequest, _ response: AsyncResponse) async {
-        var failure: (any Error)?
-        do {
-            try await handler(request, response)
-        } catch {
-            failure = error
-        }
+    /// A handler's Task is ending: on the loop thread (its preferred executor).
+    private func ended(_ request: AsyncRequest, _ response: AsyncResponse, failure: (any Error)?) {
         executor.thread.preconditionOnThread()
         finish(request, response, failure: failure)
         running[request.head.number] = nil
