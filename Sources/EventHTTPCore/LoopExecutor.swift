@@ -43,7 +43,7 @@ public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendab
     // @unchecked Sendable. The state is of two kinds:
     // - `shared` is behind a lock (EventHTTPSystem's `Lock`, a pthread mutex that ThreadSanitizer sees): the
     //   queue, the drain-pending flag and the closed flag. Any thread.
-    // - `base`, `drainEvent`, `wakeEvent`, `spare`, `isDraining`, `sleepers` and the three
+    // - `base`, `drainEvent`, `wakeEvent`, `spare`, `isDraining`, `armedSleeps` and the three
     //   statistics and test fields below are confined to
     //   `thread`. Every entry point that touches them checks it (`preconditionOnThread`).
     //   `deinit` reads them only when no other reference exists.
@@ -85,8 +85,8 @@ public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendab
     /// The drained batch's buffer, kept to reuse its capacity.
     private var spare: [Work] = []
     private var isDraining = false
-    /// Sleeps in flight, so that ``shutdown()`` can end them. Loop thread only.
-    var sleepers: [ObjectIdentifier: LoopSleeper] = [:]
+    /// Sleeps whose timer is armed (``shutdown()`` finds them through the base). Loop thread only.
+    var armedSleeps = 0
     /// Jobs and closures run so far. Loop thread only; a statistic for tests and benchmarks.
     var jobsRun = 0
     /// Sleep timers that fired before their deadline and were re-armed. Loop thread only.
@@ -296,10 +296,7 @@ public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendab
         guard base != nil else { return }
         while true {
             drain(budget: .max)
-            if !sleepers.isEmpty {
-                let pending = sleepers.values
-                sleepers = [:]
-                for sleeper in pending { sleeper.finish(.failure(ShutdownError())) }
+            if let base, endArmedSleeps(on: base) {
                 continue  // their resumptions may have queued jobs here
             }
             let done = shared.withLock { state in

@@ -1,4 +1,4 @@
-import Synchronization
+import CLibevent
 
 extension LoopExecutor {
     /// Suspends the calling task for `duration`, timed by a libevent timer on this loop.
@@ -22,7 +22,9 @@ extension LoopExecutor {
     /// Suspends the calling task until `deadline`, timed by a libevent timer on this loop. The
     /// same rules as ``sleep(for:)``.
     public nonisolated(nonsending) func sleep(until deadline: ContinuousClock.Instant) async throws {
-        let sleeper = LoopSleeper(executor: self, deadline: deadline)
+        // `nonisolated(unsafe)`: a `ManagedBuffer` is never `Sendable`; the sleeper is safe from
+        // any thread by its own rules (see ``LoopSleeper``).
+        nonisolated(unsafe) let sleeper = LoopSleeper.make(executor: self, deadline: deadline)
         try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
                 sleeper.start(continuation)
@@ -35,62 +37,121 @@ extension LoopExecutor {
     /// How many sleeps are waiting for their timer. Loop thread only.
     public var pendingSleeps: Int {
         thread.preconditionOnThread()
-        return sleepers.count
+        return armedSleeps
+    }
+
+    /// Ends every armed sleep with ``ShutdownError``, for ``shutdown()``. Returns whether there
+    /// was one. Loop thread only.
+    ///
+    /// The executor keeps no table of its sleepers (a dictionary entry per pending sleep): an
+    /// armed sleeper's timer is an event on the base, added or active, so libevent's own list
+    /// finds them all (`event_base_foreach_event`, told apart by their callback).
+    func endArmedSleeps(on base: EventBase) -> Bool {
+        thread.preconditionOnThread()
+        guard armedSleeps > 0 else { return false }
+        var found: [LoopSleeper] = []
+        found.reserveCapacity(armedSleeps)
+        // Collect first: the walk must not add or delete events.
+        withUnsafeMutablePointer(to: &found) { list in
+            _ = event_base_foreach_event(base.raw, { _, event, arg in
+                if LoopSleeper.isSleeperCallback(event_get_callback(event)), let sleeper = event_get_callback_arg(event) {
+                    arg!.assumingMemoryBound(to: [LoopSleeper].self).pointee
+                        .append(Unmanaged<LoopSleeper>.fromOpaque(sleeper).takeUnretainedValue())
+                }
+                return 0
+            }, list)
+        }
+        precondition(found.count == armedSleeps, "LoopExecutor: \(armedSleeps) sleeps armed, \(found.count) timers found")
+        for sleeper in found { sleeper.finish(.failure(ShutdownError())) }
+        return true
     }
 }
 
-/// One ``LoopExecutor/sleep(until:)`` in flight: its timer event and its continuation.
-///
-/// Ownership: while the timer is armed, the executor's `sleepers` table holds the sleeper, and the
-/// sleeper owns its ``Event``. Whichever comes first, the timer, the cancellation or the
-/// shutdown, calls ``finish(_:)``. That frees the event, leaves the table and resumes the
-/// continuation, once.
-final class LoopSleeper: @unchecked Sendable {
-    // @unchecked Sendable:
-    // - `executor`, `deadline` and `cancelled` (an atomic) are safe from any thread.
-    // - `continuation` and `event` are touched only on the executor's loop thread
-    //   (`arm`, `fired`, `finish` check it). Other threads reach them only through
-    //   `executor.tryExecute`, whose lock orders their accesses after the loop's.
-    private let executor: LoopExecutor
-    private let deadline: ContinuousClock.Instant
-    /// Set by the cancellation handler, from any thread, before it hops to the loop. `arm` reads
-    /// it so that a cancellation that came before the timer was armed is not missed.
-    private let cancelled = Atomic<Bool>(false)
-    /// Unsafe, not checked: ``finish(_:)`` (the one place that resumes an armed sleeper) clears
-    /// it first, so it is resumed exactly once; a checked one costs a 40 B box per pending sleep.
-    private var continuation: UnsafeContinuation<Void, any Error>?
-    private var event: Event?
+/// What a ``LoopSleeper`` keeps besides its `struct event`.
+struct LoopSleeperState {
+    let executor: LoopExecutor
+    let deadline: ContinuousClock.Instant
+    /// Set while the timer is armed. Unsafe, not checked: ``LoopSleeper/finish(_:)`` (the one
+    /// place that resumes an armed sleeper) clears it first, so it is resumed exactly once; a
+    /// checked one costs a 40 B box per pending sleep.
+    var continuation: UnsafeContinuation<Void, any Error>?
+    /// The sleep ended (cancelled) before its timer was armed: `arm` must not arm it.
+    var endedBeforeArming = false
+}
 
-    init(executor: LoopExecutor, deadline: ContinuousClock.Instant) {
-        self.executor = executor
-        self.deadline = deadline
+/// One ``LoopExecutor/sleep(until:)`` in flight: its continuation and its timer, in one
+/// allocation. The `struct event` (`event_get_struct_event_size()` bytes) is the object's tail,
+/// as ``LoopTimer`` keeps it after its trailer; where the sleep cost four allocations (the
+/// sleeper, an ``Event``, its `struct event` and the callback's closure) and an entry in the
+/// executor's table, it costs this one.
+///
+/// Ownership: the sleeping function holds the sleeper until it resumes; the C event's callback
+/// argument is an unretained pointer to it. The event is assigned (`event_assign`) and added
+/// by `arm`, and deleted and unassigned by ``finish(_:)``, both on the loop thread, before the
+/// continuation is resumed; so the event is never pending once the sleeper can go, and `deinit`
+/// (on whatever thread drops the last reference) only frees the bytes. Whichever comes first,
+/// the timer, the cancellation or the shutdown, calls ``finish(_:)``, which resumes the
+/// continuation once.
+final class LoopSleeper: ManagedBuffer<LoopSleeperState, UInt64> {
+    // Shared across threads although a `ManagedBuffer` cannot be `Sendable` (the captures are
+    // `nonisolated(unsafe)`): `executor` and `deadline` are immutable and Sendable. The rest
+    // (`continuation`, `endedBeforeArming`, the event bytes) is touched on the executor's loop
+    // thread only (`arm`, `fired`, `finish` check it). Other threads reach it only through
+    // `executor.tryExecute`, whose lock orders their accesses after the loop's.
+
+    /// Words of tail storage for the `struct event`: its size as the loaded libevent says.
+    private static let eventWords = (event_get_struct_event_size() + 7) / 8
+
+    /// A sleeper for `executor`, until `deadline`, with no timer yet. Any thread.
+    static func make(executor: LoopExecutor, deadline: ContinuousClock.Instant) -> LoopSleeper {
+        let buffer = create(minimumCapacity: eventWords) { _ in
+            LoopSleeperState(executor: executor, deadline: deadline)
+        }
+        return unsafeDowncast(buffer, to: LoopSleeper.self)
+    }
+
+    private var executor: LoopExecutor { header.executor }
+
+    /// The `struct event`: the tail, stable for the object's life.
+    private var raw: OpaquePointer {
+        withUnsafeMutablePointerToElements { OpaquePointer($0) }
+    }
+
+    /// Whether `callback` is the one every sleeper's timer calls.
+    static func isSleeperCallback(_ callback: event_callback_fn?) -> Bool {
+        guard let callback else { return false }
+        return unsafeBitCast(callback, to: UnsafeRawPointer.self) == unsafeBitCast(sleeperTimerCallback, to: UnsafeRawPointer.self)
     }
 
     /// Arms the timer for `continuation`: at once on the loop thread, else through the queue.
     /// Any thread.
+    @inline(never)
     func start(_ continuation: UnsafeContinuation<Void, any Error>) {
+        nonisolated(unsafe) let sleeper = self
         if executor.thread.isCurrent {
             arm(continuation)
-        } else if !executor.tryExecute({ self.arm(continuation) }) {
+        } else if !executor.tryExecute({ sleeper.arm(continuation) }) {
             continuation.resume(throwing: LoopExecutor.ShutdownError())
         }
     }
 
-    /// The task was cancelled. Any thread; on the loop thread it finishes at once.
+    /// The task was cancelled. Any thread; on the loop thread it finishes at once, else the
+    /// loop does (after an `arm` queued before it: both go through the executor's queue).
     func cancel() {
-        cancelled.store(true, ordering: .releasing)
+        nonisolated(unsafe) let sleeper = self
         if executor.thread.isCurrent {
             finish(.failure(CancellationError()))
         } else {
             // After shutdown, nothing to do: shutdown already resumed every armed sleeper, and
             // `start` resumes one it could not queue.
-            _ = executor.tryExecute { self.finish(.failure(CancellationError())) }
+            _ = executor.tryExecute { sleeper.finish(.failure(CancellationError())) }
         }
     }
 
     private func arm(_ continuation: UnsafeContinuation<Void, any Error>) {
+        let executor = self.executor
         executor.thread.preconditionOnThread()
-        if cancelled.load(ordering: .acquiring) {
+        if header.endedBeforeArming {
             continuation.resume(throwing: CancellationError())
             return
         }
@@ -98,51 +159,66 @@ final class LoopSleeper: @unchecked Sendable {
             continuation.resume(throwing: LoopExecutor.ShutdownError())
             return
         }
-        do {
-            // Count from now, not from the loop turn's cached start: fewer early firings to redo.
-            base.updateCachedTime()
-            let event = try Event(base: base) { [unowned self] _ in self.fired() }
-            try event.add(timeout: Self.roundedUp(deadline - .now - executor.timerSkewForTesting))
-            self.event = event
-            self.continuation = continuation
-            executor.sleepers[ObjectIdentifier(self)] = self
-        } catch {
-            event = nil
-            continuation.resume(throwing: error)
+        let raw = self.raw
+        // The callback finds the sleeper through `arg`: no retain to balance (see the type).
+        guard event_assign(raw, base.raw, -1, 0, sleeperTimerCallback, Unmanaged.passUnretained(self).toOpaque()) == 0 else {
+            continuation.resume(throwing: LibeventError.callFailed(function: "event_assign", errno: nil))
+            return
         }
+        // Count from now, not from the loop turn's cached start: fewer early firings to redo.
+        event_base_update_cache_time(base.raw)
+        var tv = timeval(duration: header.deadline - .now - executor.timerSkewForTesting)
+        guard event_add(raw, &tv) == 0 else {
+            event_debug_unassign(raw)
+            continuation.resume(throwing: LibeventError.callFailed(function: "event_add", errno: nil))
+            return
+        }
+        base.counters.liveEvents.bump()
+        header.continuation = continuation
+        executor.armedSleeps += 1
     }
 
     /// The timer fired. libevent times it from its cached clock, which can lag, so it may fire up
     /// to about a millisecond early: then it is re-armed for the rest.
-    private func fired() {
+    fileprivate func fired() {
+        let executor = self.executor
         executor.thread.preconditionOnThread()
         let now = ContinuousClock.now
+        let deadline = header.deadline
         guard now >= deadline else {
             executor.earlyTimerRearms += 1
-            do {
-                try event?.add(timeout: Self.roundedUp(deadline - now))
-            } catch {
-                finish(.failure(error))
+            var tv = timeval(duration: deadline - now)
+            if event_add(raw, &tv) != 0 {
+                finish(.failure(LibeventError.callFailed(function: "event_add", errno: nil)))
             }
             return
         }
         finish(.success(()))
     }
 
-    /// Frees the event, leaves the executor's table, and resumes the task, if still pending.
-    /// Loop thread only.
+    /// Takes the timer off the loop and resumes the task, if still pending; before the timer is
+    /// armed, makes `arm` resume it with `CancellationError` instead. Loop thread only.
     func finish(_ result: Result<Void, any Error>) {
+        let executor = self.executor
         executor.thread.preconditionOnThread()
-        guard let continuation else { return }
-        self.continuation = nil
-        event = nil  // event_free: safe from inside the event's own callback
-        executor.sleepers[ObjectIdentifier(self)] = nil
+        guard let continuation = header.continuation else {
+            header.endedBeforeArming = true
+            return
+        }
+        header.continuation = nil
+        // Safe from inside the event's own callback. The event goes before the task resumes.
+        let raw = self.raw
+        _ = event_del(raw)
+        event_debug_unassign(raw)
+        executor.liveBase?.counters.liveEvents.bump(-1)
+        executor.armedSleeps -= 1
         continuation.resume(with: result)
     }
+}
 
-    /// `timeval` keeps whole microseconds and truncates; round up so the timer is never early
-    /// by the truncated part.
-    private static func roundedUp(_ duration: Duration) -> Duration {
-        duration > .zero ? duration + .nanoseconds(999) : .zero
-    }
+/// The C callback of every sleeper's timer: captures nothing, finds the sleeper through `arg`.
+private let sleeperTimerCallback: event_callback_fn = { _, _, arg in
+    // A strong reference for the length of the call: `finish` resumes the task, which may
+    // drop the sleeper on another thread before `fired` returns.
+    Unmanaged<LoopSleeper>.fromOpaque(arg!).takeUnretainedValue().fired()
 }

@@ -108,6 +108,25 @@ struct LoopSleepTests {
         await #expect(throws: LoopExecutor.ShutdownError.self) { try await executor.sleep(for: .milliseconds(1)) }
     }
 
+    /// The executor keeps no table of its sleepers: shutdown finds them among the base's
+    /// events (the executor's own wake-up event among them), by their callback.
+    @Test func shutdownEndsEverySleepAmongTheBasesOtherEvents() async throws {
+        let loop = try await LoopHarness.start()
+        let executor = loop.executor
+        let count = 50
+        let sleepers = (0..<count).map { i in
+            Task(executorPreference: i.isMultiple(of: 2) ? executor : nil) {
+                try await executor.sleep(for: .seconds(60 + i))
+            }
+        }
+        while await loop.onLoop({ executor.pendingSleeps }) < count {}
+        try await loop.stop()
+        for sleeper in sleepers {
+            await #expect(throws: LoopExecutor.ShutdownError.self) { try await sleeper.value }
+        }
+        #expect(loop.liveEvents == 0)
+    }
+
     @Test func racingTimersAndCancellationsResumeEachSleeperOnce() async throws {
         let loop = try await LoopHarness.start()
         let executor = loop.executor
