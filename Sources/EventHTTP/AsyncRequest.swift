@@ -20,35 +20,43 @@ public typealias AsyncHandler = @Sendable (AsyncRequest, AsyncResponse) async th
 /// (a precondition failure elsewhere, e.g. from inside another actor).
 ///
 /// Ownership: the runner and the handler's Task hold it until the Task ends; it holds the
-/// `LoopRequest` (and through it the connection object, not the socket).
+/// `LoopRequest` (and through it the connection object, not the socket), and, while the handler
+/// runs, the runner's bookkeeping for it (its Task, its abort policy, its handler: no entry
+/// object of the runner's own). Its head, method, path and query are the `LoopRequest`'s, read
+/// through, not copies (a copy of the head alone was about 150 B per pending request).
 public final class AsyncRequest: @unchecked Sendable {
     // @unchecked Sendable: every mutable field is touched on `executor.thread` only, checked by
     // `preconditionOnThread` in each member; the rest is immutable and Sendable.
     let http: LoopRequest
+    /// The runner running its handler (the Task holds it, through this request).
+    let runner: AsyncRequestRunner
     /// The loop this request and its handler run on.
-    public let executor: LoopExecutor
+    public var executor: LoopExecutor { runner.executor }
     /// Its number, name, method, target and arrival, as the access log sees them.
-    public let head: RequestHead
+    public var head: RequestHead { http.head }
     /// The request method (`GET` routes also take `HEAD`; the body is then dropped).
-    public let method: RequestMethod
+    public var method: RequestMethod { http.method }
     /// The path component of the target, undecoded, e.g. `/`.
-    public let path: String
+    public var path: String { http.path }
     /// The raw query string, without `?`, if any.
-    public let query: String?
+    public var query: String? { http.query }
     /// Whether the request line said `HTTP/1.0`: a stream to it is close-delimited.
-    public let isHTTP10: Bool
+    public var isHTTP10: Bool { http.isHTTP10 }
     var shutdownReasonValue: String?
     /// Set when the route's deadline cancelled the handler (see ``RequestContext/cancellationReason``).
     var deadlinePassed = false
+    /// The runner's: what an abort does to the handler.
+    let abortPolicy: ClientAbortPolicy
+    /// The runner's: the handler's Task, from its start until it ends.
+    var task: Task<Void, Never>?
+    /// The runner's: the handler, until its Task ends.
+    var handler: AsyncHandler?
 
-    init(_ http: LoopRequest, executor: LoopExecutor) {
+    init(_ http: LoopRequest, runner: AsyncRequestRunner, abortPolicy: ClientAbortPolicy, handler: @escaping AsyncHandler) {
         self.http = http
-        self.executor = executor
-        self.head = http.head
-        self.method = http.method
-        self.path = http.path
-        self.query = http.query
-        self.isHTTP10 = http.isHTTP10
+        self.runner = runner
+        self.abortPolicy = abortPolicy
+        self.handler = handler
     }
 
     /// The request's name: its `X-Request-Id`.

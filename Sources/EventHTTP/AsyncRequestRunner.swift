@@ -36,18 +36,12 @@ public enum HandlerFailure: Sendable, CustomStringConvertible {
 /// Threading: loop-confined. `Sendable` only because each Task tells the runner it ended; it
 /// does so on the loop thread, checked.
 ///
-/// Ownership: the runner holds each running Task's handle and request until the Task ends; the
-/// Task holds the runner. The owner shuts the executor down only once ``runningCount`` is 0
+/// Ownership: the runner holds each running handler's ``AsyncRequest`` (which holds its Task's
+/// handle) until the Task ends; the Task holds the runner (through its response and request). The owner shuts the executor down only once ``runningCount`` is 0
 /// (see ``onIdle``).
 public final class AsyncRequestRunner: @unchecked Sendable {
     // @unchecked Sendable: every mutable field is touched on `executor.thread` only, checked by
     // `preconditionOnThread` in each entry point; `executor` is immutable and Sendable.
-    private struct Entry {
-        let task: Task<Void, Never>
-        let policy: ClientAbortPolicy
-        let request: AsyncRequest
-    }
-
     /// The loop the handlers run on.
     public let executor: LoopExecutor
     /// A stream's write waits while its connection holds more than this many bytes.
@@ -60,7 +54,8 @@ public final class AsyncRequestRunner: @unchecked Sendable {
     public var onHandlerFailure: ((RequestHead, HandlerFailure) -> Void)?
     /// Called on the loop thread each time the last running handler ends.
     public var onIdle: (() -> Void)?
-    private var running: [UInt64: Entry] = [:]
+    /// Each running handler's request, which holds its Task and policy.
+    private var running: [UInt64: AsyncRequest] = [:]
 
     /// A runner for handlers on `executor`'s loop. Loop thread only.
     public init(executor: LoopExecutor) {
@@ -89,21 +84,24 @@ public final class AsyncRequestRunner: @unchecked Sendable {
                 return
             }
         }
-        let asyncRequest = AsyncRequest(request, executor: executor)
+        let asyncRequest = AsyncRequest(request, runner: self, abortPolicy: onClientAbort, handler: handler)
         let response = AsyncResponse(request: asyncRequest, highWatermark: highWatermark, lowWatermark: lowWatermark)
-        // The handler is called from the Task's closure itself, with no `execute` method in
+        // The closure captures the response alone, which reaches the rest (request, runner,
+        // handler): a closure whose one capture is an object has that object as its context,
+        // with no context of its own to allocate. It calls the handler itself, with no method in
         // between: each async layer is a frame in the Task's allocator for as long as the
         // handler is pending, and frames past the first slab's capacity cost another 1 KB slab.
-        let task = Task(executorPreference: executor) {
+        asyncRequest.task = Task(executorPreference: executor) { [response] in
+            let request = response.request
             var failure: (any Error)?
             do {
-                try await handler(asyncRequest, response)
+                try await request.handler!(request, response)
             } catch {
                 failure = error
             }
-            self.ended(asyncRequest, response, failure: failure)
+            request.runner.ended(request, response, failure: failure)
         }
-        running[request.head.number] = Entry(task: task, policy: onClientAbort, request: asyncRequest)
+        running[request.head.number] = asyncRequest
     }
 
     /// Forward every `LoopResponder.requestEnded(_:_:)` here. On
@@ -111,17 +109,17 @@ public final class AsyncRequestRunner: @unchecked Sendable {
     /// each end once), unless its route said ``ClientAbortPolicy/continue``.
     public func requestEnded(_ head: RequestHead, _ end: RequestEnd) {
         executor.thread.preconditionOnThread()
-        guard case .aborted = end, let entry = running[head.number], entry.policy == .cancel else { return }
-        entry.task.cancel()
+        guard case .aborted = end, let request = running[head.number], request.abortPolicy == .cancel else { return }
+        request.task?.cancel()
     }
 
     /// Cancels the handler of request `number` because its route's deadline passed
     /// (``RequestContext/cancellationReason`` then says so). Nothing if it has ended.
     public func cancelForDeadline(_ number: UInt64) {
         executor.thread.preconditionOnThread()
-        guard let entry = running[number] else { return }
-        entry.request.deadlinePassed = true
-        entry.task.cancel()
+        guard let request = running[number] else { return }
+        request.deadlinePassed = true
+        request.task?.cancel()
     }
 
     /// Cancels every running handler, `.continue` routes included, and lets each read `reason`
@@ -130,9 +128,9 @@ public final class AsyncRequestRunner: @unchecked Sendable {
     /// started later are not affected. ``onIdle`` says when they have all ended.
     public func cancelAll(reason: String) {
         executor.thread.preconditionOnThread()
-        for entry in running.values {
-            if entry.request.shutdownReasonValue == nil { entry.request.shutdownReasonValue = reason }
-            entry.task.cancel()
+        for request in running.values {
+            if request.shutdownReasonValue == nil { request.shutdownReasonValue = reason }
+            request.task?.cancel()
         }
     }
 
@@ -140,6 +138,10 @@ public final class AsyncRequestRunner: @unchecked Sendable {
     private func ended(_ request: AsyncRequest, _ response: AsyncResponse, failure: (any Error)?) {
         executor.thread.preconditionOnThread()
         finish(request, response, failure: failure)
+        // The request held the Task (whose closure holds the response, which holds the request)
+        // and the handler: let them go with the Task, whoever keeps the request.
+        request.task = nil
+        request.handler = nil
         running[request.head.number] = nil
         if running.isEmpty { onIdle?() }
     }
