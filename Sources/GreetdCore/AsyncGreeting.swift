@@ -45,27 +45,33 @@ final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendabl
         case plain
     }
 
+    // The fields go in this order so that the one-byte ones share the last word (a class's
+    // stored properties are laid out as declared): 140 B, a 160 B malloc chunk.
+
     /// The request's name, for its log lines (the whole ``RequestHead`` would cost about 150 B
     /// more per pending greeting; the schedule keeps its start).
     let id: String
-    private let mode: Mode
-    private let parameters: GreetingQuery
-    private let schedule: ThinkingSchedule
-    /// The deadline, from `?timeout=` or `--timeout`.
-    private let deadline: ContinuousClock.Instant?
     private let server: GreetingServer
     private var ticksLogged = 0
+    private let schedule: ThinkingSchedule
+    private let parameters: GreetingQuery
+    private let mode: Mode
     /// The greeting's last line (`Handled greeting request`) is logged: nothing more is, no tick.
     private var ended = false
     /// How the greeting ended, once it has.
     private(set) var outcome: RequestOutcome?
+
+    /// The deadline, from `?timeout=` or `--timeout`: computed, not kept (24 B per pending
+    /// greeting).
+    private var deadline: ContinuousClock.Instant? {
+        parameters.timeout.map { schedule.start + $0.duration }
+    }
 
     init(head: RequestHead, mode: Mode, parameters: GreetingQuery, server: GreetingServer) {
         self.id = head.id
         self.mode = mode
         self.parameters = parameters
         self.server = server
-        deadline = parameters.timeout.map { head.start + $0.duration }
         schedule = ThinkingSchedule(start: head.start, delay: parameters.delay, tick: server.configuration.tick)
         server.stats.liveGreetings.bump()
     }
