@@ -42,15 +42,23 @@ public final class AsyncRequest: @unchecked Sendable {
     public var query: String? { http.query }
     /// Whether the request line said `HTTP/1.0`: a stream to it is close-delimited.
     public var isHTTP10: Bool { http.isHTTP10 }
-    var shutdownReasonValue: String?
-    /// Set when the route's deadline cancelled the handler (see ``RequestContext/cancellationReason``).
-    var deadlinePassed = false
-    /// The runner's: what an abort does to the handler.
-    let abortPolicy: ClientAbortPolicy
     /// The runner's: the handler's Task, from its start until it ends.
     var task: Task<Void, Never>?
     /// The runner's: the handler, until its Task ends.
     var handler: AsyncHandler?
+    /// Which of the runner's ``AsyncRequestRunner/shutdownReasons`` cancelled the handler, plus
+    /// one; 0: none (the reason itself here would be 16 B more per request).
+    var shutdownReasonNumber: UInt32 = 0
+    /// Set when the route's deadline cancelled the handler (see ``RequestContext/cancellationReason``).
+    var deadlinePassed = false
+    /// The runner's: what an abort does to the handler.
+    let abortPolicy: ClientAbortPolicy
+
+    /// The reason given to ``AsyncRequestRunner/cancelAll(reason:)`` if that cancelled this
+    /// handler. Loop thread only.
+    var shutdownReasonValue: String? {
+        shutdownReasonNumber == 0 ? nil : runner.shutdownReasons[Int(shutdownReasonNumber) - 1]
+    }
 
     init(_ http: LoopRequest, runner: AsyncRequestRunner, abortPolicy: ClientAbortPolicy, handler: @escaping AsyncHandler) {
         self.http = http

@@ -46,9 +46,18 @@ public final class AsyncRequestRunner: @unchecked Sendable {
     public let executor: LoopExecutor
     /// A stream's write waits while its connection holds more than this many bytes.
     /// Default 64 KiB.
-    public var highWatermark = 64 * 1024
+    public var highWatermark = 64 * 1024 {
+        didSet { watermarks = StreamWatermarks(high: highWatermark, low: lowWatermark) }
+    }
     /// ... until the connection's queue drains to this many bytes. Default 16 KiB.
-    public var lowWatermark = 16 * 1024
+    public var lowWatermark = 16 * 1024 {
+        didSet { watermarks = StreamWatermarks(high: highWatermark, low: lowWatermark) }
+    }
+    /// The two above, as the responses started from now on keep them.
+    private var watermarks = StreamWatermarks(high: 64 * 1024, low: 16 * 1024)
+    /// The reasons given to ``cancelAll(reason:)`` that cancelled a handler, in order (a request
+    /// keeps the number of its own: ``AsyncRequest/shutdownReasonNumber``).
+    private(set) var shutdownReasons: [String] = []
     /// Called on the loop thread when a handler failed: it threw, or returned without
     /// answering. The request was answered `500` if it still could be. Log it here.
     public var onHandlerFailure: ((RequestHead, HandlerFailure) -> Void)?
@@ -85,7 +94,7 @@ public final class AsyncRequestRunner: @unchecked Sendable {
             }
         }
         let asyncRequest = AsyncRequest(request, runner: self, abortPolicy: onClientAbort, handler: handler)
-        let response = AsyncResponse(request: asyncRequest, highWatermark: highWatermark, lowWatermark: lowWatermark)
+        let response = AsyncResponse(request: asyncRequest, watermarks: watermarks)
         // The closure captures the response alone, which reaches the rest (request, runner,
         // handler): a closure whose one capture is an object has that object as its context,
         // with no context of its own to allocate. It calls the handler itself, with no method in
@@ -128,8 +137,15 @@ public final class AsyncRequestRunner: @unchecked Sendable {
     /// started later are not affected. ``onIdle`` says when they have all ended.
     public func cancelAll(reason: String) {
         executor.thread.preconditionOnThread()
+        var number: UInt32?
         for request in running.values {
-            if request.shutdownReasonValue == nil { request.shutdownReasonValue = reason }
+            if request.shutdownReasonNumber == 0 {
+                if number == nil {
+                    if shutdownReasons.last != reason { shutdownReasons.append(reason) }
+                    number = UInt32(shutdownReasons.count)
+                }
+                request.shutdownReasonNumber = number!
+            }
             request.task?.cancel()
         }
     }

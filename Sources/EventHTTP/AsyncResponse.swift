@@ -3,17 +3,16 @@
 ///
 /// Threading: loop-confined, `Sendable` only to enter the handler's Task (see ``AsyncRequest``).
 public final class AsyncResponse: @unchecked Sendable {
-    // @unchecked Sendable: `stream` is touched on the loop thread only (checked in each member).
+    // @unchecked Sendable: `answered` is touched on the loop thread only (checked in each member).
     let request: AsyncRequest
-    let highWatermark: Int
-    let lowWatermark: Int
-    var stream: ResponseStream?
+    /// The runner's watermarks when the handler started, shared by the requests started with
+    /// the same ones (two `Int`s here would make this object a 64 B malloc chunk, not 48).
+    let watermarks: StreamWatermarks
     var answered = false
 
-    init(request: AsyncRequest, highWatermark: Int, lowWatermark: Int) {
+    init(request: AsyncRequest, watermarks: StreamWatermarks) {
         self.request = request
-        self.highWatermark = highWatermark
-        self.lowWatermark = lowWatermark
+        self.watermarks = watermarks
     }
 
     /// Whether the request was answered or its stream started (even if the client left since).
@@ -45,8 +44,7 @@ public final class AsyncResponse: @unchecked Sendable {
     public func startStream(status: Int = 200, headers: [(String, String)] = []) throws(ResponseError) -> ResponseStream {
         request.executor.thread.preconditionOnThread()
         guard request.http.startStream(status: status, headers: headers) else { throw notPending() }
-        let stream = ResponseStream(request: request, highWatermark: highWatermark, lowWatermark: lowWatermark)
-        self.stream = stream
+        let stream = ResponseStream(request: request, highWatermark: watermarks.high, lowWatermark: watermarks.low)
         answered = true
         return stream
     }
@@ -59,6 +57,18 @@ public final class AsyncResponse: @unchecked Sendable {
             return .clientGone(.serverClosed)
         }
         return .alreadyAnswered
+    }
+}
+
+/// A runner's ``AsyncRequestRunner/highWatermark`` and ``AsyncRequestRunner/lowWatermark``,
+/// as a response keeps them: immutable, one object for every response started while they held.
+final class StreamWatermarks: Sendable {
+    let high: Int
+    let low: Int
+
+    init(high: Int, low: Int) {
+        self.high = high
+        self.low = low
     }
 }
 
