@@ -1,4 +1,5 @@
 import CLibevent
+import EventHTTPDuration
 
 extension LoopExecutor {
     /// Suspends the calling task for `duration`, timed by a libevent timer on this loop.
@@ -67,16 +68,28 @@ extension LoopExecutor {
     }
 }
 
-/// What a ``LoopSleeper`` keeps besides its `struct event`.
+/// What a ``LoopSleeper`` keeps besides its `struct event`: 24 B, so that with the 128 B event
+/// the object is 168 B, a 176 B malloc chunk (with the deadline as a `ContinuousClock.Instant`,
+/// 16 B and resilient, and a separate flag, it was 184 B, a 192 B chunk).
 struct LoopSleeperState {
+    /// Where a sleep is.
+    enum Phase {
+        /// Not armed yet.
+        case waiting
+        /// The timer is armed for this continuation. Unsafe, not checked:
+        /// ``LoopSleeper/finish(_:)`` (the one place that resumes an armed sleeper) leaves this
+        /// phase first, so it is resumed exactly once; a checked one costs a 40 B box per
+        /// pending sleep.
+        case armed(UnsafeContinuation<Void, any Error>)
+        /// Ended: resumed, or cancelled before it was armed (`arm` then resumes it with
+        /// `CancellationError` and arms nothing).
+        case ended
+    }
+
     let executor: LoopExecutor
-    let deadline: ContinuousClock.Instant
-    /// Set while the timer is armed. Unsafe, not checked: ``LoopSleeper/finish(_:)`` (the one
-    /// place that resumes an armed sleeper) clears it first, so it is resumed exactly once; a
-    /// checked one costs a 40 B box per pending sleep.
-    var continuation: UnsafeContinuation<Void, any Error>?
-    /// The sleep ended (cancelled) before its timer was armed: `arm` must not arm it.
-    var endedBeforeArming = false
+    /// The deadline, in nanoseconds after ``LoopSleeper/epoch``, rounded up.
+    let deadline: Int64
+    var phase = Phase.waiting
 }
 
 /// One ``LoopExecutor/sleep(until:)`` in flight: its continuation and its timer, in one
@@ -95,17 +108,33 @@ struct LoopSleeperState {
 final class LoopSleeper: ManagedBuffer<LoopSleeperState, UInt64> {
     // Shared across threads although a `ManagedBuffer` cannot be `Sendable` (the captures are
     // `nonisolated(unsafe)`): `executor` and `deadline` are immutable and Sendable. The rest
-    // (`continuation`, `endedBeforeArming`, the event bytes) is touched on the executor's loop
+    // (`phase`, the event bytes) is touched on the executor's loop
     // thread only (`arm`, `fired`, `finish` check it). Other threads reach it only through
     // `executor.tryExecute`, whose lock orders their accesses after the loop's.
 
     /// Words of tail storage for the `struct event`: its size as the loaded libevent says.
     private static let eventWords = (event_get_struct_event_size() + 7) / 8
 
+    /// The instant deadlines count from: the first use (so no sleep's "now" comes before it).
+    private static let epoch = ContinuousClock.now
+
+    /// `instant` in nanoseconds after ``epoch``, rounded up (so never earlier than `instant`).
+    private static func deadlineOffset(_ instant: ContinuousClock.Instant) -> Int64 {
+        let duration = epoch.duration(to: instant)
+        let nanoseconds = duration.wholeNanoseconds  // toward zero, clamped to ±292 years
+        return Duration.nanoseconds(nanoseconds) < duration ? nanoseconds + 1 : nanoseconds
+    }
+
+    /// Now, in nanoseconds after ``epoch``, rounded down (so never later than now).
+    private static func nowOffset() -> Int64 {
+        epoch.duration(to: .now).wholeNanoseconds
+    }
+
     /// A sleeper for `executor`, until `deadline`, with no timer yet. Any thread.
     static func make(executor: LoopExecutor, deadline: ContinuousClock.Instant) -> LoopSleeper {
+        let offset = deadlineOffset(deadline)
         let buffer = create(minimumCapacity: eventWords) { _ in
-            LoopSleeperState(executor: executor, deadline: deadline)
+            LoopSleeperState(executor: executor, deadline: offset)
         }
         return unsafeDowncast(buffer, to: LoopSleeper.self)
     }
@@ -151,7 +180,7 @@ final class LoopSleeper: ManagedBuffer<LoopSleeperState, UInt64> {
     private func arm(_ continuation: UnsafeContinuation<Void, any Error>) {
         let executor = self.executor
         executor.thread.preconditionOnThread()
-        if header.endedBeforeArming {
+        guard case .waiting = header.phase else {
             continuation.resume(throwing: CancellationError())
             return
         }
@@ -167,14 +196,14 @@ final class LoopSleeper: ManagedBuffer<LoopSleeperState, UInt64> {
         }
         // Count from now, not from the loop turn's cached start: fewer early firings to redo.
         event_base_update_cache_time(base.raw)
-        var tv = timeval(duration: header.deadline - .now - executor.timerSkewForTesting)
+        var tv = timeval(duration: .nanoseconds(header.deadline - Self.nowOffset()) - executor.timerSkewForTesting)
         guard event_add(raw, &tv) == 0 else {
             event_debug_unassign(raw)
             continuation.resume(throwing: LibeventError.callFailed(function: "event_add", errno: nil))
             return
         }
         base.counters.liveEvents.bump()
-        header.continuation = continuation
+        header.phase = .armed(continuation)
         executor.armedSleeps += 1
     }
 
@@ -183,11 +212,11 @@ final class LoopSleeper: ManagedBuffer<LoopSleeperState, UInt64> {
     fileprivate func fired() {
         let executor = self.executor
         executor.thread.preconditionOnThread()
-        let now = ContinuousClock.now
+        let now = Self.nowOffset()
         let deadline = header.deadline
         guard now >= deadline else {
             executor.earlyTimerRearms += 1
-            var tv = timeval(duration: deadline - now)
+            var tv = timeval(duration: .nanoseconds(deadline - now))
             if event_add(raw, &tv) != 0 {
                 finish(.failure(LibeventError.callFailed(function: "event_add", errno: nil)))
             }
@@ -197,15 +226,16 @@ final class LoopSleeper: ManagedBuffer<LoopSleeperState, UInt64> {
     }
 
     /// Takes the timer off the loop and resumes the task, if still pending; before the timer is
-    /// armed, makes `arm` resume it with `CancellationError` instead. Loop thread only.
+    /// armed, makes `arm` resume it with `CancellationError` instead (the one `finish` that can
+    /// come first is a cancellation's). Loop thread only.
     func finish(_ result: Result<Void, any Error>) {
         let executor = self.executor
         executor.thread.preconditionOnThread()
-        guard let continuation = header.continuation else {
-            header.endedBeforeArming = true
+        guard case .armed(let continuation) = header.phase else {
+            header.phase = .ended
             return
         }
-        header.continuation = nil
+        header.phase = .ended
         // Safe from inside the event's own callback. The event goes before the task resumes.
         let raw = self.raw
         _ = event_del(raw)
