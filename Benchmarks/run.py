@@ -853,6 +853,11 @@ def report(summary, out_path, chart_path):
         lines += [""]
         if title == "Cancel latency":
             lines += [f"![cancel latency distributions]({chart_link})", ""]
+    # Where the cost of each target still missed goes, object by object and call by call, and
+    # what would remove it: measured by hand (dhat, callgrind), kept in Benchmarks/breakdown.md.
+    breakdown = os.path.join(ROOT, "Benchmarks", "breakdown.md")
+    if os.path.exists(breakdown):
+        lines += [open(breakdown).read().rstrip("\n"), ""]
     lines += ["## Executor", ""]
     lines += sb.executor_section(summary)
     lines += ["", HOW, "A summary of the run (per-round figures, medians, the chart's quantiles): "
