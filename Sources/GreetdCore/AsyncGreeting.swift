@@ -94,7 +94,9 @@ final class AsyncGreeting: ContextObserver, InFlightGreeting, @unchecked Sendabl
 
     private func log(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message,
                      metadata: @autoclosure () -> Logger.Metadata = [:]) {
-        server.logger.log(level, request: id, message(), metadata: metadata())
+        // Through the recorder, as the timer greeting's: straight to greetd's handler when the
+        // logger adds nothing (no swift-log metadata dictionary per line).
+        server.recorder.log(level, request: id, message(), metadata: metadata())
     }
 
     /// Logs the first lines, on the loop thread, as the request is handed over (before its Task
