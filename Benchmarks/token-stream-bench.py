@@ -51,7 +51,7 @@ def median(values):
 def section(rounds, cost_before, cost_after, pending=None, later=None):
     rps = median(r["models_requests_per_second"] for r in rounds)
     per_stream = median(r["bytes_per_pending_stream"] for r in rounds)
-    lines = [BEGIN, "## The library: EventHTTP and its example (issue 13)", "",
+    lines = [BEGIN, "## The library: EventHTTP and its example (issues 13 and 15)", "",
              f"Written by `python3 Benchmarks/token-stream-bench.py --update BENCHMARKS.md`; medians of {len(rounds)} round(s).", "",
              "| figure | value | reference | target | met |", "|---|---|---|---|---|",
              f"| token-stream `GET /v1/models`, `wrk -t1 -c64` 5 s, one loop, req/s | {rps:,.0f} | |  recorded | — |",
@@ -65,14 +65,16 @@ def section(rounds, cost_before, cost_after, pending=None, later=None):
             ratio = a / b if b else 0
             lines.append(f"| {name}: after / before | {a:,} | {b:,} | ≤ 1.05× before | "
                          f"{'met' if ratio <= 1.05 else '**missed**'} ({ratio:.3f}×) |")
-    if later and cost_after:
-        # A later change measured against the same method: (label, figures, cost stated).
-        label, figures, why = later
+    # Later changes measured with the same method, each against the one before it:
+    # [(label, figures, cost stated)].
+    previous = cost_after
+    for label, figures, why in (later or []) if cost_after else []:
         for key, name in (("instructions_per_request", "instructions"), ("allocations_per_request", "allocations")):
-            b, a = cost_after[key], figures[key]
+            b, a = previous[key], figures[key]
             ratio = a / b if b else 0
             lines.append(f"| greetd {name} per keep-alive request, {label} | {a:,} | {b:,} | ≤ 1.05× or cost stated | "
                          f"{'met' if ratio <= 1.05 else '**missed**, cost stated'} ({ratio:.3f}×): {why} |")
+        previous = figures
     if pending:
         b, a = median(pending["before"]), median(pending["after"])
         lines.append(f"| greetd bytes per pending greeting (10,000 held): after / before | {a:,} B | {b:,} B | "
@@ -135,8 +137,9 @@ def main():
     ap.add_argument("--cost-before")
     ap.add_argument("--cost-after")
     ap.add_argument("--pending", help="pending-compare.py's output")
-    ap.add_argument("--later", nargs=3, metavar=("LABEL", "COST_JSON", "WHY"),
-                    help="a later request-cost.py figure against --cost-after, with the reason for its cost")
+    ap.add_argument("--later", nargs=3, metavar=("LABEL", "COST_JSON", "WHY"), action="append",
+                    help="a later request-cost.py figure, with the reason for its cost; repeatable, each "
+                         "against the one before it (the first against --cost-after)")
     ap.add_argument("--update", help="rewrite the library section of this BENCHMARKS.md")
     a = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -147,7 +150,7 @@ def main():
     print(json.dumps({"rounds": rounds, "cost_before": cost_before, "cost_after": cost_after}))
     if a.update:
         pending = json.load(open(a.pending)) if a.pending else None
-        later = (a.later[0], json.load(open(a.later[1])), a.later[2]) if a.later else None
+        later = [(label, json.load(open(path)), why) for label, path, why in a.later or []]
         update(a.update, section(rounds, cost_before, cost_after, pending, later))
 
 if __name__ == "__main__":
