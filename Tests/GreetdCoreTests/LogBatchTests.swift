@@ -81,12 +81,14 @@ import Darwin
         #expect(received.first.map(messages) == ["one", "two", "three"])
     }
 
-    @Test("a pass logging more than a batch holds writes it out early: every line whole, in order")
+    @Test("a pass logging many lines writes them out as it goes: every line whole, in order")
     func overflow() throws {
         let socket = try Datagrams()
         let log = logger(socket.writeEnd)
         let text = String(repeating: "x", count: 90)
-        let total = 1_500
+        // About 120 KB: several 16 KiB writes, fewer than the 10 datagrams a Unix socket queues
+        // by default (the test reads after the pass).
+        let total = 900
         try withBase { base in
             let batch = try #require(try LogBatch.install(on: base))
             defer { batch.uninstall() }
@@ -102,6 +104,35 @@ import Darwin
         #expect(datagrams.count >= 2)
         #expect(datagrams.allSatisfy { $0.utf8.count <= LogBatchSlot.capacity && $0.hasSuffix("\n") })
         #expect(datagrams.flatMap(messages) == (0..<total).map { "\($0) \(text)" })
+    }
+
+    @Test("a burst's lines go out every 16 KiB, before the pass ends: the reader is not held until its last line")
+    func burstGoesOutEarly() throws {
+        let socket = try Datagrams()
+        let log = logger(socket.writeEnd)
+        let text = String(repeating: "y", count: 100)
+        var seenDuringPass: [String] = []
+        try withBase { base in
+            let batch = try #require(try LogBatch.install(on: base))
+            defer { batch.uninstall() }
+            let logging = try Event(base: base) { _ in
+                var index = 0
+                while batch.pendingByteCount + 200 < LogBatch.flushThreshold || index < 10 {
+                    log.info("\(index) \(text)")
+                    index += 1
+                }
+                #expect((try? socket.take())?.isEmpty == true, "nothing out below the threshold")
+                for _ in 0..<5 { log.info("\(index) \(text)"); index += 1 }
+                // Still inside the pass: the first 16 KiB are already out.
+                seenDuringPass = ((try? socket.take()) ?? []).flatMap(messages)
+                base.exit()
+            }
+            logging.activate()
+            try base.run()
+            withExtendedLifetime(logging) {}
+        }
+        #expect(!seenDuringPass.isEmpty)
+        #expect(seenDuringPass.first == "0 \(text)", "in order, from the first line")
     }
 
     @Test("lines logged on the loop thread outside a pass wait for it or for uninstall, which writes them at once")
