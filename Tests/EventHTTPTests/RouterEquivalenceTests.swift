@@ -1,4 +1,5 @@
 import EventHTTP
+import GreetdClient
 import Testing
 
 // Router.match compares bytes where it can (issue 15); these tests hold it to the answers of the
@@ -167,18 +168,6 @@ private func answer(_ router: Router, _ method: HTTPRequest.Method, _ path: Stri
     }
 }
 
-/// SplitMix64: the same paths on every run.
-private struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite("Router matches as the String-based router did")
 struct RouterEquivalenceTests {
     static let routes: [(HTTPRequest.Method, String)] = [
@@ -242,7 +231,7 @@ struct RouterEquivalenceTests {
     @Test("20,000 generated paths")
     func generated() {
         let (router, reference) = routers()
-        var generator = SeededGenerator(state: 15)
+        var generator = SplitMix64(seed: 15)
         var mismatches = 0
         for _ in 0..<20_000 {
             let count = Int.random(in: 0...5, using: &generator)
