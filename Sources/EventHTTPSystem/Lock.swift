@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-public import Glibc
+import Glibc
 #elseif canImport(Darwin)
-public import Darwin
+import Darwin
 #endif
 /// A value behind a `pthread_mutex_t`: the lock greetd's own code uses (the loop executor's
 /// queue, the shutdown tally, the log writes).
